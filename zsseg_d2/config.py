@@ -1,0 +1,160 @@
+"""Every option of zsseg_d2, added to a Detectron2 ``CfgNode`` by :func:`add_zsseg_config`.
+
+Names follow Detectron2 / Mask2Former where an option means the same thing there. Defaults are
+the paper's (Dao et al. 2023, "Class Enhancement Losses with Pseudo Labels for Zero-shot Semantic
+Segmentation") and Mask2Former's for the parts the paper takes from it.
+"""
+from __future__ import annotations
+
+from detectron2.config import CfgNode as CN
+
+
+def add_zsseg_config(cfg: CN) -> None:
+    """Add all zsseg_d2 options to ``cfg`` in place (call before ``merge_from_file``)."""
+    _add_model_config(cfg)
+    _add_clip_config(cfg)
+    _add_loss_config(cfg)
+    _add_test_config(cfg)
+    _add_input_config(cfg)
+    _add_solver_config(cfg)
+    _add_pseudo_label_config(cfg)
+
+
+def _add_model_config(cfg: CN) -> None:
+    cfg.MODEL.META_ARCHITECTURE = "CELSegmentor"
+    # Semantic-segmentation head: the pixel decoder plus the transformer decoder.
+    head = cfg.MODEL.SEM_SEG_HEAD
+    head.NAME = "CELHead"
+    head.IN_FEATURES = ["res2", "res3", "res4", "res5"]
+    head.IGNORE_VALUE = 255
+    head.CONVS_DIM = 256  # width of the pixel decoder
+    head.MASK_DIM = 256  # width of the per-pixel embedding F(I) and of the mask embeddings e^m
+    head.NORM = "GN"
+    head.COMMON_STRIDE = 4  # stride of the mask-feature map
+    head.PIXEL_DECODER_NAME = "MSDeformAttnPixelDecoder"
+    # Multi-scale deformable-attention encoder of the pixel decoder (Mask2Former's design).
+    head.DEFORMABLE_ENCODER_IN_FEATURES = ["res3", "res4", "res5"]
+    head.ENCODER_LAYERS = 6
+    head.ENCODER_HEADS = 8
+    head.ENCODER_POINTS = 4
+    head.ENCODER_DIM_FEEDFORWARD = 1024
+    head.ENCODER_DROPOUT = 0.0
+    # "auto": the compiled CUDA kernel when importable and inputs are on CUDA, else pure PyTorch;
+    # "pytorch": always the pure-PyTorch (grid_sample) path.
+    head.DEFORMABLE_ATTN_IMPL = "auto"
+
+    dec = cfg.MODEL.TRANSFORMER_DECODER = CN()
+    dec.NAME = "MaskedAttentionDecoder"
+    dec.NUM_QUERIES = 100
+    dec.HIDDEN_DIM = 256
+    dec.NHEADS = 8
+    dec.DIM_FEEDFORWARD = 2048
+    dec.DEC_LAYERS = 9  # decoder layers; predictions are made before the first and after each
+    dec.PRE_NORM = False
+    dec.DROPOUT = 0.0
+    dec.ENFORCE_INPUT_PROJ = False
+    dec.CLASS_EMBED_LAYERS = 2  # depth of the class projection MLP E^c
+    dec.MASK_EMBED_LAYERS = 3  # depth of the mask projection MLP E^m
+
+    cel = cfg.MODEL.CEL = CN()
+    # Temperature tau of p_q = softmax(cos(e_q^c, t_i) / tau) (eq. 2).
+    cel.TEMPERATURE = 0.01
+    # "none": the paper's model, no background class (eq. 2, 5).
+    # "learned": the ablation baseline, a learned background embedding t_0 and plain CE.
+    cel.BACKGROUND = "none"
+    # Vocabulary used for training ("": the training data set's ``stuff_classes`` metadata).
+    cel.TRAIN_VOCABULARY = []
+    # Vocabulary used for evaluation ([]: each evaluated data set's ``stuff_classes``).
+    cel.TEST_VOCABULARY = []
+
+
+def _add_clip_config(cfg: CN) -> None:
+    clip = cfg.MODEL.CLIP = CN()
+    clip.MODEL_NAME = "ViT-B-16"  # an open_clip model name (or one registered by zsseg_d2, e.g. "ZSSeg-Tiny")
+    # An open_clip pretrained tag ("openai", "laion2b_s34b_b88k", ...), a local checkpoint file,
+    # or "" for random weights (tests only).
+    clip.PRETRAINED = "openai"
+    # "imagenet": the 80 CLIP ImageNet prompt templates averaged; "single": "a photo of a {}."
+    # (the ablation "P" of Table 6 switches templates on).
+    clip.PROMPT_TEMPLATES = "imagenet"
+    # Where text embeddings are cached ("": $ZSSEG_CACHE or ~/.cache/zsseg_d2).
+    clip.CACHE_DIR = ""
+    # Never touch the network for weights: fail at once with an error saying what to pass instead.
+    clip.OFFLINE = False
+    # CLIP ensemble at inference (Table 4): p = p_model^l * p_clip^(1-l) for seen classes and
+    # p_model^(1-l) * p_clip^l for unseen ones, with l = ENSEMBLE_LAMBDA.
+    clip.ENSEMBLE = False
+    clip.ENSEMBLE_LAMBDA = 0.8
+
+
+def _add_loss_config(cfg: CN) -> None:
+    loss = cfg.MODEL.CEL.LOSS = CN()
+    loss.CLASS_WEIGHT = 2.0  # alpha (eq. 8)
+    loss.MASK_WEIGHT = 5.0  # beta, on the sigmoid-CE (or focal) term of L_mask
+    loss.DICE_WEIGHT = 5.0  # beta, on the dice term of L_mask
+    loss.RANK_WEIGHT = 1.0  # gamma (eq. 8)
+    loss.KL_LAMBDA = 0.6  # lambda of the background-aware class loss (eq. 5)
+    loss.USE_KL = True  # False: unmatched queries get no class loss ("CE" row of Table 6)
+    loss.USE_RANK = True  # False: no multi-label ranking loss (eq. 6-7)
+    loss.NO_OBJECT_WEIGHT = 0.1  # background-class weight, only for BACKGROUND "learned"
+    loss.FOCAL = False  # focal loss instead of sigmoid-CE in L_mask
+    loss.FOCAL_ALPHA = 0.25
+    loss.FOCAL_GAMMA = 2.0
+    loss.DEEP_SUPERVISION = True  # apply eq. 8 to every decoder layer's predictions
+    loss.TRAIN_NUM_POINTS = 12544  # points sampled per mask for L_mask
+    loss.OVERSAMPLE_RATIO = 3.0
+    loss.IMPORTANCE_SAMPLE_RATIO = 0.75
+
+    matcher = cfg.MODEL.CEL.MATCHER = CN()
+    matcher.COST_CLASS = 2.0
+    matcher.COST_MASK = 5.0
+    matcher.COST_DICE = 5.0
+    matcher.NUM_POINTS = 12544  # K random points shared by all masks of an image
+
+
+def _add_test_config(cfg: CN) -> None:
+    test = cfg.MODEL.CEL.TEST = CN()
+    # Classes scored per chunk when combining queries at full resolution (eq. 4); bounds peak
+    # memory for large vocabularies (ADE20K-847).
+    test.CLASS_CHUNK = 64
+    # Return the dense C x H x W "sem_seg" scores (Detectron2's format) only when the vocabulary
+    # has at most this many classes; "sem_seg_label" (H x W argmax) is always returned.
+    test.MAX_DENSE_CLASSES = 200
+
+
+def _add_input_config(cfg: CN) -> None:
+    cfg.INPUT.DATASET_MAPPER_NAME = "zs_semantic"
+    cfg.INPUT.FORMAT = "RGB"
+    cfg.INPUT.COLOR_AUG_SSD = True
+    cfg.INPUT.SIZE_DIVISIBILITY = -1  # pad training crops to this size (-1: no padding)
+    cfg.INPUT.CROP.SINGLE_CATEGORY_MAX_AREA = 1.0
+
+    labels = cfg.INPUT.IMAGE_LABELS = CN()
+    # Unseen image-level labels used by the ranking loss (Table 5): "none" | "pseudo" | "gt".
+    labels.UNSEEN_MODE = "none"
+    labels.PSEUDO_LABEL_FILE = ""  # final file written by tools/generate_pseudo_labels.py
+    # Open-vocabulary training (Table 3): per-image caption nouns (datasets/prepare_coco_nouns.py)
+    labels.NOUN_FILE = ""
+    labels.NOUN_DROP_PROB = 0.25
+
+
+def _add_solver_config(cfg: CN) -> None:
+    cfg.SOLVER.OPTIMIZER = "ADAMW"
+    cfg.SOLVER.BACKBONE_MULTIPLIER = 0.1
+    cfg.SOLVER.WEIGHT_DECAY_EMBED = 0.0
+    cfg.SOLVER.POLY_LR_POWER = 0.9
+    cfg.SOLVER.POLY_LR_CONSTANT_ENDING = 0.0
+    # Stop with an error naming the iteration when the total loss is not finite.
+    cfg.SOLVER.CHECK_FINITE_LOSS = True
+
+
+def _add_pseudo_label_config(cfg: CN) -> None:
+    pl = cfg.PSEUDO_LABEL = CN()
+    pl.THRESHOLD = 0.99  # tau of eq. 10
+    pl.MASK_THRESHOLD = 0.5  # a proposal is sigma(mask logit) > this
+    pl.MIN_AREA = 0.001  # proposals smaller than this fraction of the image are dropped
+    pl.TOPK = 0  # keep only the top-k proposals by mask quality (0: all)
+    pl.EXPAND_RATIO = 0.0  # grow each crop box by this fraction of its size (context)
+    pl.MASK_FILL = False  # fill pixels outside the mask with CLIP's pixel mean
+    pl.CROP_BATCH_SIZE = 64  # crops per CLIP forward, batched across images
+    pl.ALL_IMAGES = False  # False: only images whose seen-only labels have unlabeled pixels

@@ -1,0 +1,1 @@
+"""Data sets (registered on import), mappers and image-level labels."""

@@ -1,0 +1,1 @@
+"""GZS3 and open-vocabulary evaluators."""

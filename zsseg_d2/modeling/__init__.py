@@ -1,0 +1,1 @@
+"""Model parts, registered in Detectron2's registries on import."""
