@@ -142,10 +142,7 @@ def _add_solver_config(cfg: CN) -> None:
     cfg.SOLVER.OPTIMIZER = "ADAMW"
     cfg.SOLVER.BACKBONE_MULTIPLIER = 0.1
     cfg.SOLVER.WEIGHT_DECAY_EMBED = 0.0
-    cfg.SOLVER.POLY_LR_POWER = 0.9
-    cfg.SOLVER.POLY_LR_CONSTANT_ENDING = 0.0
-    # Stop with an error naming the iteration when the total loss is not finite.
-    cfg.SOLVER.CHECK_FINITE_LOSS = True
+    cfg.SOLVER.POLY_LR_POWER = 0.9  # for SOLVER.LR_SCHEDULER_NAME "WarmupPolyLR"
 
 
 def _add_pseudo_label_config(cfg: CN) -> None:

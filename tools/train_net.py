@@ -1,0 +1,42 @@
+#!/usr/bin/env python3
+"""Train or evaluate a zsseg_d2 model (Detectron2 style).
+
+  python tools/train_net.py --config-file configs/voc/cel_R50_15-5.yaml
+  python tools/train_net.py --config-file CFG --eval-only MODEL.WEIGHTS model_final.pth
+  python tools/train_net.py --config-file CFG --num-gpus 8          # 8 GPUs (NCCL)
+  python tools/train_net.py --config-file CFG --num-gpus 2 MODEL.DEVICE cpu   # 2 CPU processes (gloo)
+
+Without a GPU, MODEL.DEVICE falls back to cpu and --num-gpus N runs N CPU processes.
+"""
+from __future__ import annotations
+
+from detectron2.checkpoint import DetectionCheckpointer
+from detectron2.engine import default_argument_parser
+
+import zsseg_d2  # noqa: F401  (registers data sets and model parts)
+from zsseg_d2.engine import Trainer, launch, load_config, setup
+
+
+def main(args):
+    cfg = setup(args)
+    if args.eval_only:
+        model = Trainer.build_model(cfg)
+        DetectionCheckpointer(model, save_dir=cfg.OUTPUT_DIR).resume_or_load(cfg.MODEL.WEIGHTS, resume=args.resume)
+        return Trainer.test(cfg, model)
+    trainer = Trainer(cfg)
+    trainer.resume_or_load(resume=args.resume)
+    return trainer.train()
+
+
+if __name__ == "__main__":
+    args = default_argument_parser().parse_args()
+    print("Command Line Args:", args)
+    launch(
+        main,
+        args.num_gpus,
+        num_machines=args.num_machines,
+        machine_rank=args.machine_rank,
+        dist_url=args.dist_url,
+        args=(args,),
+        use_cpu=load_config(args.config_file, args.opts).MODEL.DEVICE == "cpu",
+    )

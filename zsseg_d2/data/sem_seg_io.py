@@ -1,0 +1,85 @@
+"""The one label reader: raw label files -> contiguous class ids, ignore = ``ignore_label``.
+
+How raw values map to contiguous ids is described by three metadata fields:
+
+- ``label_offset``: contiguous id = raw value - offset (VOC: 1, since raw 1..20 are the classes);
+- ``raw_ignore_ids``: raw values read as ignore besides ``ignore_label`` itself
+  (VOC: [0], background is ignored in GZS3; CamVid: [11], void);
+- ``ignore_label``: 255, or 65535 for data sets with more than 255 classes (PC-459, A-847),
+  whose label files are 16-bit PNGs.
+"""
+from __future__ import annotations
+
+import functools
+import os
+from typing import Union
+
+import numpy as np
+from detectron2.data import Metadata
+from PIL import Image
+
+PathLike = Union[str, os.PathLike]
+
+_LABEL_MODES = ("L", "P", "I;16", "I")
+
+
+def read_label_png(path: PathLike) -> np.ndarray:
+    """Raw values of a one-channel (8/16-bit or palette) label PNG, as stored in the file."""
+    try:
+        with Image.open(path) as img:
+            img.load()
+            if img.mode not in _LABEL_MODES:
+                raise ValueError(
+                    f"label file {path} has image mode {img.mode}; expected a one-channel label "
+                    f"PNG (modes {_LABEL_MODES}) holding class ids"
+                )
+            raw = np.asarray(img)
+    except (OSError, SyntaxError) as err:
+        if isinstance(err, FileNotFoundError):
+            raise
+        raise OSError(f"cannot decode label file {path} (truncated or corrupt?): {err}") from err
+    if raw.dtype == np.int32:
+        if raw.size and raw.min() < 0:
+            raise ValueError(f"label file {path} holds negative value {raw.min()}")
+        raw = raw.astype(np.int64)
+    return raw
+
+
+@functools.lru_cache(maxsize=32)
+def _label_lut(
+    num_classes: int, offset: int, raw_ignore_ids: tuple[int, ...], ignore_label: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """(lut, valid): contiguous id of every raw value < 65536, and which raw values are legal."""
+    dtype = np.uint8 if ignore_label <= 255 else np.int64
+    raw = np.arange(65536)
+    contiguous = raw - offset
+    in_range = (contiguous >= 0) & (contiguous < num_classes)
+    ignored = np.isin(raw, (ignore_label,) + raw_ignore_ids)
+    lut = np.where(in_range & ~ignored, contiguous, ignore_label).astype(dtype)
+    return lut, in_range | ignored
+
+
+def load_sem_seg(path: PathLike, metadata: Metadata) -> np.ndarray:
+    """Read a label file of data set ``metadata`` as contiguous ids (H x W).
+
+    Returns uint8 (ignore 255) for data sets with at most 255 classes, else int64 (ignore 65535).
+    Raises ``ValueError`` naming the file and the value for a raw value that is neither a class
+    nor ignored, and ``OSError`` naming the file when it cannot be decoded.
+    """
+    raw = read_label_png(path)
+    lut, valid = _label_lut(
+        len(metadata.stuff_classes),
+        int(metadata.label_offset),
+        tuple(int(v) for v in metadata.raw_ignore_ids),
+        int(metadata.ignore_label),
+    )
+    present = np.flatnonzero(np.bincount(raw.ravel()))
+    bad = present[(present >= len(valid)) | ~valid[np.minimum(present, len(valid) - 1)]]
+    if bad.size:
+        raise ValueError(
+            f"label file {path} holds value {int(bad[0])}, outside data set '{metadata.name}' "
+            f"({len(metadata.stuff_classes)} classes, raw ids {metadata.label_offset}.."
+            f"{metadata.label_offset + len(metadata.stuff_classes) - 1}, ignore "
+            f"{[metadata.ignore_label, *metadata.raw_ignore_ids]}); all bad values: {bad.tolist()}"
+        )
+    return lut[raw]

@@ -1,0 +1,42 @@
+"""Config set-up shared by the tools: zsseg_d2 options, YAML, command-line overrides, device."""
+from __future__ import annotations
+
+import argparse
+import logging
+
+import torch
+from detectron2.config import CfgNode, get_cfg
+from detectron2.engine import default_setup
+from detectron2.utils import comm
+from detectron2.utils.logger import setup_logger
+
+from ..config import add_zsseg_config
+
+logger = logging.getLogger(__name__)
+
+
+def select_device(cfg: CfgNode) -> None:
+    """Use the CPU when ``MODEL.DEVICE`` asks for CUDA on a machine without a GPU."""
+    if cfg.MODEL.DEVICE.startswith("cuda") and not torch.cuda.is_available():
+        logger.warning(f"MODEL.DEVICE {cfg.MODEL.DEVICE} asked for but no GPU is available: using cpu")
+        cfg.MODEL.DEVICE = "cpu"
+
+
+def load_config(config_file: str, opts: list = ()) -> CfgNode:
+    """Defaults + zsseg_d2 options + ``config_file`` (``_BASE_`` chains) + ``KEY VALUE`` overrides."""
+    cfg = get_cfg()
+    add_zsseg_config(cfg)
+    cfg.merge_from_file(config_file)
+    cfg.merge_from_list(list(opts))
+    select_device(cfg)
+    return cfg
+
+
+def setup(args: argparse.Namespace) -> CfgNode:
+    """The tools' set-up: config, output folder, logging (Detectron2's ``default_setup``)."""
+    cfg = load_config(args.config_file, args.opts)
+    cfg.freeze()
+    default_setup(cfg, args)
+    setup_logger(output=cfg.OUTPUT_DIR, distributed_rank=comm.get_rank(), name="zsseg_d2")
+    return cfg
+

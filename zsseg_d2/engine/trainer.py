@@ -1,0 +1,86 @@
+"""``Trainer``: Detectron2's ``DefaultTrainer`` with zsseg_d2's data, optimizer and evaluation.
+
+Differences from ``DefaultTrainer``: the zero-shot training mapper, AdamW with a backbone
+multiplier and a poly schedule, DDP that also works on CPU processes (gloo), and evaluation that
+switches the model's vocabulary to each evaluated data set's class names (open vocabulary) and
+prints one table over all of them.
+"""
+from __future__ import annotations
+
+import logging
+import weakref
+from collections import OrderedDict
+from typing import Dict, Optional
+
+import torch
+from detectron2.checkpoint import DetectionCheckpointer
+from detectron2.config import CfgNode
+from detectron2.data import MetadataCatalog, build_detection_train_loader
+from detectron2.engine import AMPTrainer, DefaultTrainer, SimpleTrainer, create_ddp_model
+from detectron2.engine.train_loop import TrainerBase
+from detectron2.evaluation import inference_on_dataset, print_csv_format
+from detectron2.utils import comm
+from torch.nn.parallel import DistributedDataParallel
+
+from ..data import ZeroShotSemanticDatasetMapper
+from ..evaluation import build_evaluator, format_results_table
+from .solver import build_lr_scheduler, build_optimizer
+
+logger = logging.getLogger(__name__)
+
+
+def unwrap(model: torch.nn.Module) -> torch.nn.Module:
+    return model.module if isinstance(model, DistributedDataParallel) else model
+
+
+class Trainer(DefaultTrainer):
+    def __init__(self, cfg: CfgNode):
+        TrainerBase.__init__(self)
+        cfg = DefaultTrainer.auto_scale_workers(cfg, comm.get_world_size())
+        model = self.build_model(cfg)
+        optimizer = self.build_optimizer(cfg, model)
+        data_loader = self.build_train_loader(cfg)
+        on_cpu = cfg.MODEL.DEVICE == "cpu"
+        model = create_ddp_model(
+            model, broadcast_buffers=False, device_ids=None if on_cpu else [comm.get_local_rank()]
+        )
+        self._trainer = (AMPTrainer if cfg.SOLVER.AMP.ENABLED else SimpleTrainer)(model, data_loader, optimizer)
+        self.scheduler = self.build_lr_scheduler(cfg, optimizer)
+        self.checkpointer = DetectionCheckpointer(model, cfg.OUTPUT_DIR, trainer=weakref.proxy(self))
+        self.start_iter = 0
+        self.max_iter = cfg.SOLVER.MAX_ITER
+        self.cfg = cfg
+        self.register_hooks(self.build_hooks())
+
+    @classmethod
+    def build_train_loader(cls, cfg: CfgNode):
+        return build_detection_train_loader(cfg, mapper=ZeroShotSemanticDatasetMapper(cfg, is_train=True))
+
+    @classmethod
+    def build_optimizer(cls, cfg: CfgNode, model: torch.nn.Module) -> torch.optim.Optimizer:
+        return build_optimizer(cfg, model)
+
+    @classmethod
+    def build_lr_scheduler(cls, cfg: CfgNode, optimizer: torch.optim.Optimizer):
+        return build_lr_scheduler(cfg, optimizer)
+
+    @classmethod
+    def build_evaluator(cls, cfg: CfgNode, dataset_name: str, output_folder: Optional[str] = None):
+        return build_evaluator(cfg, dataset_name, output_folder)
+
+    @classmethod
+    def test(cls, cfg: CfgNode, model: torch.nn.Module, evaluators=None) -> Dict[str, dict]:
+        """Evaluate on every ``DATASETS.TEST`` set with that set's vocabulary (or
+        ``MODEL.CEL.TEST_VOCABULARY`` when given); log one table of all results."""
+        results = OrderedDict()
+        for index, dataset_name in enumerate(cfg.DATASETS.TEST):
+            vocabulary = list(cfg.MODEL.CEL.TEST_VOCABULARY) or MetadataCatalog.get(dataset_name).stuff_classes
+            unwrap(model).set_vocabulary(vocabulary)
+            evaluator = evaluators[index] if evaluators else cls.build_evaluator(cfg, dataset_name)
+            results[dataset_name] = inference_on_dataset(model, cls.build_test_loader(cfg, dataset_name), evaluator)
+            if comm.is_main_process():
+                logger.info(f"Evaluation results for {dataset_name} in csv format:")
+                print_csv_format(results[dataset_name])
+        if comm.is_main_process() and results:
+            logger.info("Results:\n" + format_results_table(results))
+        return results

@@ -1,0 +1,109 @@
+"""Frozen CLIP text embeddings t_i of class names (the classifier of eq. 2), cached on disk.
+
+Each class name is filled into the prompt templates, encoded by the CLIP text tower, the
+L2-normalised embeddings are averaged over templates and renormalised. The result depends only on
+(model, weights, templates, class list), which key an on-disk cache, so a vocabulary is encoded
+once however often it is used.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+from pathlib import Path
+from typing import Callable, List, Optional, Sequence
+
+import open_clip
+import torch
+from open_clip.zero_shot_metadata import OPENAI_IMAGENET_TEMPLATES
+
+from .loader import create_clip_model, weights_identity
+
+logger = logging.getLogger(__name__)
+
+PROMPT_TEMPLATES = {
+    "imagenet": OPENAI_IMAGENET_TEMPLATES,  # CLIP's 80 ImageNet templates
+    "single": (lambda c: f"a photo of a {c}.",),
+}
+_PROMPTS_PER_BATCH = 512
+
+
+def validate_class_names(class_names: Sequence[str], source: str) -> List[str]:
+    """Return the names stripped; raise naming ``source`` if empty or duplicated."""
+    names = [name.strip() for name in class_names]
+    if not names or not all(names):
+        raise ValueError(f"empty vocabulary or empty class name in {source}: {list(class_names)!r}")
+    duplicates = sorted({name for name in names if names.count(name) > 1})
+    if duplicates:
+        raise ValueError(f"duplicate class names {duplicates} in {source}; each class must appear once")
+    return names
+
+
+def default_cache_dir() -> Path:
+    return Path(os.environ.get("ZSSEG_CACHE", Path.home() / ".cache" / "zsseg_d2"))
+
+
+class TextEmbedder:
+    """Encodes vocabularies with one CLIP text tower; loads the CLIP model only on a cache miss."""
+
+    def __init__(
+        self,
+        model_name: str,
+        pretrained: str,
+        templates: str = "imagenet",
+        cache_dir: Optional[str] = None,
+        offline: bool = False,
+    ):
+        if templates not in PROMPT_TEMPLATES:
+            raise ValueError(
+                f"MODEL.CLIP.PROMPT_TEMPLATES {templates!r} unknown; choose one of {sorted(PROMPT_TEMPLATES)}"
+            )
+        self.model_name = model_name
+        self.pretrained = pretrained
+        self.templates = templates
+        self.cache_dir = Path(cache_dir) if cache_dir else default_cache_dir()
+        self.offline = offline
+        self._model: Optional[torch.nn.Module] = None
+
+    def __call__(self, class_names: Sequence[str]) -> torch.Tensor:
+        """Return the ``[C, D]`` unit-norm embeddings of ``class_names`` (CPU, float32)."""
+        names = validate_class_names(class_names, "the vocabulary")
+        path = self.cache_dir / f"{self._cache_key(names)}.pt"
+        if path.is_file():
+            return torch.load(path, map_location="cpu", weights_only=True)
+        embeddings = self._encode(names)
+        self._save_atomically(embeddings, path)
+        return embeddings
+
+    def _cache_key(self, names: List[str]) -> str:
+        identity = {
+            "model": self.model_name,
+            "weights": weights_identity(self.pretrained),
+            "templates": self.templates,
+            "classes": names,
+            "open_clip": open_clip.__version__,
+        }
+        return hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:32]
+
+    @torch.no_grad()
+    def _encode(self, names: List[str]) -> torch.Tensor:
+        if self._model is None:
+            self._model, _ = create_clip_model(self.model_name, self.pretrained, self.offline)
+        templates: Sequence[Callable[[str], str]] = PROMPT_TEMPLATES[self.templates]
+        prompts = [template(name) for name in names for template in templates]
+        logger.info(f"Encoding {len(names)} class names x {len(templates)} templates with {self.model_name}")
+        tokenizer = open_clip.get_tokenizer(self.model_name)
+        chunks = [
+            self._model.encode_text(tokenizer(prompts[i : i + _PROMPTS_PER_BATCH]), normalize=True)
+            for i in range(0, len(prompts), _PROMPTS_PER_BATCH)
+        ]
+        per_prompt = torch.cat(chunks).view(len(names), len(templates), -1)
+        return torch.nn.functional.normalize(per_prompt.mean(dim=1), dim=-1).float()
+
+    @staticmethod
+    def _save_atomically(embeddings: torch.Tensor, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(f".tmp{os.getpid()}")
+        torch.save(embeddings, tmp)
+        os.replace(tmp, path)

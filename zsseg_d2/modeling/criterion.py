@@ -1,0 +1,224 @@
+"""The training objective of the CEL model (eq. 8) over all decoder layers."""
+from __future__ import annotations
+
+from typing import Dict, List, Sequence, Tuple
+
+import torch
+from detectron2.config import configurable
+from detectron2.utils import comm
+from torch import nn
+
+from .losses import (
+    background_aware_class_loss,
+    background_class_ce,
+    dice_loss,
+    multilabel_ranking_loss,
+    sigmoid_ce_loss,
+    sigmoid_focal_loss,
+)
+from .matcher import HungarianMatcher
+from .point_sampling import point_sample, sample_points_by_uncertainty, sample_valid_weights
+
+Indices = List[Tuple[torch.Tensor, torch.Tensor]]
+BACKGROUND_MODES = ("none", "learned")
+
+
+class CELCriterion(nn.Module):
+    """Eq. 8, ``alpha * L_class + beta * L_mask + gamma * L_rank``, for every decoder layer.
+
+    ``forward`` returns already-weighted terms whose sum is the total loss:
+
+    * ``loss_ce``, ``loss_kl``: ``alpha * lam * CE`` and ``alpha * (1 - lam) * KL`` of eq. 5
+      (with USE_KL False: ``loss_ce = alpha * CE`` and no ``loss_kl``; with BACKGROUND "learned":
+      ``loss_ce = alpha *`` the background-class CE of prior work and no ``loss_kl``).
+    * ``loss_mask``, ``loss_dice``: beta-weighted sigmoid-CE (or focal) and dice on uncertainty-
+      sampled points of the matched masks, divided by the number of ground-truth masks of the
+      batch (averaged over processes, at least 1).
+    * ``loss_rank``: ``gamma *`` eq. 6-7 (absent with USE_RANK False).
+
+    With deep supervision every entry ``i`` of ``outputs["aux_outputs"]`` adds the same keys
+    suffixed ``_{i}``; each layer is matched on its own.
+    """
+
+    @configurable
+    def __init__(
+        self,
+        *,
+        matcher: HungarianMatcher,
+        class_weight: float,
+        mask_weight: float,
+        dice_weight: float,
+        rank_weight: float,
+        kl_lambda: float,
+        use_kl: bool,
+        use_rank: bool,
+        background: str,
+        no_object_weight: float,
+        focal: bool,
+        focal_alpha: float,
+        focal_gamma: float,
+        deep_supervision: bool,
+        num_points: int,
+        oversample_ratio: float,
+        importance_sample_ratio: float,
+    ):
+        super().__init__()
+        if background not in BACKGROUND_MODES:
+            raise ValueError(f"MODEL.CEL.BACKGROUND must be one of {BACKGROUND_MODES}, got {background!r}")
+        if not 0.0 <= kl_lambda <= 1.0:
+            raise ValueError(f"MODEL.CEL.LOSS.KL_LAMBDA must be in [0, 1], got {kl_lambda}")
+        self.matcher = matcher
+        self.class_weight = class_weight
+        self.mask_weight = mask_weight
+        self.dice_weight = dice_weight
+        self.rank_weight = rank_weight
+        self.kl_lambda = kl_lambda
+        self.use_kl = use_kl
+        self.use_rank = use_rank
+        self.background = background
+        self.no_object_weight = no_object_weight
+        self.focal = focal
+        self.focal_alpha = focal_alpha
+        self.focal_gamma = focal_gamma
+        self.deep_supervision = deep_supervision
+        self.num_points = num_points
+        self.oversample_ratio = oversample_ratio
+        self.importance_sample_ratio = importance_sample_ratio
+
+    @classmethod
+    def from_config(cls, cfg) -> dict:
+        loss = cfg.MODEL.CEL.LOSS
+        return {
+            "matcher": HungarianMatcher(cfg),
+            "class_weight": loss.CLASS_WEIGHT,
+            "mask_weight": loss.MASK_WEIGHT,
+            "dice_weight": loss.DICE_WEIGHT,
+            "rank_weight": loss.RANK_WEIGHT,
+            "kl_lambda": loss.KL_LAMBDA,
+            "use_kl": loss.USE_KL,
+            "use_rank": loss.USE_RANK,
+            "background": cfg.MODEL.CEL.BACKGROUND,
+            "no_object_weight": loss.NO_OBJECT_WEIGHT,
+            "focal": loss.FOCAL,
+            "focal_alpha": loss.FOCAL_ALPHA,
+            "focal_gamma": loss.FOCAL_GAMMA,
+            "deep_supervision": loss.DEEP_SUPERVISION,
+            "num_points": loss.TRAIN_NUM_POINTS,
+            "oversample_ratio": loss.OVERSAMPLE_RATIO,
+            "importance_sample_ratio": loss.IMPORTANCE_SAMPLE_RATIO,
+        }
+
+    def forward(
+        self, outputs: Dict[str, object], targets: Sequence[Dict[str, torch.Tensor]]
+    ) -> Dict[str, torch.Tensor]:
+        """Weighted loss terms (see the class docstring) of ``outputs`` against ``targets``."""
+        if len(targets) != outputs["pred_logits"].shape[0]:
+            raise ValueError(f"got {len(targets)} targets for a batch of {outputs['pred_logits'].shape[0]} images")
+        num_masks = self.num_masks(targets, outputs["pred_masks"].device)
+        losses = self.layer_losses(outputs, targets, num_masks)
+        if self.deep_supervision:
+            for layer, aux_outputs in enumerate(outputs.get("aux_outputs", [])):
+                aux_losses = self.layer_losses(aux_outputs, targets, num_masks)
+                losses.update({f"{name}_{layer}": value for name, value in aux_losses.items()})
+        return losses
+
+    @staticmethod
+    def num_masks(targets: Sequence[Dict[str, torch.Tensor]], device: torch.device) -> float:
+        """Ground-truth masks per process: the batch count averaged over processes, at least 1."""
+        count = torch.tensor(float(sum(len(t["labels"]) for t in targets)), device=device)
+        world_size = comm.get_world_size()
+        if world_size > 1:
+            torch.distributed.all_reduce(count)
+        return max(count.item() / world_size, 1.0)
+
+    def layer_losses(
+        self, outputs: Dict[str, torch.Tensor], targets: Sequence[Dict[str, torch.Tensor]], num_masks: float
+    ) -> Dict[str, torch.Tensor]:
+        """Eq. 8 for the predictions of one decoder layer."""
+        self._check_columns(outputs)
+        indices = self.matcher(outputs, targets)
+        losses = self.class_losses(outputs, targets, indices)
+        losses.update(self.mask_losses(outputs, targets, indices, num_masks))
+        if self.use_rank:
+            image_labels = [t["image_labels"] for t in targets]
+            losses["loss_rank"] = self.rank_weight * multilabel_ranking_loss(
+                outputs["pred_similarity"].float(), image_labels
+            )
+        return losses
+
+    def class_losses(
+        self, outputs: Dict[str, torch.Tensor], targets: Sequence[Dict[str, torch.Tensor]], indices: Indices
+    ) -> Dict[str, torch.Tensor]:
+        """alpha * L_class: eq. 5 (or plain CE / the learned-background CE, see the class docstring)."""
+        logits = outputs["pred_logits"].float()
+        batch_idx, query_idx = _matched_queries(indices, logits.device)
+        matched = torch.zeros(logits.shape[:2], dtype=torch.bool, device=logits.device)
+        matched[batch_idx, query_idx] = True
+        labels = torch.zeros(logits.shape[:2], dtype=torch.long, device=logits.device)
+        labels[batch_idx, query_idx] = _matched_target_labels(targets, indices, logits.device)
+        if self.background == "learned":
+            return {"loss_ce": self.class_weight * background_class_ce(logits, matched, labels, self.no_object_weight)}
+        ce, kl = background_aware_class_loss(logits, matched, labels, self.kl_lambda if self.use_kl else 1.0)
+        losses = {"loss_ce": self.class_weight * ce}
+        if self.use_kl:
+            losses["loss_kl"] = self.class_weight * kl
+        return losses
+
+    def mask_losses(
+        self,
+        outputs: Dict[str, torch.Tensor],
+        targets: Sequence[Dict[str, torch.Tensor]],
+        indices: Indices,
+        num_masks: float,
+    ) -> Dict[str, torch.Tensor]:
+        """beta * L_mask: sigmoid-CE (or focal) and dice on points of the matched masks."""
+        pred_masks = outputs["pred_masks"]
+        batch_idx, query_idx = _matched_queries(indices, pred_masks.device)
+        if len(batch_idx) == 0:
+            zero = pred_masks.sum() * 0.0  # keeps every mask logit in the graph
+            return {"loss_mask": zero, "loss_dice": zero.clone()}
+        matched_logits = pred_masks[batch_idx, query_idx].float().unsqueeze(1)  # [M, 1, h, w]
+        with torch.no_grad():
+            coords = sample_points_by_uncertainty(
+                matched_logits, self.num_points, self.oversample_ratio, self.importance_sample_ratio
+            )
+            target_masks = torch.cat(
+                [t["masks"][tgt.to(t["masks"].device)] for t, (_, tgt) in zip(targets, indices)]
+            ).to(pred_masks.device)
+            target_points = point_sample(target_masks.unsqueeze(1).float(), coords)[:, 0]
+            ignore = torch.stack([t["ignore_mask"] for t in targets]).to(pred_masks.device)[batch_idx]
+            weights = sample_valid_weights(ignore, coords)
+        point_logits = point_sample(matched_logits, coords)[:, 0]
+        if self.focal:
+            mask_term = sigmoid_focal_loss(point_logits, target_points, weights, self.focal_alpha, self.focal_gamma)
+        else:
+            mask_term = sigmoid_ce_loss(point_logits, target_points, weights)
+        return {
+            "loss_mask": self.mask_weight * mask_term / num_masks,
+            "loss_dice": self.dice_weight * dice_loss(point_logits, target_points, weights) / num_masks,
+        }
+
+    def _check_columns(self, outputs: Dict[str, torch.Tensor]) -> None:
+        num_classes = outputs["pred_similarity"].shape[-1]
+        expected = num_classes + (1 if self.background == "learned" else 0)
+        if outputs["pred_logits"].shape[-1] != expected:
+            raise ValueError(
+                f"pred_logits has {outputs['pred_logits'].shape[-1]} columns but MODEL.CEL.BACKGROUND="
+                f"{self.background!r} with {num_classes} classes in pred_similarity needs {expected}"
+            )
+
+
+def _matched_queries(indices: Indices, device: torch.device) -> Tuple[torch.Tensor, torch.Tensor]:
+    """(image index, query index) of every matched query of the batch, images concatenated."""
+    batch_idx = torch.cat([torch.full_like(query, image) for image, (query, _) in enumerate(indices)])
+    query_idx = torch.cat([query for query, _ in indices])
+    return batch_idx.to(device), query_idx.to(device)
+
+
+def _matched_target_labels(
+    targets: Sequence[Dict[str, torch.Tensor]], indices: Indices, device: torch.device
+) -> torch.Tensor:
+    """Class ids of the targets matched by ``indices``, in the order of :func:`_matched_queries`."""
+    return torch.cat(
+        [t["labels"].to(device)[tgt.to(device)] for t, (_, tgt) in zip(targets, indices)]
+    ).long()

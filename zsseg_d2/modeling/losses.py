@@ -1,0 +1,177 @@
+"""The loss terms of the CEL model, one function per equation, as pure tensor functions.
+
+Equation numbers refer to Dao et al. 2023, "Class Enhancement Losses with Pseudo Labels for
+Zero-shot Semantic Segmentation". The weighting of eq. 8 (alpha, beta, gamma) and the
+normalisation by the number of masks are applied by :class:`~zsseg_d2.modeling.criterion.CELCriterion`.
+
+Mask losses work on point samples: ``logits``, ``targets`` and ``weights`` are [M, P] (M masks,
+P points per mask); ``weights`` (0/1, or None for all ones) removes ignored points, and each mask's
+loss is the weighted mean over its points (0 when all its points weigh 0).
+"""
+from __future__ import annotations
+
+import math
+from typing import Optional, Sequence, Tuple
+
+import torch
+import torch.nn.functional as F
+
+
+def _weighted_point_mean(values: torch.Tensor, weights: Optional[torch.Tensor]) -> torch.Tensor:
+    """Per-mask weighted mean over points [M, P] -> [M]; 0 for masks whose weights sum to 0."""
+    if weights is None:
+        return values.mean(dim=1)
+    total = weights.sum(dim=1).clamp(min=torch.finfo(values.dtype).tiny)
+    return (values * weights).sum(dim=1) / total
+
+
+def sigmoid_ce_loss(
+    logits: torch.Tensor, targets: torch.Tensor, weights: Optional[torch.Tensor] = None
+) -> torch.Tensor:
+    """Binary cross-entropy of mask logits (the sigmoid-CE part of L_mask, eq. 8).
+
+    Returns the sum over the M masks of each mask's weighted mean point loss.
+    """
+    per_point = F.binary_cross_entropy_with_logits(logits, targets, reduction="none")
+    return _weighted_point_mean(per_point, weights).sum()
+
+
+def sigmoid_focal_loss(
+    logits: torch.Tensor,
+    targets: torch.Tensor,
+    weights: Optional[torch.Tensor] = None,
+    alpha: float = 0.25,
+    gamma: float = 2.0,
+) -> torch.Tensor:
+    """Focal loss (Lin et al. 2017) of mask logits, the MODEL.CEL.LOSS.FOCAL variant of L_mask.
+
+    Per point: ``a_t * (1 - p_t) ** gamma * BCE`` with ``p_t = p*t + (1-p)*(1-t)`` and
+    ``a_t = alpha*t + (1-alpha)*(1-t)`` (no alpha factor when ``alpha < 0``). Returns the sum over
+    masks of the weighted mean point loss.
+    """
+    prob = logits.sigmoid()
+    ce = F.binary_cross_entropy_with_logits(logits, targets, reduction="none")
+    p_t = prob * targets + (1 - prob) * (1 - targets)
+    per_point = ce * (1 - p_t) ** gamma
+    if alpha >= 0:
+        per_point = per_point * (alpha * targets + (1 - alpha) * (1 - targets))
+    return _weighted_point_mean(per_point, weights).sum()
+
+
+def dice_loss(
+    logits: torch.Tensor, targets: torch.Tensor, weights: Optional[torch.Tensor] = None
+) -> torch.Tensor:
+    """Dice loss of mask logits (the dice part of L_mask, eq. 8), smoothed by 1.
+
+    Per mask, with ``s = sigmoid(logits)`` and point weights ``w``:
+    ``1 - (2 * sum(w*s*t) + 1) / (sum(w*s) + sum(w*t) + 1)``. Returns the sum over masks.
+    """
+    prob = logits.sigmoid()
+    if weights is not None:
+        prob = prob * weights
+        targets = targets * weights
+    numerator = 2 * (prob * targets).sum(dim=1) + 1
+    denominator = prob.sum(dim=1) + targets.sum(dim=1) + 1
+    return (1 - numerator / denominator).sum()
+
+
+def matched_class_ce(logits_matched: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """Per-query cross-entropy ``-log p_q(c_q)`` [M] of matched queries (first term of eq. 5).
+
+    ``logits_matched`` [M, C] are cosine similarities over tau (eq. 2), ``labels`` [M] class ids.
+    """
+    return F.cross_entropy(logits_matched, labels, reduction="none")
+
+
+def uniform_kl(logits_unmatched: torch.Tensor) -> torch.Tensor:
+    """Per-query ``KL(p_q || Uniform_C) = log C - H(p_q)`` [U] of unmatched queries (eq. 5).
+
+    ``p_q = softmax(logits_unmatched)`` over the C classes (eq. 2).
+    """
+    num_classes = logits_unmatched.shape[-1]
+    log_prob = logits_unmatched.log_softmax(dim=-1)
+    neg_entropy = (log_prob.exp() * log_prob).sum(dim=-1)
+    return neg_entropy + math.log(num_classes)
+
+
+def background_aware_class_loss(
+    logits: torch.Tensor, matched_mask: torch.Tensor, labels: torch.Tensor, lam: float
+) -> Tuple[torch.Tensor, torch.Tensor]:
+    """The background-aware class loss of eq. 5, returned as its two terms.
+
+    Args:
+        logits: [B, Q, C] class logits (eq. 2), no background column.
+        matched_mask: [B, Q] bool, True for queries matched to a ground-truth mask.
+        labels: [B, Q] class ids; read only where ``matched_mask`` is True.
+        lam: lambda of eq. 5.
+
+    Returns:
+        ``(lam * CE, (1 - lam) * KL)`` whose sum is eq. 5, where CE is the mean of
+        :func:`matched_class_ce` over the matched queries of the whole batch and KL the mean of
+        :func:`uniform_kl` over its unmatched queries. An empty set gives a term of 0 (still
+        attached to the graph of ``logits``).
+    """
+    matched_logits = logits[matched_mask]
+    unmatched_logits = logits[~matched_mask]
+    ce = matched_class_ce(matched_logits, labels[matched_mask]).sum() / max(len(matched_logits), 1)
+    kl = uniform_kl(unmatched_logits).sum() / max(len(unmatched_logits), 1)
+    return lam * ce, (1 - lam) * kl
+
+
+def background_class_ce(
+    logits: torch.Tensor, matched_mask: torch.Tensor, labels: torch.Tensor, no_object_weight: float
+) -> torch.Tensor:
+    """Class loss of the learned-background baseline (MODEL.CEL.BACKGROUND "learned").
+
+    As in prior mask-classification methods (MaskFormer, Mask2Former): ``logits`` [B, Q, C+1]
+    with the background class last; matched queries target ``labels`` [B, Q] (read only where
+    ``matched_mask`` is True), unmatched ones the background class C. Cross-entropy with class
+    weights 1 and ``no_object_weight`` for the background, averaged with those weights
+    (``sum_q w_q CE_q / sum_q w_q`` over all B*Q queries).
+    """
+    background = logits.shape[-1] - 1
+    targets = torch.where(matched_mask, labels, torch.full_like(labels, background))
+    class_weights = torch.ones(logits.shape[-1], dtype=logits.dtype, device=logits.device)
+    class_weights[background] = no_object_weight
+    return F.cross_entropy(logits.transpose(1, 2), targets, weight=class_weights)
+
+
+def image_label_mask(image_labels: Sequence[torch.Tensor], num_classes: int, device: torch.device) -> torch.Tensor:
+    """[B, C] bool mask of each image's positive classes from a list of class-id tensors."""
+    positives = torch.zeros(len(image_labels), num_classes, dtype=torch.bool, device=device)
+    lengths = torch.tensor([len(labels) for labels in image_labels], device=device, dtype=torch.long)
+    if int(lengths.sum()) == 0:
+        return positives
+    class_index = torch.cat([labels.to(device=device, dtype=torch.long) for labels in image_labels])
+    if class_index.min() < 0 or class_index.max() >= num_classes:
+        raise ValueError(
+            f"image_labels must be class ids in [0, {num_classes}); got min {int(class_index.min())}, "
+            f"max {int(class_index.max())} (check the image-level labels against the training vocabulary)"
+        )
+    image_index = torch.arange(len(image_labels), device=device).repeat_interleave(lengths)
+    positives[image_index, class_index] = True
+    return positives
+
+
+def multilabel_ranking_loss(similarity: torch.Tensor, image_labels: Sequence[torch.Tensor]) -> torch.Tensor:
+    """Multi-label ranking loss over image-level labels (eq. 6-7).
+
+    ``r*_k = max_q similarity[b, q, k]`` (eq. 6). For an image with positive classes P and
+    negatives N (all other classes of the C), eq. 7 is
+    ``(1/|P|) * sum_{j in P} sum_{k in N} log(1 + exp(r*_k - r*_j))``.
+    The result is the mean of eq. 7 over the images with at least one positive; images without
+    positives contribute nothing, and a batch without any gives 0 (attached to the graph).
+
+    Args:
+        similarity: [B, Q, C] raw cosine similarities r_qk (no background column).
+        image_labels: B tensors of positive class ids (may be empty; duplicates count once).
+    """
+    if len(image_labels) != similarity.shape[0]:
+        raise ValueError(f"got {len(image_labels)} image_labels for a batch of {similarity.shape[0]} images")
+    best = similarity.max(dim=1).values  # [B, C], eq. 6
+    positives = image_label_mask(image_labels, best.shape[1], best.device)
+    pair_mask = positives.unsqueeze(1) & ~positives.unsqueeze(2)  # [B, k (negative), j (positive)]
+    margins = F.softplus(best.unsqueeze(2) - best.unsqueeze(1))  # [B, k, j] = softplus(r*_k - r*_j)
+    num_positives = positives.sum(dim=1)
+    per_image = torch.where(pair_mask, margins, 0.0).sum(dim=(1, 2)) / num_positives.clamp(min=1)
+    return per_image.sum() / (num_positives > 0).sum().clamp(min=1)

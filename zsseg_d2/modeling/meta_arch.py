@@ -1,0 +1,192 @@
+"""The CEL segmentor: Mask2Former-style mask classification against CLIP text embeddings.
+
+Dao, Shi, Phung, Cai (2023), "Class Enhancement Losses with Pseudo Labels for Zero-shot Semantic
+Segmentation". Queries give masks M_q and class embeddings; classes are scored by cosine
+similarity with frozen text embeddings (eq. 2), trained with eq. 8, and combined per pixel at
+inference by eq. 4. The vocabulary is data: training uses the training set's classes (S and U),
+evaluation any data set's class names, without retraining.
+"""
+from __future__ import annotations
+
+import logging
+from typing import Dict, List, Sequence
+
+import torch
+import torch.nn.functional as F
+from detectron2.config import configurable
+from detectron2.data import MetadataCatalog
+from detectron2.modeling import META_ARCH_REGISTRY, build_backbone
+from detectron2.modeling.backbone import Backbone
+from detectron2.structures import ImageList
+from torch import nn
+
+from .cel_head import build_cel_head
+from .clip import TextEmbedder, validate_class_names
+from .criterion import CELCriterion
+from .text_classifier import TextClassifier
+
+logger = logging.getLogger(__name__)
+
+
+def _dataset_classes(dataset_names: Sequence[str], setting: str) -> List[str]:
+    if not dataset_names:
+        raise ValueError(f"no vocabulary: set {setting} or name a data set")
+    metadata = MetadataCatalog.get(dataset_names[0])
+    if not hasattr(metadata, "stuff_classes"):
+        raise ValueError(f"data set {dataset_names[0]!r} has no stuff_classes metadata; set {setting}")
+    return list(metadata.stuff_classes)
+
+
+def semantic_scores(probs: torch.Tensor, masks: torch.Tensor) -> torch.Tensor:
+    """Eq. 4: S[c, h, w] = sum_q p_q(c) * M_q[h, w], for ``probs`` [Q,C] and ``masks`` [Q,H,W]."""
+    return (probs.t() @ masks.flatten(1)).view(probs.shape[1], *masks.shape[1:])
+
+
+def semantic_argmax(probs: torch.Tensor, masks: torch.Tensor, class_chunk: int) -> torch.Tensor:
+    """argmax_c of eq. 4 computed ``class_chunk`` classes at a time ([H,W] long).
+
+    Peak memory is O(class_chunk * H * W) instead of O(C * H * W), which matters for
+    847-class vocabularies at full resolution.
+    """
+    flat = masks.flatten(1)
+    best_score = torch.full(flat.shape[1:], -1.0, device=masks.device, dtype=masks.dtype)
+    best_class = torch.zeros(flat.shape[1:], device=masks.device, dtype=torch.long)
+    for start in range(0, probs.shape[1], class_chunk):
+        chunk_score, chunk_class = (probs[:, start : start + class_chunk].t() @ flat).max(dim=0)
+        better = chunk_score > best_score
+        best_score = torch.where(better, chunk_score, best_score)
+        best_class = torch.where(better, chunk_class + start, best_class)
+    return best_class.view(masks.shape[1:])
+
+
+@META_ARCH_REGISTRY.register()
+class CELSegmentor(nn.Module):
+    """Backbone -> pixel decoder -> masked-attention decoder -> masks and text-similarity classes."""
+
+    @configurable
+    def __init__(
+        self,
+        *,
+        backbone: Backbone,
+        sem_seg_head: nn.Module,
+        classifier: TextClassifier,
+        criterion: CELCriterion,
+        text_embedder: TextEmbedder,
+        train_vocabulary: Sequence[str],
+        test_vocabulary: Sequence[str],
+        pixel_mean: Sequence[float],
+        pixel_std: Sequence[float],
+        class_chunk: int = 64,
+        max_dense_classes: int = 200,
+    ):
+        super().__init__()
+        self.backbone = backbone
+        self.sem_seg_head = sem_seg_head
+        self.classifier = classifier
+        self.criterion = criterion
+        self.text_embedder = text_embedder
+        self.class_chunk = class_chunk
+        self.max_dense_classes = max_dense_classes
+        self.register_buffer("pixel_mean", torch.tensor(pixel_mean).view(-1, 1, 1), persistent=False)
+        self.register_buffer("pixel_std", torch.tensor(pixel_std).view(-1, 1, 1), persistent=False)
+        self.train_vocabulary = validate_class_names(train_vocabulary, "the training vocabulary")
+        self.register_buffer("train_text_embeddings", text_embedder(self.train_vocabulary), persistent=False)
+        self.register_buffer("test_text_embeddings", torch.empty(0), persistent=False)
+        self.set_vocabulary(test_vocabulary)
+
+    @classmethod
+    def from_config(cls, cfg) -> dict:
+        backbone = build_backbone(cfg)
+        text_embedder = TextEmbedder(
+            cfg.MODEL.CLIP.MODEL_NAME,
+            cfg.MODEL.CLIP.PRETRAINED,
+            cfg.MODEL.CLIP.PROMPT_TEMPLATES,
+            cfg.MODEL.CLIP.CACHE_DIR or None,
+            cfg.MODEL.CLIP.OFFLINE,
+        )
+        train_vocabulary = list(cfg.MODEL.CEL.TRAIN_VOCABULARY) or _dataset_classes(
+            cfg.DATASETS.TRAIN or cfg.DATASETS.TEST, "MODEL.CEL.TRAIN_VOCABULARY"
+        )
+        test_vocabulary = list(cfg.MODEL.CEL.TEST_VOCABULARY) or (
+            _dataset_classes(cfg.DATASETS.TEST, "MODEL.CEL.TEST_VOCABULARY") if cfg.DATASETS.TEST else train_vocabulary
+        )
+        embed_dim = text_embedder(train_vocabulary[:1]).shape[1]
+        if cfg.MODEL.CEL.BACKGROUND not in ("none", "learned"):
+            raise ValueError(f"MODEL.CEL.BACKGROUND must be 'none' or 'learned', got {cfg.MODEL.CEL.BACKGROUND!r}")
+        return {
+            "backbone": backbone,
+            "sem_seg_head": build_cel_head(cfg, backbone.output_shape(), embed_dim),
+            "classifier": TextClassifier(
+                embed_dim, cfg.MODEL.CEL.TEMPERATURE, cfg.MODEL.CEL.BACKGROUND == "learned"
+            ),
+            "criterion": CELCriterion(cfg),
+            "text_embedder": text_embedder,
+            "train_vocabulary": train_vocabulary,
+            "test_vocabulary": test_vocabulary,
+            "pixel_mean": cfg.MODEL.PIXEL_MEAN,
+            "pixel_std": cfg.MODEL.PIXEL_STD,
+            "class_chunk": cfg.MODEL.CEL.TEST.CLASS_CHUNK,
+            "max_dense_classes": cfg.MODEL.CEL.TEST.MAX_DENSE_CLASSES,
+        }
+
+    @property
+    def device(self) -> torch.device:
+        return self.pixel_mean.device
+
+    def set_vocabulary(self, class_names: Sequence[str]) -> None:
+        """Use ``class_names`` at inference (open vocabulary; text embeddings come from the cache)."""
+        self.test_vocabulary = validate_class_names(class_names, "the evaluation vocabulary")
+        self.test_text_embeddings = self.text_embedder(self.test_vocabulary).to(self.device)
+        logger.info(f"Evaluation vocabulary: {len(self.test_vocabulary)} classes")
+
+    def forward(self, batched_inputs: List[dict]):
+        """Training: a dict of weighted losses (eq. 8). Inference: per image ``sem_seg_label``
+        [H,W] and, for vocabularies up to ``max_dense_classes``, ``sem_seg`` [C,H,W] (eq. 4)."""
+        images = [(x["image"].to(self.device) - self.pixel_mean) / self.pixel_std for x in batched_inputs]
+        images = ImageList.from_tensors(images, self.backbone.size_divisibility)
+        outputs = self.sem_seg_head(self.backbone(images.tensor))
+        text = self.train_text_embeddings if self.training else self.test_text_embeddings
+        for prediction in [outputs, *outputs.get("aux_outputs", [])]:
+            similarity, logits = self.classifier(prediction["pred_class_embeds"], text)
+            prediction["pred_similarity"], prediction["pred_logits"] = similarity, logits
+        if self.training:
+            return self.criterion(outputs, self._targets(batched_inputs, images))
+        padded_size = tuple(images.tensor.shape[-2:])
+        return [
+            self._inference(logits, masks, padded_size, image_size, x.get("height", image_size[0]), x.get("width", image_size[1]))
+            for logits, masks, image_size, x in zip(
+                outputs["pred_logits"], outputs["pred_masks"], images.image_sizes, batched_inputs
+            )
+        ]
+
+    def _targets(self, batched_inputs: List[dict], images: ImageList) -> List[Dict[str, torch.Tensor]]:
+        padded_h, padded_w = images.tensor.shape[-2:]
+        targets = []
+        for x in batched_inputs:
+            instances = x["instances"].to(self.device)
+            masks = instances.gt_masks
+            masks = masks.tensor if hasattr(masks, "tensor") else masks
+            h, w = x["sem_seg"].shape[-2:]
+            padded_masks = masks.new_zeros((masks.shape[0], padded_h, padded_w), dtype=torch.bool)
+            padded_masks[:, :h, :w] = masks
+            ignore = torch.ones((padded_h, padded_w), dtype=torch.bool, device=self.device)
+            ignore[:h, :w] = x["sem_seg"].to(self.device) == 255
+            targets.append(
+                {
+                    "labels": instances.gt_classes,
+                    "masks": padded_masks,
+                    "ignore_mask": ignore,
+                    "image_labels": x["image_labels"].to(self.device),
+                }
+            )
+        return targets
+
+    def _inference(self, logits, mask_logits, padded_size, image_size, height: int, width: int) -> dict:
+        probs = logits.float().softmax(dim=-1)[:, : len(self.test_vocabulary)]
+        padded = F.interpolate(mask_logits[None].float(), size=padded_size, mode="bilinear", align_corners=False)
+        cropped = padded[:, :, : image_size[0], : image_size[1]]
+        masks = F.interpolate(cropped, size=(height, width), mode="bilinear", align_corners=False)[0].sigmoid()
+        if probs.shape[1] <= self.max_dense_classes:
+            scores = semantic_scores(probs, masks)
+            return {"sem_seg": scores, "sem_seg_label": scores.argmax(dim=0)}
+        return {"sem_seg_label": semantic_argmax(probs, masks, self.class_chunk)}
