@@ -27,10 +27,10 @@ SETTINGS = {
 
 
 def make_layer_outputs() -> Dict[str, torch.Tensor]:
-    similarity = (torch.rand(BATCH, QUERIES, CLASSES) * 2 - 1).requires_grad_()
+    similarity = torch.rand(BATCH, QUERIES, CLASSES) * 2 - 1
     return {
-        "pred_logits": similarity / 0.01,
-        "pred_similarity": similarity,
+        "pred_logits": (similarity / 0.01).requires_grad_(),
+        "pred_similarity": similarity.requires_grad_(),
         "pred_masks": torch.randn(BATCH, QUERIES, PRED_SIZE, PRED_SIZE).requires_grad_(),
     }
 

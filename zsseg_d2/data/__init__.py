@@ -1,1 +1,23 @@
-"""Data sets (registered on import), mappers and image-level labels."""
+"""Data sets (registered on import), the label reader, splits, image-level labels and mappers."""
+from .build import DATASET_MAPPERS, build_dataset_mapper
+from .builtin import register_all
+from .image_labels import load_caption_nouns, load_pseudo_labels
+from .mapper import ZeroShotSemanticDatasetMapper
+from .sem_seg_io import load_sem_seg
+from .splits import has_split, seen_class_ids, unseen_class_ids
+from .vocabulary import training_vocabulary
+
+register_all()
+
+__all__ = [
+    "DATASET_MAPPERS",
+    "ZeroShotSemanticDatasetMapper",
+    "build_dataset_mapper",
+    "has_split",
+    "load_caption_nouns",
+    "load_pseudo_labels",
+    "load_sem_seg",
+    "seen_class_ids",
+    "training_vocabulary",
+    "unseen_class_ids",
+]

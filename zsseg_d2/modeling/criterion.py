@@ -17,7 +17,7 @@ from .losses import (
     sigmoid_focal_loss,
 )
 from .matcher import HungarianMatcher
-from .point_sampling import point_sample, sample_points_by_uncertainty, sample_valid_weights
+from .point_sampling import nearest_pixel_index, point_sample, sample_points_by_uncertainty
 
 Indices = List[Tuple[torch.Tensor, torch.Tensor]]
 BACKGROUND_MODES = ("none", "learned")
@@ -182,12 +182,7 @@ class CELCriterion(nn.Module):
             coords = sample_points_by_uncertainty(
                 matched_logits, self.num_points, self.oversample_ratio, self.importance_sample_ratio
             )
-            target_masks = torch.cat(
-                [t["masks"][tgt.to(t["masks"].device)] for t, (_, tgt) in zip(targets, indices)]
-            ).to(pred_masks.device)
-            target_points = point_sample(target_masks.unsqueeze(1).float(), coords)[:, 0]
-            ignore = torch.stack([t["ignore_mask"] for t in targets]).to(pred_masks.device)[batch_idx]
-            weights = sample_valid_weights(ignore, coords)
+            target_points, weights = _sample_targets(targets, indices, batch_idx, coords)
         point_logits = point_sample(matched_logits, coords)[:, 0]
         if self.focal:
             mask_term = sigmoid_focal_loss(point_logits, target_points, weights, self.focal_alpha, self.focal_gamma)
@@ -222,3 +217,18 @@ def _matched_target_labels(
     return torch.cat(
         [t["labels"].to(device)[tgt.to(device)] for t, (_, tgt) in zip(targets, indices)]
     ).long()
+
+
+def _sample_targets(
+    targets: Sequence[Dict[str, torch.Tensor]], indices: Indices, batch_idx: torch.Tensor, coords: torch.Tensor
+) -> Tuple[torch.Tensor, torch.Tensor]:
+    """Matched target masks and point weights (0 where ignored) at ``coords`` [M, P, 2] -> 2 x [M, P]."""
+    device = coords.device
+    all_masks = torch.cat([t["masks"] for t in targets]).to(device).flatten(1)  # [sum n_b, H*W]
+    ignore = torch.stack([t["ignore_mask"] for t in targets]).to(device).flatten(1)  # [B, H*W]
+    first_mask = torch.tensor([0] + [len(t["labels"]) for t in targets[:-1]], device=device).cumsum(0)
+    mask_rows = torch.cat([first_mask[image] + tgt.to(device) for image, (_, tgt) in enumerate(indices)])
+    pixels = nearest_pixel_index(coords, *targets[0]["masks"].shape[-2:])  # [M, P]
+    target_points = all_masks[mask_rows.unsqueeze(1), pixels].float()
+    weights = (~ignore[batch_idx.unsqueeze(1), pixels]).float()
+    return target_points, weights

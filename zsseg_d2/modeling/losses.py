@@ -63,15 +63,17 @@ def dice_loss(
 ) -> torch.Tensor:
     """Dice loss of mask logits (the dice part of L_mask, eq. 8), smoothed by 1.
 
-    Per mask, with ``s = sigmoid(logits)`` and point weights ``w``:
+    Per mask, with ``s = sigmoid(logits)`` and point weights ``w`` (all ones when None):
     ``1 - (2 * sum(w*s*t) + 1) / (sum(w*s) + sum(w*t) + 1)``. Returns the sum over masks.
     """
     prob = logits.sigmoid()
     if weights is not None:
-        prob = prob * weights
         targets = targets * weights
+        prob_sum = (prob * weights).sum(dim=1)
+    else:
+        prob_sum = prob.sum(dim=1)
     numerator = 2 * (prob * targets).sum(dim=1) + 1
-    denominator = prob.sum(dim=1) + targets.sum(dim=1) + 1
+    denominator = prob_sum + targets.sum(dim=1) + 1
     return (1 - numerator / denominator).sum()
 
 

@@ -9,7 +9,7 @@ from detectron2.config import configurable
 from scipy.optimize import linear_sum_assignment
 from torch import nn
 
-from .point_sampling import point_sample, sample_valid_weights
+from .point_sampling import nearest_pixel_index, point_sample
 
 
 def pairwise_sigmoid_ce(logits: torch.Tensor, targets: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
@@ -18,18 +18,20 @@ def pairwise_sigmoid_ce(logits: torch.Tensor, targets: torch.Tensor, weights: to
     ``logits`` [Q, K], ``targets`` [n, K] in [0, 1], ``weights`` [K] (0 for ignored points).
     Uses ``BCE(x, t) = softplus(x) - x * t`` so the pair term is one matmul.
     """
-    weighted_logits = logits * weights
-    positive_part = (F.softplus(logits) * weights).sum(dim=1, keepdim=True)  # [Q, 1]
-    cost = positive_part - weighted_logits @ targets.T
+    positive_part = F.softplus(logits) @ weights  # [Q]
+    cost = positive_part.unsqueeze(1) - logits @ (targets * weights).T
     return cost / weights.sum().clamp(min=1)
 
 
 def pairwise_dice(logits: torch.Tensor, targets: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
-    """Dice loss (smoothed by 1, over weighted points) for every (prediction, target) pair -> [Q, n]."""
-    prob = logits.sigmoid() * weights
-    targets = targets * weights
-    numerator = 2 * prob @ targets.T + 1
-    denominator = prob.sum(dim=1, keepdim=True) + targets.sum(dim=1).unsqueeze(0) + 1
+    """Dice loss (smoothed by 1, weighted sums over points) for every (prediction, target) pair -> [Q, n].
+
+    Per pair: ``1 - (2 * sum(w*s*t) + 1) / (sum(w*s) + sum(w*t) + 1)`` with ``s = sigmoid(logits)``.
+    """
+    prob = logits.sigmoid()
+    weighted_targets = targets * weights
+    numerator = 2 * prob @ weighted_targets.T + 1
+    denominator = (prob @ weights).unsqueeze(1) + weighted_targets.sum(dim=1).unsqueeze(0) + 1
     return 1 - numerator / denominator
 
 
@@ -40,7 +42,8 @@ class HungarianMatcher(nn.Module):
 
     with ``p_q = softmax(pred_logits)`` over all columns (including a learned background column)
     and the mask costs on ``num_points`` uniform random points shared by all masks of the image
-    (ignored points excluded). Computed in fp32 without gradients.
+    (predictions sampled bilinearly, targets and ignore mask at the pixel containing the point;
+    ignored points excluded). Computed in fp32 without gradients.
     """
 
     @configurable
@@ -80,10 +83,10 @@ class HungarianMatcher(nn.Module):
             coords: [K, 2] points in [0, 1] (x, y) where all masks are compared.
         """
         class_cost = -pred_logits.float().softmax(dim=-1)[:, labels]
-        points = coords.unsqueeze(0)
-        pred_points = point_sample(pred_masks.unsqueeze(0).float(), points)[0]  # [Q, K]
-        target_points = point_sample(target_masks.unsqueeze(0).float(), points)[0]  # [n, K]
-        weights = sample_valid_weights(ignore_mask.unsqueeze(0), points)[0]  # [K]
+        pred_points = point_sample(pred_masks.unsqueeze(0).float(), coords.unsqueeze(0))[0]  # [Q, K]
+        pixels = nearest_pixel_index(coords, *target_masks.shape[-2:])  # [K]
+        target_points = target_masks.flatten(1)[:, pixels].float()  # [n, K]
+        weights = (~ignore_mask.flatten()[pixels]).float()  # [K]
         return (
             self.cost_class * class_cost
             + self.cost_mask * pairwise_sigmoid_ce(pred_points, target_points, weights)

@@ -23,6 +23,7 @@ from torch import nn
 from .cel_head import build_cel_head
 from .clip import TextEmbedder, validate_class_names
 from .criterion import CELCriterion
+from .semantic_inference import semantic_argmax, semantic_scores
 from .text_classifier import TextClassifier
 
 logger = logging.getLogger(__name__)
@@ -35,28 +36,6 @@ def _dataset_classes(dataset_names: Sequence[str], setting: str) -> List[str]:
     if not hasattr(metadata, "stuff_classes"):
         raise ValueError(f"data set {dataset_names[0]!r} has no stuff_classes metadata; set {setting}")
     return list(metadata.stuff_classes)
-
-
-def semantic_scores(probs: torch.Tensor, masks: torch.Tensor) -> torch.Tensor:
-    """Eq. 4: S[c, h, w] = sum_q p_q(c) * M_q[h, w], for ``probs`` [Q,C] and ``masks`` [Q,H,W]."""
-    return (probs.t() @ masks.flatten(1)).view(probs.shape[1], *masks.shape[1:])
-
-
-def semantic_argmax(probs: torch.Tensor, masks: torch.Tensor, class_chunk: int) -> torch.Tensor:
-    """argmax_c of eq. 4 computed ``class_chunk`` classes at a time ([H,W] long).
-
-    Peak memory is O(class_chunk * H * W) instead of O(C * H * W), which matters for
-    847-class vocabularies at full resolution.
-    """
-    flat = masks.flatten(1)
-    best_score = torch.full(flat.shape[1:], -1.0, device=masks.device, dtype=masks.dtype)
-    best_class = torch.zeros(flat.shape[1:], device=masks.device, dtype=torch.long)
-    for start in range(0, probs.shape[1], class_chunk):
-        chunk_score, chunk_class = (probs[:, start : start + class_chunk].t() @ flat).max(dim=0)
-        better = chunk_score > best_score
-        best_score = torch.where(better, chunk_score, best_score)
-        best_class = torch.where(better, chunk_class + start, best_class)
-    return best_class.view(masks.shape[1:])
 
 
 @META_ARCH_REGISTRY.register()
@@ -142,22 +121,37 @@ class CELSegmentor(nn.Module):
     def forward(self, batched_inputs: List[dict]):
         """Training: a dict of weighted losses (eq. 8). Inference: per image ``sem_seg_label``
         [H,W] and, for vocabularies up to ``max_dense_classes``, ``sem_seg`` [C,H,W] (eq. 4)."""
-        images = [(x["image"].to(self.device) - self.pixel_mean) / self.pixel_std for x in batched_inputs]
-        images = ImageList.from_tensors(images, self.backbone.size_divisibility)
-        outputs = self.sem_seg_head(self.backbone(images.tensor))
+        outputs, images = self._predict(batched_inputs)
         text = self.train_text_embeddings if self.training else self.test_text_embeddings
         for prediction in [outputs, *outputs.get("aux_outputs", [])]:
             similarity, logits = self.classifier(prediction["pred_class_embeds"], text)
             prediction["pred_similarity"], prediction["pred_logits"] = similarity, logits
         if self.training:
             return self.criterion(outputs, self._targets(batched_inputs, images))
-        padded_size = tuple(images.tensor.shape[-2:])
         return [
-            self._inference(logits, masks, padded_size, image_size, x.get("height", image_size[0]), x.get("width", image_size[1]))
-            for logits, masks, image_size, x in zip(
-                outputs["pred_logits"], outputs["pred_masks"], images.image_sizes, batched_inputs
-            )
+            self._inference(logits, masks)
+            for logits, masks in zip(outputs["pred_logits"], self._full_resolution_masks(outputs, images, batched_inputs))
         ]
+
+    @torch.no_grad()
+    def predict_mask_probs(self, batched_inputs: List[dict]) -> List[torch.Tensor]:
+        """Class-agnostic proposals: sigma(mask logits) [Q, height, width] per image (M_q)."""
+        outputs, images = self._predict(batched_inputs)
+        return list(self._full_resolution_masks(outputs, images, batched_inputs))
+
+    def _predict(self, batched_inputs: List[dict]):
+        images = [(x["image"].to(self.device) - self.pixel_mean) / self.pixel_std for x in batched_inputs]
+        images = ImageList.from_tensors(images, self.backbone.size_divisibility)
+        return self.sem_seg_head(self.backbone(images.tensor)), images
+
+    @staticmethod
+    def _full_resolution_masks(outputs: dict, images: ImageList, batched_inputs: List[dict]):
+        """Mask logits upsampled to the padded input, cropped, resized to the output size, sigmoid."""
+        padded = F.interpolate(outputs["pred_masks"].float(), size=images.tensor.shape[-2:], mode="bilinear",
+                               align_corners=False)
+        for mask_logits, (h, w), x in zip(padded, images.image_sizes, batched_inputs):
+            size = (x.get("height", h), x.get("width", w))
+            yield F.interpolate(mask_logits[None, :, :h, :w], size=size, mode="bilinear", align_corners=False)[0].sigmoid()
 
     def _targets(self, batched_inputs: List[dict], images: ImageList) -> List[Dict[str, torch.Tensor]]:
         padded_h, padded_w = images.tensor.shape[-2:]
@@ -181,11 +175,8 @@ class CELSegmentor(nn.Module):
             )
         return targets
 
-    def _inference(self, logits, mask_logits, padded_size, image_size, height: int, width: int) -> dict:
+    def _inference(self, logits: torch.Tensor, masks: torch.Tensor) -> dict:
         probs = logits.float().softmax(dim=-1)[:, : len(self.test_vocabulary)]
-        padded = F.interpolate(mask_logits[None].float(), size=padded_size, mode="bilinear", align_corners=False)
-        cropped = padded[:, :, : image_size[0], : image_size[1]]
-        masks = F.interpolate(cropped, size=(height, width), mode="bilinear", align_corners=False)[0].sigmoid()
         if probs.shape[1] <= self.max_dense_classes:
             scores = semantic_scores(probs, masks)
             return {"sem_seg": scores, "sem_seg_label": scores.argmax(dim=0)}

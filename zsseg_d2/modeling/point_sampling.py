@@ -1,5 +1,9 @@
 """Sampling of masks at continuous points, shared by the matcher and the mask loss.
 
+Mask logits are sampled bilinearly (:func:`point_sample`); binary maps (ground-truth masks,
+ignore masks) are read at the pixel containing each point (:func:`nearest_pixel_index`), so
+sampled targets are exactly 0 or 1 and ignored points get weight 0.
+
 Points are ``(x, y)`` pairs in ``[0, 1]`` relative to the whole map: ``(0, 0)`` is the top-left
 corner of the top-left pixel and ``(1, 1)`` the bottom-right corner of the bottom-right pixel, so
 the centre of pixel ``(row i, column j)`` of an ``H x W`` map is ``((j + 0.5) / W, (i + 0.5) / H)``.
@@ -60,11 +64,12 @@ def sample_points_by_uncertainty(
     return torch.cat([uncertain_coords, random_coords], dim=1)
 
 
-def sample_valid_weights(ignore_mask: torch.Tensor, coords: torch.Tensor) -> torch.Tensor:
-    """Weights [N, P] of points ``coords`` [N, P, 2] on ``ignore_mask`` [N, H, W] (bool).
+def nearest_pixel_index(coords: torch.Tensor, height: int, width: int) -> torch.Tensor:
+    """Row-major index into an ``height x width`` map of the pixel containing each point.
 
-    A point weighs 0 where the bilinearly sampled ignore mask is at least 0.5 (its nearest pixels
-    are mostly ignored) and 1 elsewhere.
+    ``coords`` [..., 2] (x, y) in [0, 1] -> int64 [...]. Used to read binary maps (targets,
+    ignore masks) at the points exactly, without converting whole maps to float.
     """
-    sampled = point_sample(ignore_mask.unsqueeze(1).float(), coords)[:, 0]
-    return (sampled < 0.5).float()
+    column = (coords[..., 0] * width).long().clamp_(0, width - 1)
+    row = (coords[..., 1] * height).long().clamp_(0, height - 1)
+    return row * width + column

@@ -1,0 +1,141 @@
+"""Every data set of zsseg_d2, registered on import of :mod:`zsseg_d2.data`.
+
+Splits (seen/unseen) are defined here once, with the data sets' own class names, and stored in
+the metadata as prompt names (``unseen_classes`` is a subset of ``stuff_classes``):
+
+- COCO-Stuff-164k, 171 classes, 156 seen / 15 unseen (the GZS3 split of the paper);
+- Pascal VOC 2012 + SBD, 20 classes (background ignored), 15 seen / 5 unseen;
+- CamVid (local, 11 classes), 8 seen / 3 unseen: tree (a stuff class, 9.7% of training pixels),
+  car (a frequent thing, 5.9%) and bicyclist (a rare thing, 0.3%), so that the unseen side mixes
+  stuff, frequent and rare classes as COCO-Stuff's does;
+- open-vocabulary evaluation sets without a split: Pascal Context 59 / 459, ADE20K 150 / 847,
+  VOC-20.
+"""
+from __future__ import annotations
+
+import functools
+
+from .class_lists import ClassList, load_class_list, read_names_file
+from .registration import (
+    DATASETS_ENV,
+    SHARED_DATA_ENV,
+    SplitFiles,
+    data_root,
+    missing_data_error,
+    register_sem_seg,
+)
+
+COCO_STUFF_UNSEEN = (
+    "cow", "giraffe", "suitcase", "frisbee", "skateboard", "carrot", "scissors", "cardboard",
+    "clouds", "grass", "playingfield", "river", "road", "tree", "wall-concrete",
+)  # fmt: skip
+VOC_UNSEEN = ("pottedplant", "sheep", "sofa", "train", "tvmonitor")
+CAMVID_UNSEEN = ("Tree", "Car", "Bicyclist")
+
+VOC_LABEL_FIELDS = {"label_offset": 1, "raw_ignore_ids": (0,)}  # raw 0 = background: ignored
+WIDE_LABEL_FIELDS = {"ignore_label": 65535}  # > 255 classes: 16-bit label PNGs
+
+
+def class_fields(classes: ClassList, unseen_names: tuple[str, ...] = ()) -> dict:
+    """Metadata class fields; ``unseen_names`` are the data set's own names, stored as prompts."""
+    unknown = [name for name in unseen_names if name not in classes.names]
+    if unknown:
+        raise ValueError(f"unseen classes {unknown} are not in the class list {classes.names}")
+    return {
+        "stuff_classes": list(classes.prompts),
+        "raw_class_names": list(classes.names),
+        "unseen_classes": [classes.prompts[classes.names.index(n)] for n in unseen_names],
+    }
+
+
+def _names_file_fields(relative_path: str) -> dict:
+    """Class fields read from a names file written by ``datasets/prepare_*.py`` (no split)."""
+    path = data_root(DATASETS_ENV) / relative_path
+    if not path.is_file():
+        raise missing_data_error(path, DATASETS_ENV, "class names file")
+    names = read_names_file(path)
+    return {"stuff_classes": names, "raw_class_names": names, "unseen_classes": []}
+
+
+def _synthetic_fields() -> dict:
+    from .synthetic import CLASS_NAMES, UNSEEN_CLASSES
+
+    return {
+        "stuff_classes": list(CLASS_NAMES),
+        "raw_class_names": list(CLASS_NAMES),
+        "unseen_classes": list(UNSEEN_CLASSES),
+    }
+
+
+def _register_prepared() -> None:
+    """Data sets under $DETECTRON2_DATASETS, in the layout of datasets/README.md."""
+    coco = class_fields(load_class_list("coco_stuff_171"), COCO_STUFF_UNSEEN)
+    for split in ("train2017", "val2017"):
+        files = SplitFiles(DATASETS_ENV, f"coco/{split}", f"coco/stuffthingmaps_zsseg/{split}")
+        register_sem_seg(f"coco_stuff_171_{split[:-4]}", files, coco)
+
+    voc = load_class_list("voc_20")
+    for split in ("train_aug", "val"):
+        files = SplitFiles(
+            DATASETS_ENV, "VOCdevkit/VOC2012/JPEGImages", f"VOCdevkit/VOC2012/SegmentationClassZS/{split}"
+        )
+        register_sem_seg(f"voc_gzs3_{split}", files, class_fields(voc, VOC_UNSEEN))
+        if split == "val":
+            register_sem_seg("voc20_val", files, class_fields(voc))
+
+    pc_images = "VOCdevkit/VOC2010/JPEGImages"
+    register_sem_seg(
+        "pascal_context_59_val",
+        SplitFiles(DATASETS_ENV, pc_images, "pascal_context/labels_59/val"),
+        class_fields(load_class_list("pascal_context_59")),
+    )
+    register_sem_seg(
+        "pascal_context_459_val",
+        SplitFiles(DATASETS_ENV, pc_images, "pascal_context/labels_459/val"),
+        functools.partial(_names_file_fields, "pascal_context/class_names_459.txt"),
+        **WIDE_LABEL_FIELDS,
+    )
+    # ADE20K-150 is read straight from the official annotations (raw 0 = "other", ignored).
+    register_sem_seg(
+        "ade20k_150_val",
+        SplitFiles(
+            DATASETS_ENV,
+            "ADEChallengeData2016/images/validation",
+            "ADEChallengeData2016/annotations/validation",
+        ),
+        class_fields(load_class_list("ade20k_150")),
+        **VOC_LABEL_FIELDS,
+    )
+    register_sem_seg(
+        "ade20k_847_val",
+        SplitFiles(DATASETS_ENV, "ade20k_full/images/val", "ade20k_full/labels/val"),
+        functools.partial(_names_file_fields, "ade20k_full/class_names_847.txt"),
+        **WIDE_LABEL_FIELDS,
+    )
+    for split in ("train", "val"):
+        register_sem_seg(
+            f"zsseg_shapes_{split}",
+            SplitFiles(DATASETS_ENV, f"zsseg_shapes/{split}/images", f"zsseg_shapes/{split}/labels"),
+            _synthetic_fields,
+        )
+
+
+def _register_shared() -> None:
+    """The small real data sets of $ZSSEG_SHARED_DATA (see its README.md)."""
+    camvid = class_fields(load_class_list("camvid_11"), CAMVID_UNSEEN)
+    for split in ("train", "val"):
+        files = SplitFiles(SHARED_DATA_ENV, f"camvid/{split}/images", f"camvid/{split}/labels")
+        register_sem_seg(f"camvid_{split}", files, camvid, raw_ignore_ids=(11,))
+
+    voc = class_fields(load_class_list("voc_20"), VOC_UNSEEN)
+    crops = SplitFiles(SHARED_DATA_ENV, "voc2012_val_crops/images", "voc2012_val_crops/labels", ".png")
+    register_sem_seg("voc2012_crops_val", crops, voc, **VOC_LABEL_FIELDS)
+    labelme = SplitFiles(
+        SHARED_DATA_ENV, "labelme_voc2011/JPEGImages", "labelme_voc2011/SegmentationClass"
+    )
+    register_sem_seg("labelme_voc2011", labelme, voc, **VOC_LABEL_FIELDS)
+
+
+def register_all() -> None:
+    _register_prepared()
+    _register_shared()

@@ -1,0 +1,128 @@
+"""Lazy registration of semantic-segmentation data sets (image folder + label folder).
+
+Nothing is read at registration: listing a split (``DatasetCatalog.get``) reads its folders, and
+class names that live in a prepared data set's names file are read on first access of the
+metadata field (:class:`LazyClassMetadata`). Roots come from environment variables at access
+time, so tests and tools may set them after import.
+"""
+from __future__ import annotations
+
+import functools
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+from detectron2.data import DatasetCatalog, Metadata, MetadataCatalog
+from PIL import Image
+
+DATASETS_ENV = "DETECTRON2_DATASETS"
+SHARED_DATA_ENV = "ZSSEG_SHARED_DATA"
+REPO_ROOT = Path(__file__).resolve().parents[2]
+README = "datasets/README.md"
+
+
+def data_root(env: str) -> Path:
+    """The root named by ``env``: $DETECTRON2_DATASETS (default "datasets") or
+    $ZSSEG_SHARED_DATA (default <repo root>/../shared/data)."""
+    if env == DATASETS_ENV:
+        return Path(os.environ.get(DATASETS_ENV, "datasets"))
+    if env == SHARED_DATA_ENV:
+        return Path(os.environ.get(SHARED_DATA_ENV, REPO_ROOT.parent / "shared" / "data"))
+    raise ValueError(f"unknown data root variable {env!r}")
+
+
+def missing_data_error(path: Path, env: str, what: str) -> FileNotFoundError:
+    return FileNotFoundError(
+        f"{what} not found: {path} (root from ${env}={data_root(env)}). Download and prepare the "
+        f"data set as described in {README}, or point ${env} at the folder holding it."
+    )
+
+
+@dataclass(frozen=True)
+class SplitFiles:
+    """Where one split lives: folders relative to the root named by ``root_env``; images and
+    labels are paired by file stem."""
+
+    root_env: str
+    image_dir: str
+    label_dir: str
+    image_ext: str = ".jpg"
+    label_ext: str = ".png"
+
+
+def list_sem_seg_files(split: SplitFiles) -> list[dict]:
+    """Detectron2 dicts {file_name, sem_seg_file_name, height, width, image_id} of one split.
+
+    ``image_id`` is the file stem; height/width come from the label file's header.
+    """
+    root = data_root(split.root_env)
+    label_dir, image_dir = root / split.label_dir, root / split.image_dir
+    for folder, what in ((label_dir, "label folder"), (image_dir, "image folder")):
+        if not folder.is_dir():
+            raise missing_data_error(folder, split.root_env, what)
+    label_files = sorted(label_dir.glob(f"*{split.label_ext}"))
+    if not label_files:
+        raise missing_data_error(label_dir / f"*{split.label_ext}", split.root_env, "label files")
+    dicts = []
+    for label_file in label_files:
+        image_file = image_dir / f"{label_file.stem}{split.image_ext}"
+        if not image_file.is_file():
+            raise FileNotFoundError(
+                f"label {label_file} has no image {image_file}; see {README} for the layout"
+            )
+        with Image.open(label_file) as label:
+            width, height = label.size
+        dicts.append(
+            {
+                "file_name": str(image_file),
+                "sem_seg_file_name": str(label_file),
+                "height": height,
+                "width": width,
+                "image_id": label_file.stem,
+            }
+        )
+    return dicts
+
+
+class LazyClassMetadata(Metadata):
+    """Metadata whose class fields (``stuff_classes``, ``raw_class_names``, ``unseen_classes``)
+    come from ``_class_loader()`` on first access, e.g. from a prepared data set's names file."""
+
+    _LAZY_KEYS = ("stuff_classes", "raw_class_names", "unseen_classes")
+
+    def __getattr__(self, key: str) -> Any:
+        loader = self.__dict__.get("_class_loader")
+        if key in self._LAZY_KEYS and loader is not None:
+            self.__dict__.update(loader())
+            del self.__dict__["_class_loader"]
+            return self.__dict__[key]
+        return super().__getattr__(key)
+
+
+def register_sem_seg(
+    name: str,
+    split: SplitFiles,
+    classes: dict | Callable[[], dict],
+    *,
+    label_offset: int = 0,
+    raw_ignore_ids: tuple[int, ...] = (),
+    ignore_label: int = 255,
+) -> None:
+    """Register split ``name`` with its metadata.
+
+    ``classes``: {"stuff_classes", "raw_class_names", "unseen_classes"}, or a function returning
+    it on first access. See :mod:`zsseg_d2.data.sem_seg_io` for the label fields.
+    """
+    DatasetCatalog.register(name, functools.partial(list_sem_seg_files, split))
+    if callable(classes):
+        MetadataCatalog[name] = LazyClassMetadata(name=name, _class_loader=classes)
+    else:
+        MetadataCatalog.get(name).set(**classes)
+    MetadataCatalog.get(name).set(
+        ignore_label=ignore_label,
+        evaluator_type="gzs3",
+        label_offset=label_offset,
+        raw_ignore_ids=list(raw_ignore_ids),
+        data_root_env=split.root_env,
+    )

@@ -1,0 +1,19 @@
+"""The training vocabulary: which class names the training ids index."""
+from __future__ import annotations
+
+from detectron2.config import CfgNode
+from detectron2.data import MetadataCatalog
+
+from .image_labels import load_caption_nouns
+
+
+def training_vocabulary(cfg: CfgNode) -> list[str]:
+    """Class names indexed by the mapper's training ids (``sem_seg``, ``gt_classes``,
+    ``image_labels``): the caption-noun vocabulary with INPUT.IMAGE_LABELS.NOUN_FILE (Table 3),
+    else MODEL.CEL.TRAIN_VOCABULARY when set, else the first training data set's
+    ``stuff_classes`` (GZS3)."""
+    if cfg.INPUT.IMAGE_LABELS.NOUN_FILE:
+        return load_caption_nouns(cfg.INPUT.IMAGE_LABELS.NOUN_FILE)[0]
+    if cfg.MODEL.CEL.TRAIN_VOCABULARY:
+        return list(cfg.MODEL.CEL.TRAIN_VOCABULARY)
+    return list(MetadataCatalog.get(cfg.DATASETS.TRAIN[0]).stuff_classes)
