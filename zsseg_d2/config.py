@@ -154,4 +154,5 @@ def _add_pseudo_label_config(cfg: CN) -> None:
     pl.EXPAND_RATIO = 0.0  # grow each crop box by this fraction of its size (context)
     pl.MASK_FILL = False  # fill pixels outside the mask with CLIP's pixel mean
     pl.CROP_BATCH_SIZE = 64  # crops per CLIP forward, batched across images
+    pl.IMS_PER_BATCH = 4  # images per proposal-model forward (--batch-size)
     pl.ALL_IMAGES = False  # False: only images whose seen-only labels have unlabeled pixels

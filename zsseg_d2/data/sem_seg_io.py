@@ -59,6 +59,17 @@ def _label_lut(
     return lut, in_range | ignored
 
 
+def _invalid_values(raw: np.ndarray, valid: np.ndarray) -> np.ndarray:
+    """The raw values present in ``raw`` that ``valid`` does not allow (usually none)."""
+    if raw.size == 0:
+        return np.zeros(0, dtype=np.int64)
+    top = int(raw.max())
+    if top < len(valid) and valid[: top + 1].all():  # fast path: every value up to the max is legal
+        return np.zeros(0, dtype=np.int64)
+    present = np.flatnonzero(np.bincount(raw.ravel()))
+    return present[(present >= len(valid)) | ~valid[np.minimum(present, len(valid) - 1)]]
+
+
 def load_sem_seg(path: PathLike, metadata: Metadata) -> np.ndarray:
     """Read a label file of data set ``metadata`` as contiguous ids (H x W).
 
@@ -73,8 +84,7 @@ def load_sem_seg(path: PathLike, metadata: Metadata) -> np.ndarray:
         tuple(int(v) for v in metadata.raw_ignore_ids),
         int(metadata.ignore_label),
     )
-    present = np.flatnonzero(np.bincount(raw.ravel()))
-    bad = present[(present >= len(valid)) | ~valid[np.minimum(present, len(valid) - 1)]]
+    bad = _invalid_values(raw, valid)
     if bad.size:
         raise ValueError(
             f"label file {path} holds value {int(bad[0])}, outside data set '{metadata.name}' "
@@ -82,4 +92,4 @@ def load_sem_seg(path: PathLike, metadata: Metadata) -> np.ndarray:
             f"{metadata.label_offset + len(metadata.stuff_classes) - 1}, ignore "
             f"{[metadata.ignore_label, *metadata.raw_ignore_ids]}); all bad values: {bad.tolist()}"
         )
-    return lut[raw]
+    return np.take(lut, raw)

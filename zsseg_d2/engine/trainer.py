@@ -23,7 +23,7 @@ from detectron2.utils import comm
 from torch.nn.parallel import DistributedDataParallel
 
 from ..data import ZeroShotSemanticDatasetMapper
-from ..evaluation import build_evaluator, format_results_table
+from ..evaluation import TRANSFER_SETS, build_evaluator, format_gzs3_table, format_transfer_table
 from .solver import build_lr_scheduler, build_optimizer
 
 logger = logging.getLogger(__name__)
@@ -82,5 +82,7 @@ class Trainer(DefaultTrainer):
                 logger.info(f"Evaluation results for {dataset_name} in csv format:")
                 print_csv_format(results[dataset_name])
         if comm.is_main_process() and results:
-            logger.info("Results:\n" + format_results_table(results))
+            logger.info("Results:\n" + format_gzs3_table(results))
+            if any(name in results for name in TRANSFER_SETS.values()):
+                logger.info("Open-vocabulary transfer:\n" + format_transfer_table(results))
         return results

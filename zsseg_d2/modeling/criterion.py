@@ -223,6 +223,9 @@ def _sample_targets(
     targets: Sequence[Dict[str, torch.Tensor]], indices: Indices, batch_idx: torch.Tensor, coords: torch.Tensor
 ) -> Tuple[torch.Tensor, torch.Tensor]:
     """Matched target masks and point weights (0 where ignored) at ``coords`` [M, P, 2] -> 2 x [M, P]."""
+    sizes = {tuple(t["masks"].shape[-2:]) for t in targets} | {tuple(t["ignore_mask"].shape) for t in targets}
+    if len(sizes) > 1:
+        raise ValueError(f"target masks and ignore masks must be padded to one batch size; got sizes {sorted(sizes)}")
     device = coords.device
     all_masks = torch.cat([t["masks"] for t in targets]).to(device).flatten(1)  # [sum n_b, H*W]
     ignore = torch.stack([t["ignore_mask"] for t in targets]).to(device).flatten(1)  # [B, H*W]

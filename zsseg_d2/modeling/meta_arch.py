@@ -20,6 +20,7 @@ from detectron2.modeling.backbone import Backbone
 from detectron2.structures import ImageList
 from torch import nn
 
+from ..data import training_vocabulary
 from .cel_head import build_cel_head
 from .clip import TextEmbedder, validate_class_names
 from .criterion import CELCriterion
@@ -83,8 +84,10 @@ class CELSegmentor(nn.Module):
             cfg.MODEL.CLIP.CACHE_DIR or None,
             cfg.MODEL.CLIP.OFFLINE,
         )
-        train_vocabulary = list(cfg.MODEL.CEL.TRAIN_VOCABULARY) or _dataset_classes(
-            cfg.DATASETS.TRAIN or cfg.DATASETS.TEST, "MODEL.CEL.TRAIN_VOCABULARY"
+        train_vocabulary = (
+            training_vocabulary(cfg)
+            if cfg.DATASETS.TRAIN
+            else list(cfg.MODEL.CEL.TRAIN_VOCABULARY) or _dataset_classes(cfg.DATASETS.TEST, "MODEL.CEL.TRAIN_VOCABULARY")
         )
         test_vocabulary = list(cfg.MODEL.CEL.TEST_VOCABULARY) or (
             _dataset_classes(cfg.DATASETS.TEST, "MODEL.CEL.TEST_VOCABULARY") if cfg.DATASETS.TEST else train_vocabulary

@@ -58,7 +58,7 @@ def sample_points_by_uncertainty(
 
     candidates = torch.rand(num_maps, num_candidates, 2, device=device)
     uncertainty = -point_sample(logits, candidates)[:, 0].abs()  # [N, num_candidates]
-    top = uncertainty.topk(num_uncertain, dim=1).indices
+    top = uncertainty.topk(num_uncertain, dim=1, sorted=False).indices
     uncertain_coords = candidates.gather(1, top.unsqueeze(-1).expand(-1, -1, 2))
     random_coords = torch.rand(num_maps, num_points - num_uncertain, 2, device=device)
     return torch.cat([uncertain_coords, random_coords], dim=1)

@@ -1,0 +1,37 @@
+"""Open-vocabulary inference on single images: any class names, one trained checkpoint."""
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+import torch
+from detectron2.config import CfgNode
+from detectron2.data import transforms as T
+from detectron2.modeling import build_model
+
+from .checkpoint import load_trained_weights
+
+
+class VocabularyPredictor:
+    """Builds the model of ``cfg``, loads ``MODEL.WEIGHTS`` strictly, segments with a vocabulary."""
+
+    def __init__(self, cfg: CfgNode, vocabulary: Sequence[str]):
+        self.model = build_model(cfg).eval()
+        load_trained_weights(self.model, cfg.MODEL.WEIGHTS)
+        self.model.set_vocabulary(vocabulary)
+        self.resize = T.ResizeShortestEdge(cfg.INPUT.MIN_SIZE_TEST, cfg.INPUT.MAX_SIZE_TEST)
+        self.input_format = cfg.INPUT.FORMAT
+
+    @property
+    def vocabulary(self) -> list:
+        return self.model.test_vocabulary
+
+    @torch.no_grad()
+    def __call__(self, image_rgb: np.ndarray) -> np.ndarray:
+        """Label map [H, W] (ids into ``vocabulary``) of an RGB uint8 image."""
+        image = image_rgb if self.input_format == "RGB" else image_rgb[:, :, ::-1]
+        height, width = image.shape[:2]
+        resized = self.resize.get_transform(image).apply_image(image)
+        tensor = torch.as_tensor(np.ascontiguousarray(resized.transpose(2, 0, 1)))
+        output = self.model([{"image": tensor, "height": height, "width": width}])[0]
+        return output["sem_seg_label"].cpu().numpy()

@@ -1,0 +1,110 @@
+"""GZS3 / open-vocabulary semantic-segmentation evaluator (Detectron2 ``DatasetEvaluator``)."""
+from __future__ import annotations
+
+import json
+import logging
+import os
+from collections import OrderedDict
+from typing import Optional
+
+import numpy as np
+import torch
+from detectron2.config import CfgNode
+from detectron2.data import DatasetCatalog, MetadataCatalog
+from detectron2.evaluation import DatasetEvaluator
+from detectron2.utils import comm
+
+from ..data.sem_seg_io import load_sem_seg
+from ..data.splits import unseen_class_ids
+from .metrics import confusion_matrix, segmentation_metrics
+from .tables import format_gzs3_table
+
+logger = logging.getLogger(__name__)
+
+
+class GZS3Evaluator(DatasetEvaluator):
+    """Accumulates one confusion matrix over a data set and reports, in %:
+    mIoU, mIoU(S), mIoU(U), hIoU = 2SU/(S+U) (seen/unseen from the metadata split; the last three
+    only for data sets with a split), mACC, pACC and per-class IoU.
+
+    Classes absent from the ground truth of the whole data set are left out of all means (their
+    IoU is nan); hIoU is 0, not nan, when mIoU(S) or mIoU(U) is 0 or undefined.
+
+    Predictions are read from ``output["sem_seg_label"]`` (H x W class ids) when present, else as
+    the argmax of ``output["sem_seg"]`` (C x H x W scores), at the label's resolution; ids index
+    the evaluated data set's ``stuff_classes``. Only the matrix is kept between images. Across
+    processes the matrices are summed on the main process (which alone returns results).
+    """
+
+    def __init__(self, dataset_name: str, distributed: bool = True, output_dir: Optional[str] = None):
+        self.dataset_name = dataset_name
+        self.metadata = MetadataCatalog.get(dataset_name)
+        self.class_names = list(self.metadata.stuff_classes)
+        self.num_classes = len(self.class_names)
+        self.ignore_label = int(self.metadata.ignore_label)
+        self.unseen_ids = unseen_class_ids(self.metadata)
+        self._distributed = distributed
+        self._output_dir = output_dir
+        self._gt_files = {d["file_name"]: d["sem_seg_file_name"] for d in DatasetCatalog.get(dataset_name)}
+        self.reset()
+
+    def reset(self) -> None:
+        self.confusion = np.zeros((self.num_classes, self.num_classes), dtype=np.int64)
+
+    def process(self, inputs: list[dict], outputs: list[dict]) -> None:
+        for inp, out in zip(inputs, outputs):
+            gt_file = inp.get("sem_seg_file_name") or self._gt_files[inp["file_name"]]
+            gt = load_sem_seg(gt_file, self.metadata)
+            pred = self._prediction(out, gt_file)
+            if pred.shape != gt.shape:
+                raise ValueError(
+                    f"prediction for {inp['file_name']} is {tuple(pred.shape)} but its label "
+                    f"{gt_file} is {gt.shape}; the model must return predictions at the input's "
+                    "height/width"
+                )
+            self.confusion += confusion_matrix(gt, pred, self.num_classes, self.ignore_label)
+
+    def _prediction(self, output: dict, gt_file: str) -> np.ndarray:
+        if "sem_seg_label" in output:
+            pred = output["sem_seg_label"]
+        else:
+            pred = output["sem_seg"].argmax(dim=0)
+        pred = pred.to(device="cpu", dtype=torch.int64).numpy()
+        if pred.size and (pred.min() < 0 or pred.max() >= self.num_classes):
+            raise ValueError(
+                f"prediction for {gt_file} holds class id {int(pred.min())}..{int(pred.max())}, "
+                f"outside the {self.num_classes} classes of '{self.dataset_name}': evaluate with the "
+                "vocabulary of the evaluated data set (MODEL.CEL.TEST_VOCABULARY = [])"
+            )
+        return pred
+
+    def evaluate(self) -> Optional["OrderedDict[str, dict]"]:
+        confusion = self.confusion
+        if self._distributed and comm.get_world_size() > 1:
+            comm.synchronize()
+            gathered = comm.gather(self.confusion, dst=0)
+            if not comm.is_main_process():
+                return None
+            confusion = np.sum(gathered, axis=0)
+        metrics = segmentation_metrics(confusion, self.class_names, self.unseen_ids)
+        if self._output_dir:
+            os.makedirs(self._output_dir, exist_ok=True)
+            with open(os.path.join(self._output_dir, "gzs3_metrics.json"), "w") as f:
+                json.dump(metrics, f, indent=1)
+            np.save(os.path.join(self._output_dir, "confusion_matrix.npy"), confusion)
+        results = OrderedDict(sem_seg=metrics)
+        logger.info("\n" + format_gzs3_table({self.dataset_name: results}))
+        return results
+
+
+def build_evaluator(cfg: CfgNode, dataset_name: str, output_folder: Optional[str] = None) -> DatasetEvaluator:
+    """The evaluator of ``dataset_name`` by its metadata ``evaluator_type`` ("gzs3"); results go
+    to ``output_folder`` (default: <OUTPUT_DIR>/inference/<dataset_name>)."""
+    evaluator_type = MetadataCatalog.get(dataset_name).get("evaluator_type")
+    if evaluator_type != "gzs3":
+        raise ValueError(
+            f"data set '{dataset_name}' has evaluator_type {evaluator_type!r}; zsseg_d2 evaluates "
+            "'gzs3' data sets (register it through zsseg_d2.data.registration.register_sem_seg)"
+        )
+    output_folder = output_folder or os.path.join(cfg.OUTPUT_DIR, "inference", dataset_name)
+    return GZS3Evaluator(dataset_name, distributed=True, output_dir=output_folder)

@@ -1,0 +1,96 @@
+"""Mask crops for the CLIP image encoder, batched (section 3.4 of Dao et al. 2023; Xu et al.'s crops).
+
+A region is the bounding box of its binary mask on the image, optionally grown for context and
+optionally with the pixels outside the mask set to CLIP's pixel mean. All boxes of an image are
+resized to CLIP's input size at once with ``torchvision.ops.roi_align`` (one bilinear sample per
+output pixel, averaged over ``ceil(box / output)`` samples per side when shrinking), so no crop is
+resized in a Python loop. Boxes are in continuous pixel coordinates: pixel (y, x) covers
+[x, x + 1) x [y, y + 1), so the box of a single pixel is (x, y, x + 1, y + 1).
+
+The crop is resized to CLIP's square input without keeping its aspect ratio, as Xu et al. do.
+"""
+from __future__ import annotations
+
+from typing import Optional, Sequence, Tuple
+
+import torch
+from torchvision.ops import roi_align
+
+
+def mask_boxes(masks: torch.Tensor) -> torch.Tensor:
+    """Tight boxes ``[K, 4]`` (x0, y0, x1, y1), float, of binary masks ``[K, H, W]``.
+
+    An empty mask gets the whole image's box (callers drop or special-case empty masks).
+    """
+    num, height, width = masks.shape
+    rows, cols = masks.any(dim=2), masks.any(dim=1)
+    empty = ~rows.any(dim=1)
+    # argmax returns the first maximal index: the first True row/column from either side.
+    y0 = rows.to(torch.uint8).argmax(dim=1)
+    y1 = height - rows.flip(1).to(torch.uint8).argmax(dim=1)
+    x0 = cols.to(torch.uint8).argmax(dim=1)
+    x1 = width - cols.flip(1).to(torch.uint8).argmax(dim=1)
+    boxes = torch.stack([x0, y0, x1, y1], dim=1).to(torch.float32)
+    full = boxes.new_tensor([0.0, 0.0, float(width), float(height)])
+    return torch.where(empty[:, None], full, boxes)
+
+
+def expand_boxes(boxes: torch.Tensor, ratio: float, height: int, width: int) -> torch.Tensor:
+    """Grow each box by ``ratio`` times its width/height (half on each side), clamped to the image."""
+    if ratio < 0:
+        raise ValueError(f"PSEUDO_LABEL.EXPAND_RATIO must be >= 0, got {ratio}")
+    x0, y0, x1, y1 = boxes.unbind(dim=1)
+    dx, dy = (x1 - x0) * ratio / 2, (y1 - y0) * ratio / 2
+    return torch.stack(
+        [(x0 - dx).clamp(min=0), (y0 - dy).clamp(min=0), (x1 + dx).clamp(max=width), (y1 + dy).clamp(max=height)],
+        dim=1,
+    )
+
+
+def normalize_image(image: torch.Tensor, mean: Sequence[float], std: Sequence[float]) -> torch.Tensor:
+    """uint8 ``[3, H, W]`` RGB -> float ``(x / 255 - mean) / std``, with mean/std in [0, 1] units."""
+    mean_t = torch.tensor(mean, dtype=torch.float32, device=image.device).view(-1, 1, 1)
+    std_t = torch.tensor(std, dtype=torch.float32, device=image.device).view(-1, 1, 1)
+    return (image.float() / 255.0 - mean_t) / std_t
+
+
+def resize_boxes(image: torch.Tensor, boxes: torch.Tensor, size: Tuple[int, int]) -> torch.Tensor:
+    """Every box of ``image [C, H, W]`` resized to ``size`` in one call: ``[K, C, h, w]``."""
+    return roi_align(image[None], [boxes.to(image.dtype)], output_size=size, spatial_scale=1.0,
+                     sampling_ratio=-1, aligned=True)
+
+
+def resize_mask_boxes(masks: torch.Tensor, boxes: torch.Tensor, size: Tuple[int, int]) -> torch.Tensor:
+    """Box k of mask k, resized like :func:`resize_boxes`: soft masks ``[K, 1, h, w]`` in [0, 1]."""
+    indices = torch.arange(len(boxes), device=boxes.device, dtype=boxes.dtype)[:, None]
+    return roi_align(masks[:, None].float(), torch.cat([indices, boxes], dim=1).float(), output_size=size,
+                     spatial_scale=1.0, sampling_ratio=-1, aligned=True)
+
+
+def crop_regions(
+    image: torch.Tensor,
+    masks: torch.Tensor,
+    size: Tuple[int, int],
+    mean: Sequence[float],
+    std: Sequence[float],
+    expand_ratio: float = 0.0,
+    mask_fill: bool = False,
+    fill_masks: Optional[torch.Tensor] = None,
+) -> torch.Tensor:
+    """CLIP-normalised crops ``[K, 3, h, w]`` of the regions ``masks [K, H, W]`` (bool) of ``image``
+    (uint8 ``[3, H, W]``, RGB).
+
+    ``mask_fill``: pixels outside the mask become CLIP's pixel mean (0 after normalisation); the
+    resized mask is soft, so the mask's edge is blended. ``fill_masks`` (default ``masks``) are
+    the masks used for filling, e.g. all-True for regions that should keep their context.
+    """
+    if image.shape[-2:] != masks.shape[-2:]:
+        raise ValueError(
+            f"image {tuple(image.shape[-2:])} and masks {tuple(masks.shape[-2:])} differ in size; "
+            f"crop masks on the image they were predicted for"
+        )
+    boxes = expand_boxes(mask_boxes(masks), expand_ratio, *image.shape[-2:])
+    crops = resize_boxes(normalize_image(image, mean, std), boxes, size)
+    if mask_fill:
+        crops = crops * resize_mask_boxes(masks if fill_masks is None else fill_masks, boxes, size)
+    return crops
