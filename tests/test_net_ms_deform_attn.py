@@ -60,6 +60,18 @@ def test_core_matches_naive_bilinear_loop():
     torch.testing.assert_close(got, expected, atol=1e-5, rtol=1e-5)
 
 
+def test_core_blocks_of_maps_match_naive_loop(monkeypatch):
+    # Force one (batch, head) map per block: the blocked CPU path must give the same result.
+    monkeypatch.setattr(ms_deform_attn, "_CPU_BLOCK_ELEMENTS", 1)
+    shapes = [(2, 3), (3, 2)]
+    spatial_shapes, level_start_index = _level_layout(shapes)
+    value = torch.randn(2, 12, 3, 2)
+    locations = torch.rand(2, 4, 3, 2, 2, 2) * 1.4 - 0.2
+    weights = torch.rand(2, 4, 3, 2, 2)
+    got = ms_deform_attn_core_pytorch(value, spatial_shapes, level_start_index, locations, weights)
+    torch.testing.assert_close(got, _naive_core(value, shapes, locations, weights), atol=1e-5, rtol=1e-5)
+
+
 def test_core_hand_derived_values():
     # One 2x2 level, values [[1, 2], [3, 4]]: the map's centre averages all four (2.5); the top-left
     # corner (0, 0) lies half a pixel outside both axes, so only pixel (0, 0) counts, with weight 1/4.

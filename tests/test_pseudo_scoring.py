@@ -22,7 +22,7 @@ def test_eq9_without_the_scale_cannot_reach_099():
     text = torch.tensor([[1.0, 0.0], [-1.0, 0.0]])
     crop = torch.tensor([[1.0, 0.0]])
     assert math.isclose(float(crop_class_probs(crop, text, 1.0)[0, 0]), 1 / (1 + math.exp(-2)), rel_tol=1e-6)
-    # With scale ln(99) - CLIP's is 100 - the two-class probability is 1 / (1 + e^-(2 ln 99) ... ) > 0.99.
+    # With scale ln 99 (CLIP's is 100): softmax(ln 99, -ln 99)_0 = 1 / (1 + 99^-2) = 0.9999 > 0.99.
     assert float(crop_class_probs(crop, text, math.log(99.0))[0, 0]) > 0.99
 
 

@@ -29,7 +29,6 @@ import zsseg_d2  # noqa: F401  (registers data sets and model parts)
 from zsseg_d2.engine import launch, load_config
 from zsseg_d2.pseudo_labels.records import PassLayout
 from zsseg_d2.pseudo_labels.runner import IncompleteShardsError, merge_if_complete, merge_shards, run_shard
-from zsseg_d2.pseudo_labels.summary import format_summary
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -83,9 +82,7 @@ def main(args: argparse.Namespace):
             if rank != 0:
                 return None
         summary = merge_if_complete(cfg, dataset, args.output, num_shards)
-    if summary is not None and rank == 0:
-        print(format_summary(summary))
-    return summary
+    return summary  # logged (printed) and saved by the merge
 
 
 if __name__ == "__main__":

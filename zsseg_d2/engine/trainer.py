@@ -22,7 +22,7 @@ from detectron2.evaluation import inference_on_dataset, print_csv_format
 from detectron2.utils import comm
 from torch.nn.parallel import DistributedDataParallel
 
-from ..data import ZeroShotSemanticDatasetMapper
+from ..data import build_dataset_mapper
 from ..evaluation import TRANSFER_SETS, build_evaluator, format_gzs3_table, format_transfer_table
 from .solver import build_lr_scheduler, build_optimizer
 
@@ -54,7 +54,7 @@ class Trainer(DefaultTrainer):
 
     @classmethod
     def build_train_loader(cls, cfg: CfgNode):
-        return build_detection_train_loader(cfg, mapper=ZeroShotSemanticDatasetMapper(cfg, is_train=True))
+        return build_detection_train_loader(cfg, mapper=build_dataset_mapper(cfg, is_train=True))
 
     @classmethod
     def build_optimizer(cls, cfg: CfgNode, model: torch.nn.Module) -> torch.optim.Optimizer:

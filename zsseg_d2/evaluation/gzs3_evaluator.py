@@ -53,7 +53,9 @@ class GZS3Evaluator(DatasetEvaluator):
 
     def process(self, inputs: list[dict], outputs: list[dict]) -> None:
         for inp, out in zip(inputs, outputs):
-            gt_file = inp.get("sem_seg_file_name") or self._gt_files[inp["file_name"]]
+            gt_file = inp.get("sem_seg_file_name") or self._gt_files.get(inp["file_name"])
+            if gt_file is None:
+                raise KeyError(f"{inp['file_name']} is not an image of data set '{self.dataset_name}'")
             gt = load_sem_seg(gt_file, self.metadata)
             pred = self._prediction(out, gt_file)
             if pred.shape != gt.shape:

@@ -47,8 +47,8 @@ class CropBatcher:
             self._queued += len(crops)
 
     def completed(self, flush: bool = False) -> List[Tuple[Any, torch.Tensor]]:
-        """Encode every full batch (and, with ``flush``, the rest); return the images now complete
-        as ``(item, scores [U])`` in the order they were added."""
+        """Encode every full batch (and, with ``flush``, the rest); return the images completed
+        since the last call as ``(item, scores [U])``."""
         while self._queued >= self.batch_size:
             self._encode(self.batch_size)
         if flush and self._queued:

@@ -13,6 +13,15 @@ def _ratio(numerator: int, denominator: int) -> Optional[float]:
     return round(numerator / denominator, 4) if denominator else None
 
 
+def _with_quality(counts: Dict[str, int]) -> dict:
+    """Counts plus precision (None when nothing was labelled) and recall (None without ground truth)."""
+    return {
+        **counts,
+        "precision": _ratio(counts["true_positive"], counts["pseudo"]),
+        "recall": _ratio(counts["true_positive"], counts["gt"]),
+    }
+
+
 def summarize(dataset: str, threshold: float, unseen_classes: Sequence[str], records: Sequence[dict]) -> dict:
     """The summary of ``records`` (one per image of the pass; deterministic, no timings)."""
     done = [r for r in records if r["status"] == "ok"]
@@ -26,12 +35,8 @@ def summarize(dataset: str, threshold: float, unseen_classes: Sequence[str], rec
             counts[name]["gt"] += 1
             counts[name]["true_positive"] += name in record["labels"]
     has_gt = any(c["gt"] for c in counts.values())
-    per_class = {
-        name: {**c, **({"precision": _ratio(c["true_positive"], c["pseudo"]), "recall": _ratio(c["true_positive"], c["gt"])}
-                       if has_gt else {})}
-        for name, c in counts.items()
-    }
-    total = {key: sum(c[key] for c in counts.values()) for key in ("pseudo", "gt", "true_positive")}
+    per_class = {name: _with_quality(c) if has_gt else c for name, c in counts.items()}
+    total = _with_quality({key: sum(c[key] for c in counts.values()) for key in ("pseudo", "gt", "true_positive")})
     failures: List[dict] = [
         {"image_id": r["image_id"], "file_name": r.get("file_name"), "error": r["error"]}
         for r in records
@@ -48,8 +53,8 @@ def summarize(dataset: str, threshold: float, unseen_classes: Sequence[str], rec
         "labels_per_image": round(total["pseudo"] / len(done), 4) if done else 0.0,
         "proposals_per_image": round(sum(r["num_proposals"] for r in done) / len(done), 4) if done else 0.0,
         "per_class": per_class,
-        "precision": _ratio(total["true_positive"], total["pseudo"]) if has_gt else None,
-        "recall": _ratio(total["true_positive"], total["gt"]) if has_gt else None,
+        "precision": total["precision"] if has_gt else None,
+        "recall": total["recall"] if has_gt else None,
         "failures": failures,
     }
 
@@ -62,7 +67,7 @@ def format_summary(summary: dict) -> str:
         f"(no unlabeled pixels), {summary['images_failed']} failed; {summary['labels_per_image']} labels "
         f"and {summary['proposals_per_image']} proposals per image",
     ]
-    if summary["precision"] is not None:
+    if summary["recall"] is not None:
         lines.append(f"against ground truth: precision {summary['precision']}, recall {summary['recall']}")
     else:
         lines.append("no ground-truth unseen labels in the annotation: precision/recall not available")

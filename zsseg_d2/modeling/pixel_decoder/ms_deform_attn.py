@@ -23,6 +23,8 @@ except ImportError:
     _compiled_msda = None
 
 DEFORMABLE_ATTN_IMPLS = ("auto", "pytorch")
+# Sampled values per block of maps on CPU (16 MB in float32): small enough to stay in cache.
+_CPU_BLOCK_ELEMENTS = 1 << 22
 
 
 def compiled_kernel_available() -> bool:
@@ -38,6 +40,11 @@ def ms_deform_attn_core_pytorch(
     attention_weights: torch.Tensor,
 ) -> torch.Tensor:
     """Weighted sum of bilinearly sampled values (the inner sums of eq. 3 of Deformable DETR).
+
+    Batch and heads are folded into one dimension of B*H maps, and each level is sampled for all
+    queries and points of those maps with one ``F.grid_sample``. On CPU the maps are taken in
+    blocks so that the sampled values of a block stay cache-sized (the sampling and the weighted
+    sum are memory-bound); on other devices all maps are one block.
 
     Args:
         value: [B, S, H, Dh], the per-head values of all levels, flattened and concatenated
@@ -55,23 +62,37 @@ def ms_deform_attn_core_pytorch(
     """
     batch, _, n_heads, head_dim = value.shape
     _, n_queries, _, n_levels, n_points, _ = sampling_locations.shape
+    n_maps = batch * n_heads
     shapes = [(int(h), int(w)) for h, w in spatial_shapes.tolist()]
-    value_per_level = value.split([h * w for h, w in shapes], dim=1)
-    # Batch and heads folded: one grid_sample per level samples every head, query and point.
-    grids = (2 * sampling_locations - 1).transpose(1, 2).flatten(0, 1)  # [B*H, Q, L, P, 2]
-    sampled = []
-    for level, (height, width) in enumerate(shapes):
-        level_value = (
-            value_per_level[level].flatten(2).transpose(1, 2).reshape(batch * n_heads, head_dim, height, width)
-        )
-        sampled.append(
-            F.grid_sample(
-                level_value, grids[:, :, level], mode="bilinear", padding_mode="zeros", align_corners=False
-            )
-        )  # [B*H, Dh, Q, P]
-    weights = attention_weights.transpose(1, 2).reshape(batch * n_heads, 1, n_queries, n_levels * n_points)
-    output = (torch.cat(sampled, dim=-1) * weights).sum(-1)  # [B*H, Dh, Q]
-    return output.view(batch, n_heads * head_dim, n_queries).transpose(1, 2).contiguous()
+    level_values = [
+        level.flatten(2).transpose(1, 2).reshape(n_maps, head_dim, height, width)
+        for level, (height, width) in zip(value.split([h * w for h, w in shapes], dim=1), shapes)
+    ]
+    grids = (2 * sampling_locations - 1).permute(3, 0, 2, 1, 4, 5).reshape(n_levels, n_maps, n_queries, n_points, 2)
+    weights = attention_weights.permute(3, 0, 2, 1, 4).reshape(n_levels, n_maps, 1, n_queries, n_points)
+    block = _maps_per_block(value, n_maps, sampled_per_map=head_dim * n_queries * n_points)
+    outputs = []
+    for start in range(0, n_maps, block):
+        maps = slice(start, start + block)
+        output = None
+        for level in range(n_levels):
+            sampled = F.grid_sample(
+                level_values[level][maps],
+                grids[level, maps],
+                mode="bilinear",
+                padding_mode="zeros",
+                align_corners=False,
+            )  # [maps, Dh, Q, P]
+            weighted = (sampled * weights[level, maps]).sum(-1)  # [maps, Dh, Q]
+            output = weighted if output is None else output + weighted
+        outputs.append(output)
+    return torch.cat(outputs).view(batch, n_heads * head_dim, n_queries).transpose(1, 2)
+
+
+def _maps_per_block(value: torch.Tensor, n_maps: int, sampled_per_map: int) -> int:
+    if value.device.type != "cpu":
+        return n_maps
+    return max(1, _CPU_BLOCK_ELEMENTS // sampled_per_map)
 
 
 class _CompiledMSDeformAttnFunction(Function):

@@ -222,7 +222,8 @@ class MSDeformAttnPixelDecoder(nn.Module):
         out = multi_scale_features[-1]
         for name, lateral_conv, output_conv in zip(self.fpn_features, self.lateral_convs, self.output_convs):
             lateral = lateral_conv(features[name])
-            out = output_conv(lateral + F.interpolate(out, size=lateral.shape[-2:], mode="bilinear", align_corners=False))
+            upsampled = F.interpolate(out, size=lateral.shape[-2:], mode="bilinear", align_corners=False)
+            out = output_conv(lateral + upsampled)
         return self.mask_projection(out), multi_scale_features
 
     def forward(self, features: Dict[str, torch.Tensor]) -> Tuple[torch.Tensor, List[torch.Tensor]]:

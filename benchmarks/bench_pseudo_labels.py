@@ -1,0 +1,158 @@
+"""Speed of the pseudo-label pass against its floor: the two networks alone (CPU, 2 threads, medians).
+
+For each setting the same CamVid training images go through
+- the whole pass (``run_shard``: loading in a DataLoader worker, proposals, crops, CLIP, records);
+- the networks alone on the same batches: the proposal model's ``predict_mask_probs`` on
+  preloaded inputs, and CLIP's image encoder on as many crops as the pass made, in batches of
+  ``PSEUDO_LABEL.CROP_BATCH_SIZE``.
+Overhead = pass / (model + CLIP) - 1: everything else (decoding, proposals, cropping, resizing,
+I/O, bookkeeping) on top of the networks. Settings: the tiny test model with the tiny random
+CLIP, and R-50 + ViT-B-16, both with random weights. Prints one JSON object per line.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import statistics
+import tempfile
+import time
+from pathlib import Path
+from typing import Callable, List
+
+import torch
+from detectron2.data import DatasetCatalog, MetadataCatalog
+from detectron2.data import transforms as T
+
+import zsseg_d2  # noqa: F401  (registers data sets and model parts)
+from zsseg_d2.engine import load_config
+from zsseg_d2.modeling.clip_ensemble import ClipCropClassifier
+from zsseg_d2.pseudo_labels.loading import PassImages, resized_size, same_size_batches
+from zsseg_d2.pseudo_labels.records import PassLayout, RecordFile
+from zsseg_d2.pseudo_labels.runner import build_proposal_model, run_shard
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+SOURCE_DATASET = "camvid_train"
+SETTINGS = [
+    {
+        "name": "tiny",
+        "config": "configs/tiny/camvid_8-3.yaml",
+        "images": 24,
+        "repeats": 3,
+        "opts": ["PSEUDO_LABEL.IMS_PER_BATCH", 4, "PSEUDO_LABEL.CROP_BATCH_SIZE", 64],
+    },
+    {
+        "name": "r50_vitb16",
+        "config": "configs/Base-CEL.yaml",  # R-50, 100 queries, 6 + 9 layers; CLIP ViT-B-16
+        "images": 4,
+        "repeats": 2,
+        "opts": [
+            "MODEL.CLIP.PRETRAINED", "", "MODEL.CLIP.PROMPT_TEMPLATES", "single",
+            "INPUT.MIN_SIZE_TEST", 360, "INPUT.MAX_SIZE_TEST", 1333,
+            "PSEUDO_LABEL.IMS_PER_BATCH", 2, "PSEUDO_LABEL.CROP_BATCH_SIZE", 32, "PSEUDO_LABEL.TOPK", 16,
+        ],
+    },
+]  # fmt: skip
+
+
+def subset_dataset(count: int) -> str:
+    """The first ``count`` images of CamVid train, registered under a name of their own."""
+    name = f"bench_pseudo_{count}"
+    if name not in DatasetCatalog.list():
+        dicts = DatasetCatalog.get(SOURCE_DATASET)[:count]
+        DatasetCatalog.register(name, lambda: [dict(d) for d in dicts])
+        source = MetadataCatalog.get(SOURCE_DATASET)
+        MetadataCatalog.get(name).set(
+            **{key: getattr(source, key) for key in ("stuff_classes", "unseen_classes", "ignore_label",
+                                                     "label_offset", "raw_ignore_ids")}
+        )
+    return name
+
+
+def median_s(fn: Callable[[], object], repeats: int) -> float:
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def time_pass(cfg, dataset: str, model, classifier, repeats: int) -> tuple[float, int]:
+    """Median seconds of the whole pass from scratch, and the crops it made."""
+    crops = []
+
+    def once():
+        with tempfile.TemporaryDirectory() as folder:
+            output = Path(folder) / "pseudo.json"
+            run_shard(cfg, dataset, output, proposal_model=model, classifier=classifier, show_progress=False)
+            records = RecordFile(PassLayout(output).shard_file(0, 1)).read().values()
+            crops.append(sum(r.get("num_proposals", 0) for r in records))
+
+    once()  # warm-up (text-embedding cache, allocator)
+    return median_s(once, repeats), crops[-1]
+
+
+def time_networks(cfg, dataset: str, model, classifier, num_crops: int, repeats: int) -> tuple[float, float]:
+    """Median seconds of the proposal model on the pass's batches and of CLIP on ``num_crops`` crops."""
+    resize = T.ResizeShortestEdge(cfg.INPUT.MIN_SIZE_TEST, cfg.INPUT.MAX_SIZE_TEST, "choice")
+    dicts = sorted(DatasetCatalog.get(dataset), key=lambda d: d["image_id"])
+    items = PassImages(dicts, MetadataCatalog.get(dataset), resize, cfg.INPUT.FORMAT, True)
+    inputs = [items[i]["model_input"] for i in range(len(items))]
+    sizes = [resized_size(d["height"], d["width"], resize) for d in dicts]
+    batches: List[list] = [[inputs[i] for i in batch] for batch in same_size_batches(sizes, cfg.PSEUDO_LABEL.IMS_PER_BATCH)]
+    crop_batch = torch.randn(classifier.batch_size, 3, *classifier.size)
+    num_batches = -(-num_crops // classifier.batch_size)
+
+    def proposals():
+        for batch in batches:
+            model.predict_mask_probs(batch)
+
+    def clip():
+        with torch.no_grad():
+            for _ in range(num_batches):
+                classifier.clip_model.encode_image(crop_batch, normalize=True)
+
+    proposals(), clip()  # warm-up
+    return median_s(proposals, repeats), median_s(clip, repeats)
+
+
+def run_setting(setting: dict, cache_dir: str) -> None:
+    opts = ["MODEL.CLIP.CACHE_DIR", cache_dir, "MODEL.WEIGHTS", "", "DATALOADER.NUM_WORKERS", 1, *setting["opts"]]
+    cfg = load_config(str(REPO_ROOT / setting["config"]), opts)
+    dataset = subset_dataset(setting["images"])
+    cfg.defrost()
+    cfg.DATASETS.TRAIN = (dataset,)
+    cfg.freeze()
+    model = build_proposal_model(cfg)
+    classifier = ClipCropClassifier.from_config(cfg, cfg.MODEL.DEVICE)
+    pass_s, crops = time_pass(cfg, dataset, model, classifier, setting["repeats"])
+    model_s, clip_s = time_networks(cfg, dataset, model, classifier, crops, setting["repeats"])
+    images = setting["images"]
+    common = {
+        "setting": setting["name"], "images": images, "crops": crops, "threads": torch.get_num_threads(),
+        "ims_per_batch": cfg.PSEUDO_LABEL.IMS_PER_BATCH, "crop_batch_size": cfg.PSEUDO_LABEL.CROP_BATCH_SIZE,
+        "min_size_test": cfg.INPUT.MIN_SIZE_TEST, "clip": cfg.MODEL.CLIP.MODEL_NAME, "repeats": setting["repeats"],
+        "num_workers": cfg.DATALOADER.NUM_WORKERS,
+    }  # fmt: skip
+    floor = model_s + clip_s
+    for name, value, unit in (
+        ("pseudo_pass_images_per_s", images / pass_s, "images/s"),
+        ("pseudo_pass_crops_per_s", crops / pass_s, "crops/s"),
+        ("networks_only_images_per_s", images / floor, "images/s"),
+        ("proposal_model_s_per_image", model_s / images, "s"),
+        ("clip_encoder_s_per_image", clip_s / images, "s"),
+        ("pseudo_pass_overhead", 100.0 * (pass_s / floor - 1.0), "%"),
+    ):
+        print(json.dumps({"name": name, "value": round(value, 4), "unit": unit, "settings": common}), flush=True)
+
+
+def main() -> None:
+    torch.set_num_threads(2)
+    logging.disable(logging.WARNING)
+    with tempfile.TemporaryDirectory() as cache_dir:
+        for setting in SETTINGS:
+            run_setting(setting, cache_dir)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,88 @@
+"""The CLIP ensemble (Table 4): the geometric combination by hand, and crops batched over queries
+against a per-query loop; cross-image crop batching of the pass against per-image scores."""
+from __future__ import annotations
+
+import pytest
+import torch
+
+from zsseg_d2.modeling.clip import create_clip_model
+from zsseg_d2.modeling.clip_ensemble import ClipCropClassifier, ClipEnsemble, geometric_ensemble, unseen_class_mask
+from zsseg_d2.pseudo_labels.batching import CropBatcher
+from zsseg_d2.pseudo_labels.crops import crop_regions
+from zsseg_d2.pseudo_labels.scoring import crop_class_probs
+
+
+@pytest.fixture(scope="module")
+def tiny_clip():
+    return create_clip_model("ZSSeg-Tiny", "")
+
+
+def _classifier(tiny_clip, batch_size=3, mask_fill=True):
+    model, preprocess = tiny_clip
+    return ClipCropClassifier(model, preprocess, expand_ratio=0.25, mask_fill=mask_fill, batch_size=batch_size)
+
+
+def test_geometric_ensemble_by_hand():
+    # classes 0, 1 seen; 2, 3 unseen; lam = 0.75. All powers of two:
+    # seen   p_m^0.75 p_c^0.25: c0 (2^-1, 2^-3) -> 2^-0.75 2^-0.75 = 2^-1.5; c1 (2^-2, 2^-3) -> 2^-1.5 2^-0.75 = 2^-2.25
+    # unseen p_m^0.25 p_c^0.75: c2 (2^-3, 2^-2) -> 2^-0.75 2^-1.5 = 2^-2.25; c3 (2^-3, 2^-1) -> 2^-0.75 2^-0.75 = 2^-1.5
+    p_model = torch.tensor([[0.5, 0.25, 0.125, 0.125]])
+    p_clip = torch.tensor([[0.125, 0.125, 0.25, 0.5]])
+    unseen = unseen_class_mask(["a", "b", "c", "d"], ["d", "c"])
+    assert unseen.tolist() == [False, False, True, True]
+    expected = torch.tensor([[2**-1.5, 2**-2.25, 2**-2.25, 2**-1.5]])
+    assert torch.allclose(geometric_ensemble(p_model, p_clip, unseen, 0.75), expected, atol=1e-7)
+    # lam = 1: the model alone on seen classes, CLIP alone on unseen ones
+    assert torch.allclose(geometric_ensemble(p_model, p_clip, unseen, 1.0), torch.tensor([[0.5, 0.25, 0.25, 0.5]]))
+    with pytest.raises(ValueError, match="ENSEMBLE_LAMBDA"):
+        geometric_ensemble(p_model, p_clip, unseen, 1.5)
+
+
+def test_clip_ensemble_matches_a_per_query_loop(tiny_clip):
+    generator = torch.Generator().manual_seed(3)
+    image = torch.randint(0, 256, (3, 24, 20), dtype=torch.uint8, generator=generator)
+    mask_probs = torch.full((4, 24, 20), 0.1)
+    mask_probs[0, :, :10] = 0.9  # left half
+    mask_probs[2, 2:9, 12:19] = 0.8  # a block
+    mask_probs[3, 20:, :] = 0.6  # bottom strip; query 1 stays empty -> whole image, no fill
+    text = torch.nn.functional.normalize(torch.randn(5, 64, generator=generator), dim=-1)
+    p_model = torch.randn(4, 5, generator=generator).softmax(dim=-1)
+    unseen = torch.tensor([False, True, False, True, False])
+    classifier = _classifier(tiny_clip, batch_size=3)
+    ensembled = ClipEnsemble(classifier, lam=0.8)(image, mask_probs, p_model, unseen, text)
+
+    model, preprocess = tiny_clip
+    scale = float(model.logit_scale.exp())
+    for q in range(4):
+        mask = mask_probs[q : q + 1] > 0.5
+        empty = not mask.any()
+        crop = crop_regions(image, mask, preprocess["size"], preprocess["mean"], preprocess["std"], 0.25,
+                            mask_fill=not empty)
+        p_clip = crop_class_probs(model.encode_image(crop, normalize=True), text, scale)[0]
+        for c in range(5):
+            lam = 0.2 if unseen[c] else 0.8  # the model's exponent
+            expected = p_model[q, c] ** lam * p_clip[c] ** (1 - lam)
+            assert torch.isclose(ensembled[q, c], expected, atol=1e-5), (q, c)
+
+
+def test_crop_batcher_across_images_equals_per_image_scores(tiny_clip):
+    classifier = _classifier(tiny_clip, batch_size=3)
+    generator = torch.Generator().manual_seed(4)
+    text = torch.nn.functional.normalize(torch.randn(3, 64, generator=generator), dim=-1)
+    batcher = CropBatcher(classifier, text)
+    crop_counts = [2, 0, 4, 1, 5]  # crops straddle batches of 3; one image has none
+    crops = [torch.randn(n, 3, 32, 32, generator=generator) for n in crop_counts]
+    done = []
+    for index, image_crops in enumerate(crops):
+        batcher.add(index, image_crops)
+        done += batcher.completed()
+    done += batcher.completed(flush=True)
+    assert sorted(index for index, _ in done) == [0, 1, 2, 3, 4]  # each image exactly once
+    assert done[0][0] == 1  # no crops: complete at once, before image 0
+    assert batcher.crops_encoded == sum(crop_counts)
+    for index, scores in done:
+        if crop_counts[index] == 0:
+            assert torch.equal(scores, torch.zeros(3))
+            continue
+        probs = classifier.class_probs(classifier.encode(crops[index]), text)
+        assert torch.allclose(scores, probs.max(dim=0).values, atol=1e-6)
