@@ -1,14 +1,12 @@
 """Crop boxes, batched crop resizing against a per-crop loop, mask fill, proposal selection."""
 from __future__ import annotations
 
-import math
-
 import pytest
 import torch
 import torch.nn.functional as F
 
 from zsseg_d2.pseudo_labels.crops import crop_regions, expand_boxes, mask_boxes, normalize_image, resize_boxes
-from zsseg_d2.pseudo_labels.proposals import select_proposals
+from zsseg_d2.pseudo_labels.proposals import mask_quality, select_proposals
 
 
 def _mask(height, width, pixels):
@@ -46,12 +44,12 @@ def test_expand_boxes_by_hand_and_clamped():
 
 
 def _reference_crop(image: torch.Tensor, box, size):
-    """One crop by explicit bilinear samples (grid_sample), ceil(box / size) samples per bin side
-    averaged, sample centres as in aligned RoIAlign: x = x0 + bin * (j + (s + 0.5) / n) - 0.5."""
+    """One crop by explicit bilinear samples (grid_sample), 2 x 2 samples per output pixel averaged,
+    sample centres as in aligned RoIAlign: x = x0 + bin * (j + (s + 0.5) / 2) - 0.5."""
     height, width = image.shape[-2:]
     x0, y0, x1, y1 = [float(v) for v in box]
     out_h, out_w = size
-    n_y, n_x = math.ceil((y1 - y0) / out_h), math.ceil((x1 - x0) / out_w)
+    n_y = n_x = 2
     ys = torch.tensor([y0 + (y1 - y0) / out_h * (i + (s + 0.5) / n_y) - 0.5 for i in range(out_h) for s in range(n_y)])
     xs = torch.tensor([x0 + (x1 - x0) / out_w * (j + (s + 0.5) / n_x) - 0.5 for j in range(out_w) for s in range(n_x)])
     grid_y, grid_x = torch.meshgrid((2 * ys + 1) / height - 1, (2 * xs + 1) / width - 1, indexing="ij")
@@ -65,7 +63,7 @@ def test_batched_crops_match_per_crop_loop():
     image = torch.rand(3, 37, 53, generator=generator)
     boxes = torch.tensor(
         [[0.0, 0.0, 53.0, 37.0], [3.0, 5.0, 20.0, 11.0], [10.5, 2.25, 49.0, 36.5], [40.0, 30.0, 42.0, 31.0]]
-    )  # shrink (2-3 samples per bin), enlarge (1 sample), fractional edges
+    )  # shrink, enlarge, fractional edges
     batched = resize_boxes(image, boxes, (8, 12))
     for crop, box in zip(batched, boxes):
         assert torch.allclose(crop, _reference_crop(image, box, (8, 12)), atol=1e-5)
@@ -73,18 +71,24 @@ def test_batched_crops_match_per_crop_loop():
 
 def test_mask_fill_uses_clip_mean_outside_the_mask():
     generator = torch.Generator().manual_seed(2)
-    image = torch.randint(0, 256, (3, 8, 8), dtype=torch.uint8, generator=generator)
-    mask = torch.zeros(1, 8, 8, dtype=torch.bool)
-    mask[0, :, 2:4] = True  # box (2, 0, 4, 8); ratio 1.0 -> (1, 0, 5, 8), 4 columns wide
+    image = torch.randint(0, 256, (3, 8, 12), dtype=torch.uint8, generator=generator)
+    mask = torch.zeros(1, 8, 12, dtype=torch.bool)
+    mask[0, :, 4:8] = True  # box (4, 0, 8, 8); ratio 1.0 -> (2, 0, 10, 8), 8 columns wide
+    mask[0, 5, 4] = False  # a hole: output pixel (2, 1), centre (5, 5) -> pixel (5, 5), stays inside
+    mask[0, 3, 7] = False  # output pixel (1, 2) has centre (3, 7): this hole fills it
     mean, std = (0.5, 0.4, 0.3), (0.2, 0.25, 0.3)
     crops = crop_regions(image, mask, (4, 4), mean, std, expand_ratio=1.0, mask_fill=True)
-    # Output column j samples input column 1 + j; row i averages input rows 2i and 2i + 1.
+    # Bins are 2 x 2 pixels and their 2 x 2 samples fall on pixel centres: output (i, j) is the
+    # mean of rows 2i, 2i + 1 and columns 2 + 2j, 3 + 2j.
     normalized = normalize_image(image, mean, std)
-    expected = normalized[:, :, 1:5].reshape(3, 4, 2, 4).mean(dim=2)
-    expected[:, :, [0, 3]] = 0.0  # columns 1 and 4 lie outside the mask: CLIP's mean, 0 once normalised
-    assert torch.allclose(crops[0], expected, atol=1e-5)
+    expected = normalized[:, :, 2:10].reshape(3, 4, 2, 4, 2).mean(dim=(2, 4))
     unfilled = crop_regions(image, mask, (4, 4), mean, std, expand_ratio=1.0, mask_fill=False)
-    assert torch.allclose(unfilled[0], normalized[:, :, 1:5].reshape(3, 4, 2, 4).mean(dim=2), atol=1e-5)
+    assert torch.allclose(unfilled[0], expected, atol=1e-5)
+    # Filled where the bin centre (2i + 1, 3 + 2j) is outside the mask: columns j = 0 (pixel 3)
+    # and j = 3 (pixel 9), and the hole at (3, 7); CLIP's mean is 0 once normalised.
+    expected[:, :, [0, 3]] = 0.0
+    expected[:, 1, 2] = 0.0
+    assert torch.allclose(crops[0], expected, atol=1e-5)
 
 
 def test_crop_regions_rejects_masks_of_another_size():
@@ -99,13 +103,11 @@ def test_select_proposals_area_and_topk():
     probs[2] = 0.2  # empty
     probs[3, :2] = 0.7  # area 8, quality 0.7
     probs[4, 2:] = 0.7  # area 8, quality 0.7 (ties with 3)
-    masks, quality = select_proposals(probs, 0.5, 0.0, 0)
-    assert torch.equal(masks, probs[[0, 1, 3, 4]] > 0.5)
-    assert torch.allclose(quality, torch.tensor([0.9, 0.6, 0.7, 0.7]))
-    masks, _ = select_proposals(probs, 0.5, 0.1, 0)  # 0.1 * 16 = 1.6 pixels: query 1 dropped
-    assert torch.equal(masks, probs[[0, 3, 4]] > 0.5)
-    masks, quality = select_proposals(probs, 0.5, 0.0, 2)  # best two: 0 (0.9), then 3 wins the tie with 4
-    assert torch.equal(masks, probs[[0, 3]] > 0.5)
-    assert torch.allclose(quality, torch.tensor([0.9, 0.7]))
-    masks, _ = select_proposals(probs, 0.95, 0.0, 0)  # nothing above 0.95
-    assert masks.shape == (0, 4, 4)
+    assert torch.equal(select_proposals(probs, 0.5, 0.0, 0), probs[[0, 1, 3, 4]] > 0.5)
+    assert torch.allclose(mask_quality(probs[[0, 1, 3]], probs[[0, 1, 3]] > 0.5), torch.tensor([0.9, 0.6, 0.7]))
+    # 0.1 * 16 = 1.6 pixels: query 1 dropped
+    assert torch.equal(select_proposals(probs, 0.5, 0.1, 0), probs[[0, 3, 4]] > 0.5)
+    # best two: 0 (0.9), then 3 wins the tie with 4; query 1 (0.6) loses
+    assert torch.equal(select_proposals(probs, 0.5, 0.0, 2), probs[[0, 3]] > 0.5)
+    assert torch.equal(select_proposals(probs, 0.5, 0.0, 3), probs[[0, 3, 4]] > 0.5)
+    assert select_proposals(probs, 0.95, 0.0, 0).shape == (0, 4, 4)  # nothing above 0.95

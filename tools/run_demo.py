@@ -98,12 +98,12 @@ def main() -> None:
     generate(Path(os.environ["DETECTRON2_DATASETS"]) / "zsseg_shapes", args.num_train, args.num_val)
     stage1 = train("stage 1: seen classes only", output / "stage1", args.stage1_iters,
                    ["INPUT.IMAGE_LABELS.UNSEEN_MODE", "none", *args.opts])
-    pseudo = output / "pseudo_labels"
+    pseudo = output / "pseudo_labels.json"
     run("stage 2: pseudo labels", ["tools/generate_pseudo_labels.py", "--config-file", CONFIG, "--dataset",
                                    "zsseg_shapes_train", "--output", pseudo, "MODEL.WEIGHTS", stage1, *args.opts])
     stage3 = train("stage 3: with pseudo labels", output / "stage3", args.stage3_iters,
                    ["MODEL.WEIGHTS", stage1, "SOLVER.BASE_LR", "0.0001", "INPUT.IMAGE_LABELS.UNSEEN_MODE", "pseudo",
-                    "INPUT.IMAGE_LABELS.PSEUDO_LABEL_FILE", pseudo / "pseudo_labels.json", *args.opts])
+                    "INPUT.IMAGE_LABELS.PSEUDO_LABEL_FILE", pseudo, *args.opts])
     results = {"stage 1 (seen only)": evaluate(stage1, args.opts), "stage 3 (+pseudo labels)": evaluate(stage3, args.opts)}
     draw_overlays(stage3, args.opts, output / "overlays")
     unseen = ", ".join(MetadataCatalog.get("zsseg_shapes_val").unseen_classes)

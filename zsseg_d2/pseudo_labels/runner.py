@@ -151,7 +151,7 @@ def _process(
         items = [item for item in batch if item["status"] == "ok"]
         mask_probs = proposal_model.predict_mask_probs([item["model_input"] for item in items]) if items else []
         for item, probs in zip(items, mask_probs):
-            masks, _ = select_proposals(probs, pl.MASK_THRESHOLD, pl.MIN_AREA, pl.TOPK)
+            masks = select_proposals(probs, pl.MASK_THRESHOLD, pl.MIN_AREA, pl.TOPK)
             item["num_proposals"] = len(masks)
             batcher.add(item, batcher.classifier.crops(item["original"], masks))
         records += [_ok_record(item, scores, unseen, pl.THRESHOLD) for item, scores in batcher.completed()]

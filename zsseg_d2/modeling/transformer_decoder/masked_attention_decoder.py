@@ -6,12 +6,12 @@ from __future__ import annotations
 
 from typing import Dict, List, Optional, Tuple
 
+import fvcore.nn.weight_init as weight_init
 import torch
 import torch.nn.functional as F
 from detectron2.config import configurable
 from detectron2.layers import Conv2d
 from detectron2.utils.registry import Registry
-import fvcore.nn.weight_init as weight_init
 from torch import nn
 
 from .position_encoding import SinePositionEmbedding

@@ -1,0 +1,74 @@
+"""tools/generate_pseudo_labels.py end to end on real CamVid images: the tiny model (random weights)
+and the tiny random CLIP, in one process and as two CPU processes through ``launch``; the final
+file is the same and the data mapper's reader accepts it."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from detectron2.data import MetadataCatalog
+
+from zsseg_d2.data import load_pseudo_labels, load_sem_seg
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+IMAGES = 4
+
+
+@pytest.fixture(scope="module")
+def camvid_subset(shared_data, tmp_path_factory) -> Path:
+    """A data root whose camvid/train holds the first few real CamVid training pairs (links)."""
+    root = tmp_path_factory.mktemp("shared")
+    for kind in ("images", "labels"):
+        (root / "camvid/train" / kind).mkdir(parents=True)
+    for label in sorted((shared_data / "camvid/train/labels").glob("*.png"))[:IMAGES]:
+        image = shared_data / "camvid/train/images" / f"{label.stem}.jpg"
+        (root / "camvid/train/labels" / label.name).symlink_to(label)
+        (root / "camvid/train/images" / image.name).symlink_to(image)
+    return root
+
+
+def _generate(root: Path, output: Path, *extra: str) -> subprocess.CompletedProcess:
+    command = [
+        sys.executable, str(REPO_ROOT / "tools/generate_pseudo_labels.py"),
+        "--config-file", str(REPO_ROOT / "configs/tiny/camvid_8-3.yaml"), "--dataset", "camvid_train",
+        "--output", str(output), "--threshold", "0.5", "--batch-size", "2", "--no-progress", *extra,
+        "MODEL.CLIP.CACHE_DIR", str(root / "clip_cache"), "DATALOADER.NUM_WORKERS", "1",
+    ]  # fmt: skip
+    env = {**os.environ, "ZSSEG_SHARED_DATA": str(root)}
+    result = subprocess.run(command, env=env, cwd=REPO_ROOT, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return result
+
+
+@pytest.mark.slow
+def test_pass_on_camvid_one_process_and_two_cpu_processes(camvid_subset, tmp_path, monkeypatch):
+    single = tmp_path / "single" / "camvid_pseudo.json"
+    result = _generate(camvid_subset, single)
+    assert "images done" in result.stdout + result.stderr  # the summary is printed
+    summary = json.loads((single.parent / "camvid_pseudo.summary.json").read_text())
+    assert summary["images"] == IMAGES and summary["images_done"] == IMAGES and summary["images_failed"] == 0
+    assert summary["proposals_per_image"] > 0
+    # Ground-truth unseen classes per image, brute force from the label files.
+    metadata = MetadataCatalog.get("camvid_train")
+    unseen_ids = {metadata.stuff_classes.index(name): name for name in metadata.unseen_classes}
+    expected_gt = {name: 0 for name in metadata.unseen_classes}
+    for label in sorted((camvid_subset / "camvid/train/labels").glob("*.png")):
+        for class_id in np.unique(load_sem_seg(label, metadata)):
+            if int(class_id) in unseen_ids:
+                expected_gt[unseen_ids[int(class_id)]] += 1
+    assert {name: c["gt"] for name, c in summary["per_class"].items()} == expected_gt
+    assert (single.parent / "camvid_pseudo.work" / "log-shard-000-of-001.txt").is_file()
+
+    launched = tmp_path / "launched" / "camvid_pseudo.json"
+    _generate(camvid_subset, launched, "--num-gpus", "2")
+    assert launched.read_bytes() == single.read_bytes()
+    assert (launched.parent / "camvid_pseudo.work" / "shard-001-of-002.jsonl").is_file()
+
+    monkeypatch.setenv("ZSSEG_SHARED_DATA", str(camvid_subset))
+    labels = load_pseudo_labels(single, "camvid_train")  # what the mapper's "pseudo" mode reads
+    assert len(labels) == IMAGES
