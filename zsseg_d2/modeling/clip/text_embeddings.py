@@ -45,7 +45,8 @@ def default_cache_dir() -> Path:
 
 
 class TextEmbedder:
-    """Encodes vocabularies with one CLIP text tower; loads the CLIP model only on a cache miss."""
+    """Encodes vocabularies with a CLIP text tower, loaded only on a cache miss and released
+    afterwards (it is not needed again until a new vocabulary comes)."""
 
     def __init__(
         self,
@@ -64,7 +65,6 @@ class TextEmbedder:
         self.templates = templates
         self.cache_dir = Path(cache_dir) if cache_dir else default_cache_dir()
         self.offline = offline
-        self._model: Optional[torch.nn.Module] = None
 
     def __call__(self, class_names: Sequence[str]) -> torch.Tensor:
         """Return the ``[C, D]`` unit-norm embeddings of ``class_names`` (CPU, float32)."""
@@ -88,14 +88,13 @@ class TextEmbedder:
 
     @torch.no_grad()
     def _encode(self, names: List[str]) -> torch.Tensor:
-        if self._model is None:
-            self._model, _ = create_clip_model(self.model_name, self.pretrained, self.offline)
+        model, _ = create_clip_model(self.model_name, self.pretrained, self.offline)
         templates: Sequence[Callable[[str], str]] = PROMPT_TEMPLATES[self.templates]
         prompts = [template(name) for name in names for template in templates]
         logger.info(f"Encoding {len(names)} class names x {len(templates)} templates with {self.model_name}")
         tokenizer = open_clip.get_tokenizer(self.model_name)
         chunks = [
-            self._model.encode_text(tokenizer(prompts[i : i + _PROMPTS_PER_BATCH]), normalize=True)
+            model.encode_text(tokenizer(prompts[i : i + _PROMPTS_PER_BATCH]), normalize=True)
             for i in range(0, len(prompts), _PROMPTS_PER_BATCH)
         ]
         per_prompt = torch.cat(chunks).view(len(names), len(templates), -1)
