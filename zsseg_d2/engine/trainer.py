@@ -74,8 +74,11 @@ class Trainer(DefaultTrainer):
         ``MODEL.CEL.TEST_VOCABULARY`` when given); log one table of all results."""
         results = OrderedDict()
         for index, dataset_name in enumerate(cfg.DATASETS.TEST):
-            vocabulary = list(cfg.MODEL.CEL.TEST_VOCABULARY) or MetadataCatalog.get(dataset_name).stuff_classes
-            unwrap(model).set_vocabulary(vocabulary)
+            metadata = MetadataCatalog.get(dataset_name)
+            if cfg.MODEL.CEL.TEST_VOCABULARY:
+                unwrap(model).set_vocabulary(cfg.MODEL.CEL.TEST_VOCABULARY)
+            else:
+                unwrap(model).set_vocabulary(metadata.stuff_classes, metadata.get("unseen_classes", None) or None)
             evaluator = evaluators[index] if evaluators else cls.build_evaluator(cfg, dataset_name)
             results[dataset_name] = inference_on_dataset(model, cls.build_test_loader(cfg, dataset_name), evaluator)
             if comm.is_main_process():

@@ -9,7 +9,7 @@ evaluation any data set's class names, without retraining.
 from __future__ import annotations
 
 import logging
-from typing import Dict, List, Sequence
+from typing import Dict, List, Optional, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -23,6 +23,7 @@ from torch import nn
 from ..data import training_vocabulary
 from .cel_head import build_cel_head
 from .clip import TextEmbedder, validate_class_names
+from .clip_ensemble import ClipEnsemble, unseen_class_mask
 from .criterion import CELCriterion
 from .semantic_inference import semantic_argmax, semantic_scores
 from .text_classifier import TextClassifier
@@ -58,6 +59,7 @@ class CELSegmentor(nn.Module):
         pixel_std: Sequence[float],
         class_chunk: int = 64,
         max_dense_classes: int = 200,
+        clip_ensemble: Optional[ClipEnsemble] = None,
     ):
         super().__init__()
         self.backbone = backbone
@@ -67,6 +69,7 @@ class CELSegmentor(nn.Module):
         self.text_embedder = text_embedder
         self.class_chunk = class_chunk
         self.max_dense_classes = max_dense_classes
+        self.clip_ensemble = clip_ensemble
         self.register_buffer("pixel_mean", torch.tensor(pixel_mean).view(-1, 1, 1), persistent=False)
         self.register_buffer("pixel_std", torch.tensor(pixel_std).view(-1, 1, 1), persistent=False)
         self.train_vocabulary = validate_class_names(train_vocabulary, "the training vocabulary")
@@ -109,16 +112,23 @@ class CELSegmentor(nn.Module):
             "pixel_std": cfg.MODEL.PIXEL_STD,
             "class_chunk": cfg.MODEL.CEL.TEST.CLASS_CHUNK,
             "max_dense_classes": cfg.MODEL.CEL.TEST.MAX_DENSE_CLASSES,
+            "clip_ensemble": ClipEnsemble.from_config(cfg) if cfg.MODEL.CLIP.ENSEMBLE else None,
         }
 
     @property
     def device(self) -> torch.device:
         return self.pixel_mean.device
 
-    def set_vocabulary(self, class_names: Sequence[str]) -> None:
-        """Use ``class_names`` at inference (open vocabulary; text embeddings come from the cache)."""
+    def set_vocabulary(self, class_names: Sequence[str], unseen_classes: Optional[Sequence[str]] = None) -> None:
+        """Use ``class_names`` at inference (open vocabulary; text embeddings come from the cache).
+
+        ``unseen_classes`` matter only to the CLIP ensemble; by default, the names that are not in
+        the training vocabulary."""
         self.test_vocabulary = validate_class_names(class_names, "the evaluation vocabulary")
         self.test_text_embeddings = self.text_embedder(self.test_vocabulary).to(self.device)
+        if unseen_classes is None:
+            unseen_classes = [name for name in self.test_vocabulary if name not in self.train_vocabulary]
+        self.test_unseen = unseen_class_mask(self.test_vocabulary, unseen_classes)
         logger.info(f"Evaluation vocabulary: {len(self.test_vocabulary)} classes")
 
     def forward(self, batched_inputs: List[dict]):
@@ -132,8 +142,10 @@ class CELSegmentor(nn.Module):
         if self.training:
             return self.criterion(outputs, self._targets(batched_inputs, images))
         return [
-            self._inference(logits, masks)
-            for logits, masks in zip(outputs["pred_logits"], self._full_resolution_masks(outputs, images, batched_inputs))
+            self._inference(logits, masks, x["image"])
+            for logits, masks, x in zip(
+                outputs["pred_logits"], self._full_resolution_masks(outputs, images, batched_inputs), batched_inputs
+            )
         ]
 
     @torch.no_grad()
@@ -178,8 +190,11 @@ class CELSegmentor(nn.Module):
             )
         return targets
 
-    def _inference(self, logits: torch.Tensor, masks: torch.Tensor) -> dict:
+    def _inference(self, logits: torch.Tensor, masks: torch.Tensor, image: torch.Tensor) -> dict:
         probs = logits.float().softmax(dim=-1)[:, : len(self.test_vocabulary)]
+        if self.clip_ensemble is not None:
+            image_masks = F.interpolate(masks[None], size=image.shape[-2:], mode="bilinear", align_corners=False)[0]
+            probs = self.clip_ensemble(image, image_masks, probs, self.test_unseen, self.test_text_embeddings)
         if probs.shape[1] <= self.max_dense_classes:
             scores = semantic_scores(probs, masks)
             return {"sem_seg": scores, "sem_seg_label": scores.argmax(dim=0)}

@@ -25,14 +25,13 @@ def mask_boxes(masks: torch.Tensor) -> torch.Tensor:
 
     An empty mask gets the whole image's box (callers drop or special-case empty masks).
     """
-    num, height, width = masks.shape
-    rows, cols = masks.any(dim=2), masks.any(dim=1)
-    empty = ~rows.any(dim=1)
+    height, width = masks.shape[-2:]
+    as_bytes = masks.view(torch.uint8)  # max over uint8 is vectorised, any() over bool is not
+    rows, cols = as_bytes.amax(dim=2), as_bytes.amax(dim=1)
+    empty = rows.amax(dim=1) == 0
     # argmax returns the first maximal index: the first True row/column from either side.
-    y0 = rows.to(torch.uint8).argmax(dim=1)
-    y1 = height - rows.flip(1).to(torch.uint8).argmax(dim=1)
-    x0 = cols.to(torch.uint8).argmax(dim=1)
-    x1 = width - cols.flip(1).to(torch.uint8).argmax(dim=1)
+    y0, y1 = rows.argmax(dim=1), height - rows.flip(1).argmax(dim=1)
+    x0, x1 = cols.argmax(dim=1), width - cols.flip(1).argmax(dim=1)
     boxes = torch.stack([x0, y0, x1, y1], dim=1).to(torch.float32)
     full = boxes.new_tensor([0.0, 0.0, float(width), float(height)])
     return torch.where(empty[:, None], full, boxes)
@@ -52,9 +51,9 @@ def expand_boxes(boxes: torch.Tensor, ratio: float, height: int, width: int) -> 
 
 def normalize_image(image: torch.Tensor, mean: Sequence[float], std: Sequence[float]) -> torch.Tensor:
     """uint8 ``[3, H, W]`` RGB -> float ``(x / 255 - mean) / std``, with mean/std in [0, 1] units."""
-    scale = 1.0 / (255.0 * torch.tensor(std, dtype=torch.float32, device=image.device).view(-1, 1, 1))
-    shift = torch.tensor(mean, dtype=torch.float32, device=image.device).view(-1, 1, 1) * 255.0
-    return (image.float() - shift).mul_(scale)
+    mean_t = torch.tensor(mean, dtype=torch.float32, device=image.device).view(-1, 1, 1)
+    std_t = torch.tensor(std, dtype=torch.float32, device=image.device).view(-1, 1, 1)
+    return torch.addcmul(-mean_t / std_t, image, 1.0 / (255.0 * std_t))  # one pass over the image
 
 
 def resize_boxes(image: torch.Tensor, boxes: torch.Tensor, size: Tuple[int, int]) -> torch.Tensor:
