@@ -49,7 +49,12 @@ def test_clip_ensemble_matches_a_per_query_loop(tiny_clip):
     p_model = torch.randn(4, 5, generator=generator).softmax(dim=-1)
     unseen = torch.tensor([False, True, False, True, False])
     classifier = _classifier(tiny_clip, batch_size=3)
-    ensembled = ClipEnsemble(classifier, lam=0.8)(image, mask_probs, p_model, unseen, text)
+    ensemble = ClipEnsemble(classifier, lam=0.8)
+    ensembled = ensemble(image, mask_probs, p_model, unseen, text)
+    # Masks of another size are first resized (bilinear) to the image: the same as doing it beforehand.
+    half = mask_probs[:, ::2, ::2]
+    resized = torch.nn.functional.interpolate(half[None], size=(24, 20), mode="bilinear", align_corners=False)[0]
+    assert torch.allclose(ensemble.clip_probs(image, half, text), ensemble.clip_probs(image, resized, text))
 
     model, preprocess = tiny_clip
     scale = float(model.logit_scale.exp())

@@ -104,7 +104,7 @@ def test_select_proposals_area_and_topk():
     probs[3, :2] = 0.7  # area 8, quality 0.7
     probs[4, 2:] = 0.7  # area 8, quality 0.7 (ties with 3)
     assert torch.equal(select_proposals(probs, 0.5, 0.0, 0), probs[[0, 1, 3, 4]] > 0.5)
-    assert torch.allclose(mask_quality(probs[[0, 1, 3]], probs[[0, 1, 3]] > 0.5), torch.tensor([0.9, 0.6, 0.7]))
+    assert torch.allclose(mask_quality(probs, probs > 0.5), torch.tensor([0.9, 0.6, 0.0, 0.7, 0.7]))
     # 0.1 * 16 = 1.6 pixels: query 1 dropped
     assert torch.equal(select_proposals(probs, 0.5, 0.1, 0), probs[[0, 3, 4]] > 0.5)
     # best two: 0 (0.9), then 3 wins the tie with 4; query 1 (0.6) loses

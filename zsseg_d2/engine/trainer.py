@@ -52,6 +52,16 @@ class Trainer(DefaultTrainer):
         self.cfg = cfg
         self.register_hooks(self.build_hooks())
 
+    def state_dict(self) -> dict:
+        """Iteration, hook states (the LR scheduler) and, unlike Detectron2 0.6, the optimizer."""
+        state = super().state_dict()
+        state["optimizer"] = self.optimizer.state_dict()
+        return state
+
+    def load_state_dict(self, state: dict) -> None:
+        super().load_state_dict(state)
+        self.optimizer.load_state_dict(state["optimizer"])
+
     @classmethod
     def build_train_loader(cls, cfg: CfgNode):
         return build_detection_train_loader(cfg, mapper=build_dataset_mapper(cfg, is_train=True))

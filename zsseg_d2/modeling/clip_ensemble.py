@@ -16,6 +16,7 @@ from __future__ import annotations
 from typing import Sequence
 
 import torch
+import torch.nn.functional as F
 from detectron2.config import CfgNode
 
 from ..pseudo_labels.crops import crop_regions
@@ -142,6 +143,9 @@ class ClipEnsemble:
     @torch.no_grad()
     def clip_probs(self, image: torch.Tensor, mask_probs: torch.Tensor, text_embeddings: torch.Tensor) -> torch.Tensor:
         """p_clip ``[Q, C]``: CLIP's class probabilities of each query's mask crop."""
+        if mask_probs.shape[-2:] != image.shape[-2:]:
+            mask_probs = F.interpolate(mask_probs[None].float(), size=image.shape[-2:], mode="bilinear",
+                                       align_corners=False)[0]
         masks = mask_probs > self.mask_threshold
         empty = ~masks.flatten(1).any(dim=1)
         crops = self.classifier.crops(image, masks, keep_context=empty)
@@ -158,9 +162,10 @@ class ClipEnsemble:
     ) -> torch.Tensor:
         """Ensembled class probabilities ``[Q, C]``.
 
-        ``image``: uint8 ``[3, H, W]`` RGB; ``mask_probs``: the queries' sigmoid masks ``[Q, H, W]``
-        at the image's size; ``p_model``: ``[Q, C]``; ``unseen``: ``[C]`` bool;
-        ``text_embeddings``: ``[C, D]`` CLIP text embeddings of the same vocabulary.
+        ``image``: uint8 ``[3, H, W]`` RGB (e.g. the model's resized input); ``mask_probs``: the
+        queries' sigmoid masks ``[Q, H', W']``, resized (bilinear) to the image's size when they
+        differ; ``p_model``: ``[Q, C]``; ``unseen``: ``[C]`` bool; ``text_embeddings``: ``[C, D]``
+        CLIP text embeddings of the same vocabulary.
         """
         p_clip = self.clip_probs(image, mask_probs, text_embeddings).to(p_model.device)
         return geometric_ensemble(p_model, p_clip, unseen, self.lam)

@@ -18,18 +18,18 @@ def select_proposals(
     keep = (area > 0) & (area >= min_area * mask_probs.shape[1] * mask_probs.shape[2])
     indices = keep.nonzero().flatten()
     if 0 < topk < len(indices):
-        quality = mask_quality(mask_probs[indices], binary[indices])
+        quality = mask_quality(mask_probs, binary)[indices]
         best = quality.sort(descending=True, stable=True).indices[:topk]
         indices = indices[best.sort().values]
     return binary if len(indices) == len(binary) else binary[indices]
 
 
 def mask_quality(mask_probs: torch.Tensor, binary: torch.Tensor) -> torch.Tensor:
-    """Mean probability inside each non-empty binary mask: ``[K]``."""
+    """Mean probability inside each binary mask (0 for an empty one): ``[Q]``."""
     inside = torch.where(binary, mask_probs, 0.0).flatten(1).sum(dim=1)
-    return inside / _area(binary)
+    return inside / _area(binary).clamp(min=1)
 
 
 def _area(binary: torch.Tensor) -> torch.Tensor:
-    """Pixels per mask (a uint8 sum: summing bool tensors is several times slower on CPU)."""
-    return binary.view(torch.uint8).flatten(1).sum(dim=1, dtype=torch.int64)
+    """Pixels per mask: a uint8 sum into int32 (2-3x faster on CPU than summing bool tensors)."""
+    return binary.view(torch.uint8).flatten(1).sum(dim=1, dtype=torch.int32)

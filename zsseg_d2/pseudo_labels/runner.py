@@ -152,8 +152,9 @@ def _process(
         mask_probs = proposal_model.predict_mask_probs([item["model_input"] for item in items]) if items else []
         for item, probs in zip(items, mask_probs):
             masks = select_proposals(probs, pl.MASK_THRESHOLD, pl.MIN_AREA, pl.TOPK)
-            item["num_proposals"] = len(masks)
-            batcher.add(item, batcher.classifier.crops(item["original"], masks))
+            crops = batcher.classifier.crops(item.pop("original"), masks)
+            del item["model_input"]  # the queue keeps only what the record needs
+            batcher.add({**item, "num_proposals": len(masks)}, crops)
         records += [_ok_record(item, scores, unseen, pl.THRESHOLD) for item, scores in batcher.completed()]
         record_file.append(records)
         progress.update(len(records), batcher.crops_encoded)

@@ -1,0 +1,48 @@
+"""Training killed with SIGKILL resumes with --resume from its last checkpoint's iteration."""
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+REPO = Path(__file__).resolve().parents[1]
+TINY = REPO / "configs" / "tiny" / "camvid_8-3.yaml"
+
+
+def _train(out: Path, max_iter: int, *extra: str) -> list:
+    return [sys.executable, "tools/train_net.py", "--config-file", str(TINY), *extra, "OUTPUT_DIR", str(out),
+            "SOLVER.MAX_ITER", str(max_iter), "SOLVER.CHECKPOINT_PERIOD", "3", "DATASETS.TEST", "()",
+            "INPUT.CROP.SIZE", "(64, 64)", "INPUT.SIZE_DIVISIBILITY", "64"]
+
+
+@pytest.mark.slow
+def test_sigkill_then_resume(tmp_path, shared_data):
+    env = {**os.environ, "ZSSEG_CACHE": str(tmp_path / "cache"), "ZSSEG_SHARED_DATA": str(shared_data)}
+    out = tmp_path / "run"
+    process = subprocess.Popen(_train(out, 1000), cwd=REPO, env=env, stdout=subprocess.DEVNULL,
+                               stderr=subprocess.DEVNULL, start_new_session=True)
+    deadline = time.monotonic() + 400
+    while not (out / "last_checkpoint").is_file() and time.monotonic() < deadline and process.poll() is None:
+        time.sleep(0.5)
+    os.killpg(process.pid, signal.SIGKILL)
+    process.wait()
+    assert (out / "last_checkpoint").is_file(), "no checkpoint was written before the kill"
+    last = (out / "last_checkpoint").read_text().strip()
+    checkpoint = torch.load(out / last, map_location="cpu", weights_only=True)  # tensors and plain data only
+    done = checkpoint["iteration"]
+    trainer_state = checkpoint["trainer"]  # Detectron2 keeps optimizer and scheduler state here
+    assert trainer_state["optimizer"]["state"] and "LRScheduler" in trainer_state["hooks"]
+
+    log = subprocess.run(_train(out, done + 3, "--resume"), cwd=REPO, env=env, capture_output=True, text=True)
+    assert log.returncode == 0, log.stderr[-2000:]
+    text = log.stdout + log.stderr
+    assert f"Starting training from iteration {done + 1}" in text
+    assert "Loading trainer from" in text
+    final = torch.load(out / "model_final.pth", map_location="cpu", weights_only=True)
+    assert final["iteration"] == done + 2
