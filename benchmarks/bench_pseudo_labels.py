@@ -112,7 +112,8 @@ def networks_alone(cfg, dataset: str, model, classifier) -> Callable[[int], tupl
     items = PassImages(dicts, MetadataCatalog.get(dataset), resize, cfg.INPUT.FORMAT, True)
     inputs = [items[i]["model_input"] for i in range(len(items))]
     sizes = [resized_size(d["height"], d["width"], resize) for d in dicts]
-    batches: List[list] = [[inputs[i] for i in batch] for batch in same_size_batches(sizes, cfg.PSEUDO_LABEL.IMS_PER_BATCH)]
+    batch_indices = same_size_batches(sizes, cfg.PSEUDO_LABEL.IMS_PER_BATCH)
+    batches: List[list] = [[inputs[i] for i in batch] for batch in batch_indices]
     crop_batch = torch.randn(classifier.batch_size, 3, *classifier.size)
 
     def run(num_crops: int) -> tuple[float, float]:
@@ -128,13 +129,15 @@ def networks_alone(cfg, dataset: str, model, classifier) -> Callable[[int], tupl
     return run
 
 
-def run_setting(setting: dict, cache_dir: str) -> None:
-    opts = ["MODEL.CLIP.CACHE_DIR", cache_dir, "MODEL.WEIGHTS", "", "DATALOADER.NUM_WORKERS", 1, *setting["opts"]]
+def run_setting(setting: dict, cache_dir: str, num_workers: int) -> None:
+    opts = ["MODEL.CLIP.CACHE_DIR", cache_dir, "MODEL.WEIGHTS", "", "DATALOADER.NUM_WORKERS", num_workers,
+            *setting["opts"]]
     cfg = load_config(str(REPO_ROOT / setting["config"]), opts)
     dataset = subset_dataset(setting["images"])
     cfg.defrost()
     cfg.DATASETS.TRAIN = (dataset,)
     cfg.freeze()
+    torch.manual_seed(0)  # random weights, but the same proposals (and crop count) every run
     model = build_proposal_model(cfg)
     classifier = ClipCropClassifier.from_config(cfg, cfg.MODEL.DEVICE)
     alone = networks_alone(cfg, dataset, model, classifier)
@@ -172,13 +175,14 @@ def run_setting(setting: dict, cache_dir: str) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--only", choices=[s["name"] for s in SETTINGS], help="run one setting")
+    parser.add_argument("--num-workers", type=int, default=1, help="DataLoader workers of the pass")
     args = parser.parse_args()
     torch.set_num_threads(2)
     logging.disable(logging.WARNING)
     with tempfile.TemporaryDirectory() as cache_dir:
         for setting in SETTINGS:
             if args.only in (None, setting["name"]):
-                run_setting(setting, cache_dir)
+                run_setting(setting, cache_dir, args.num_workers)
 
 
 if __name__ == "__main__":

@@ -44,12 +44,13 @@ def test_expand_boxes_by_hand_and_clamped():
 
 
 def _reference_crop(image: torch.Tensor, box, size):
-    """One crop by explicit bilinear samples (grid_sample), 2 x 2 samples per output pixel averaged,
-    sample centres as in aligned RoIAlign: x = x0 + bin * (j + (s + 0.5) / 2) - 0.5."""
+    """One crop by explicit bilinear samples (grid_sample): n x n samples per output pixel averaged,
+    n = 1 for a box that fits in ``size`` and 2 otherwise, sample centres as in aligned RoIAlign:
+    x = x0 + bin * (j + (s + 0.5) / n) - 0.5."""
     height, width = image.shape[-2:]
     x0, y0, x1, y1 = [float(v) for v in box]
     out_h, out_w = size
-    n_y = n_x = 2
+    n_y = n_x = 1 if x1 - x0 <= out_w and y1 - y0 <= out_h else 2
     ys = torch.tensor([y0 + (y1 - y0) / out_h * (i + (s + 0.5) / n_y) - 0.5 for i in range(out_h) for s in range(n_y)])
     xs = torch.tensor([x0 + (x1 - x0) / out_w * (j + (s + 0.5) / n_x) - 0.5 for j in range(out_w) for s in range(n_x)])
     grid_y, grid_x = torch.meshgrid((2 * ys + 1) / height - 1, (2 * xs + 1) / width - 1, indexing="ij")
@@ -62,8 +63,9 @@ def test_batched_crops_match_per_crop_loop():
     generator = torch.Generator().manual_seed(1)
     image = torch.rand(3, 37, 53, generator=generator)
     boxes = torch.tensor(
-        [[0.0, 0.0, 53.0, 37.0], [3.0, 5.0, 20.0, 11.0], [10.5, 2.25, 49.0, 36.5], [40.0, 30.0, 42.0, 31.0]]
-    )  # shrink, enlarge, fractional edges
+        [[0.0, 0.0, 53.0, 37.0], [3.0, 5.0, 20.0, 11.0], [10.5, 2.25, 49.0, 36.5], [40.0, 30.0, 42.0, 31.0],
+         [7.5, 1.0, 19.5, 9.0]]
+    )  # shrink, shrink in x only, fractional edges, enlarge, exactly the output size (12 x 8)
     batched = resize_boxes(image, boxes, (8, 12))
     for crop, box in zip(batched, boxes):
         assert torch.allclose(crop, _reference_crop(image, box, (8, 12)), atol=1e-5)
@@ -93,7 +95,8 @@ def test_mask_fill_uses_clip_mean_outside_the_mask():
 
 def test_crop_regions_rejects_masks_of_another_size():
     with pytest.raises(ValueError, match="differ in size"):
-        crop_regions(torch.zeros(3, 8, 8, dtype=torch.uint8), torch.ones(1, 4, 4, dtype=torch.bool), (4, 4), (0.5,) * 3, (0.2,) * 3)
+        image, masks = torch.zeros(3, 8, 8, dtype=torch.uint8), torch.ones(1, 4, 4, dtype=torch.bool)
+        crop_regions(image, masks, (4, 4), (0.5,) * 3, (0.2,) * 3)
 
 
 def test_select_proposals_area_and_topk():

@@ -41,7 +41,8 @@ def _arguments(root: Path, output: Path, *extra: str) -> list[str]:
 
 
 def _tool():
-    spec = importlib.util.spec_from_file_location("generate_pseudo_labels", REPO_ROOT / "tools/generate_pseudo_labels.py")
+    path = REPO_ROOT / "tools/generate_pseudo_labels.py"
+    spec = importlib.util.spec_from_file_location("generate_pseudo_labels", path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module

@@ -37,7 +37,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--dataset", default="", help="data set to label (default: DATASETS.TRAIN[0])")
     parser.add_argument("--output", required=True, help="final pseudo-label file (JSON)")
     parser.add_argument("--threshold", type=float, default=None, help="tau of eq. 10 (PSEUDO_LABEL.THRESHOLD)")
-    parser.add_argument("--batch-size", type=int, default=None, help="images per model forward (PSEUDO_LABEL.IMS_PER_BATCH)")
+    parser.add_argument("--batch-size", type=int, default=None,
+                        help="images per model forward (PSEUDO_LABEL.IMS_PER_BATCH)")
     parser.add_argument("--num-shards", type=int, default=1)
     parser.add_argument("--shard-id", type=int, default=0)
     parser.add_argument("--merge", action="store_true", help="only merge the shards' records into the final file")

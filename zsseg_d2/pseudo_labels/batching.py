@@ -66,7 +66,8 @@ class CropBatcher:
         probs = self.classifier.class_probs(self.classifier.encode(batch)[:count], self.text_embeddings)
         slots, local = owners[:count].unique(return_inverse=True)
         batch_scores = image_class_scores(probs, local, len(slots))
-        for slot, scores, count_in_batch in zip(slots.tolist(), batch_scores, local.bincount(minlength=len(slots)).tolist()):
+        counts = local.bincount(minlength=len(slots)).tolist()
+        for slot, scores, count_in_batch in zip(slots.tolist(), batch_scores, counts):
             image = self._images[slot]
             image.scores = torch.maximum(image.scores, scores)
             image.remaining -= count_in_batch

@@ -3,9 +3,12 @@
 A region is the bounding box of its binary mask on the image, optionally grown for context and
 optionally with the pixels outside the mask set to CLIP's pixel mean. All boxes of an image are
 resized to CLIP's input size at once with ``torchvision.ops.roi_align``, so no crop is resized in a
-Python loop: each output pixel averages 2 x 2 bilinear samples of its bin (an exact box filter for
-a 2x reduction; adaptive sampling, ``ceil(box / output)`` samples per side, cost up to 15x more
-for whole-image crops and was the pass's largest cost after the networks). Boxes are in continuous pixel coordinates: pixel (y, x) covers
+Python loop. A box no larger than the output is plainly bilinear-resized (one sample per output
+pixel); a larger one averages 2 x 2 bilinear samples per output pixel (an exact box filter for a 2x
+reduction; adaptive sampling, ``ceil(box / output)`` samples per side, costs up to 15x more for
+whole-image crops and was the pass's largest cost after the networks).
+
+Boxes are in continuous pixel coordinates: pixel (y, x) covers
 [x, x + 1) x [y, y + 1), so the box of a single pixel is (x, y, x + 1, y + 1).
 
 The crop is resized to CLIP's square input without keeping its aspect ratio, as Xu et al. do.
@@ -17,7 +20,7 @@ from typing import Optional, Sequence, Tuple
 import torch
 from torchvision.ops import roi_align
 
-SAMPLES_PER_BIN_SIDE = 2
+SHRINK_SAMPLES_PER_SIDE = 2  # bilinear samples per output-pixel side for boxes larger than the output
 
 
 def mask_boxes(masks: torch.Tensor) -> torch.Tensor:
@@ -57,9 +60,16 @@ def normalize_image(image: torch.Tensor, mean: Sequence[float], std: Sequence[fl
 
 
 def resize_boxes(image: torch.Tensor, boxes: torch.Tensor, size: Tuple[int, int]) -> torch.Tensor:
-    """Every box of ``image [C, H, W]`` resized to ``size`` in one call: ``[K, C, h, w]``."""
-    return roi_align(image[None], [boxes.to(image.dtype)], output_size=size, spatial_scale=1.0,
-                     sampling_ratio=SAMPLES_PER_BIN_SIDE, aligned=True)
+    """Every box of ``image [C, H, W]`` resized to ``size``: ``[K, C, h, w]``, in at most two
+    ``roi_align`` calls (boxes that fit in ``size``, and larger ones)."""
+    boxes = boxes.to(image.dtype)
+    fits = ((boxes[:, 2] - boxes[:, 0]) <= size[1]) & ((boxes[:, 3] - boxes[:, 1]) <= size[0])
+    crops = image.new_empty((len(boxes), image.shape[0], *size))
+    for samples, group in ((1, fits), (SHRINK_SAMPLES_PER_SIDE, ~fits)):
+        if group.any():
+            crops[group] = roi_align(image[None], [boxes[group]], output_size=size, spatial_scale=1.0,
+                                     sampling_ratio=samples, aligned=True)
+    return crops
 
 
 def sample_mask_boxes(masks: torch.Tensor, boxes: torch.Tensor, size: Tuple[int, int]) -> torch.Tensor:

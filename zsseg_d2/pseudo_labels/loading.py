@@ -54,9 +54,7 @@ class PassImages(torch.utils.data.Dataset):
     ):
         self.dicts = list(dicts)
         self.metadata = label_metadata(metadata)
-        self.unseen_ids = np.array(
-            [metadata.stuff_classes.index(name) for name in metadata.unseen_classes], dtype=np.int64
-        )
+        self.unseen_ids = {metadata.stuff_classes.index(name) for name in metadata.unseen_classes}
         self.resize = resize
         self.image_format = image_format
         self.all_images = all_images

@@ -13,7 +13,7 @@ import logging
 import os
 import time
 from pathlib import Path
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Dict, Iterable, List, Optional, Sequence, Tuple
 
 import torch
 from detectron2.config import CfgNode
@@ -138,7 +138,7 @@ class _Progress:
 
 def _process(
     cfg: CfgNode,
-    loader,
+    loader: Iterable[List[dict]],
     proposal_model: torch.nn.Module,
     batcher: CropBatcher,
     record_file: RecordFile,
@@ -193,7 +193,7 @@ def run_shard(
         (d for d in shard if d["image_id"] not in finished),
         key=lambda d: (resized_size(d["height"], d["width"], resize), d["image_id"]),
     )
-    logger.info(f"shard {shard_id}/{num_shards} of {dataset}: {len(shard)} images, {len(shard) - len(todo)} already done")
+    logger.info(f"shard {shard_id}/{num_shards} of {dataset}: {len(shard)} images, {len(todo)} to do")
     if not todo:
         return 0
     proposal_model = proposal_model if proposal_model is not None else build_proposal_model(cfg)
