@@ -80,7 +80,10 @@ def draw_overlays(weights: Path, opts: list, output: Path, count: int = 4) -> No
     output.mkdir(parents=True, exist_ok=True)
     for record in DatasetCatalog.get("zsseg_shapes_val")[:count]:
         rgb = np.asarray(Image.open(record["file_name"]).convert("RGB"))
-        overlay = overlay_with_legend(rgb, predictor(rgb), vocabulary)
+        label = predictor(rgb)
+        # the scenes are 128 px: draw at 3x so that the labels stay legible
+        big_rgb, big_label = (np.kron(a, np.ones((3, 3) + (1,) * (a.ndim - 2), dtype=a.dtype)) for a in (rgb, label))
+        overlay = overlay_with_legend(big_rgb, big_label, vocabulary)
         Image.fromarray(overlay).save(output / f"{record['image_id']}_overlay.png")
     print(f"overlays of {count} validation images in {output}")
 
