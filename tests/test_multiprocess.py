@@ -1,0 +1,36 @@
+"""Two CPU processes (gloo): training runs with DDP, and evaluation equals one process's exactly."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+TINY = REPO / "configs" / "tiny" / "camvid_8-3.yaml"
+SMALL = ["INPUT.CROP.SIZE", "(64, 64)", "INPUT.SIZE_DIVISIBILITY", "64", "INPUT.MIN_SIZE_TEST", "96"]
+
+
+def _train_net(env: dict, processes: int, out: Path, *opts: str) -> None:
+    command = [sys.executable, "tools/train_net.py", "--num-gpus", str(processes), "--config-file", str(TINY),
+               *opts, "MODEL.DEVICE", "cpu", "OUTPUT_DIR", str(out), *SMALL]
+    result = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr[-3000:]
+
+
+@pytest.mark.slow
+def test_two_cpu_processes_train_and_evaluate_like_one(tmp_path, shared_data):
+    env = {**os.environ, "ZSSEG_CACHE": str(tmp_path / "cache"), "ZSSEG_SHARED_DATA": str(shared_data)}
+    train = tmp_path / "train"
+    _train_net(env, 2, train, "SOLVER.MAX_ITER", "3", "DATASETS.TEST", "()")
+    assert (train / "model_final.pth").is_file() and (train / "log.txt.rank1").is_file()
+    metrics = {}
+    for processes in (1, 2):
+        out = tmp_path / f"eval{processes}"
+        _train_net(env, processes, out, "--eval-only", "MODEL.WEIGHTS", str(train / "model_final.pth"),
+                   "DATASETS.TEST", "('voc2012_crops_val',)")
+        metrics[processes] = json.loads((out / "inference" / "voc2012_crops_val" / "gzs3_metrics.json").read_text())
+    assert metrics[1] == metrics[2]
