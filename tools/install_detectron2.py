@@ -9,8 +9,8 @@ that sdist (sha256-pinned), patch a copy of it, and ``pip install`` the copy:
 1. ``setup.py``: ``ext_modules=[]`` (the C++ sources are missing; semantic segmentation needs none
    of them -- only rotated boxes, deformable convolution and the fast COCO box evaluator do).
 2. ``from detectron2 import _C`` becomes an optional import, so ``detectron2.layers`` imports.
-3. numpy aliases removed in numpy 1.24 (``np.bool``, ``np.int``, ``np.float``, ``np.str``,
-   ``np.object``) become the builtins they always aliased.
+3. the scalar aliases numpy removed in 1.24 (``bool``, ``int``, ``float``, ``str`` and ``object``
+   under the ``np`` namespace) become the builtins they always aliased.
 4. Pillow's removed ``Image.LINEAR`` becomes ``Image.BILINEAR`` (the same filter).
 
 ``pkg_resources`` (used by ``detectron2.model_zoo``) is kept working by pinning setuptools < 81 in
