@@ -26,7 +26,7 @@ from detectron2.utils import comm
 from detectron2.utils.logger import setup_logger
 
 import zsseg_d2  # noqa: F401  (registers data sets and model parts)
-from zsseg_d2.engine import launch, load_config
+from zsseg_d2.engine import launch_from_args, load_config
 from zsseg_d2.pseudo_labels.records import PassLayout
 from zsseg_d2.pseudo_labels.runner import IncompleteShardsError, merge_if_complete, merge_shards, run_shard
 
@@ -89,14 +89,6 @@ def main(args: argparse.Namespace):
 if __name__ == "__main__":
     args = parse_args()
     try:
-        launch(
-            main,
-            args.num_gpus,
-            num_machines=args.num_machines,
-            machine_rank=args.machine_rank,
-            dist_url=args.dist_url,
-            args=(args,),
-            use_cpu=load_config(args.config_file, args.opts).MODEL.DEVICE == "cpu",
-        )
+        launch_from_args(main, args)
     except IncompleteShardsError as error:
         sys.exit(f"error: {error}")

@@ -14,7 +14,7 @@ from detectron2.checkpoint import DetectionCheckpointer
 from detectron2.engine import default_argument_parser
 
 import zsseg_d2  # noqa: F401  (registers data sets and model parts)
-from zsseg_d2.engine import Trainer, launch, load_config, setup
+from zsseg_d2.engine import Trainer, launch_from_args, setup
 
 
 def main(args):
@@ -31,12 +31,4 @@ def main(args):
 if __name__ == "__main__":
     args = default_argument_parser().parse_args()
     print("Command Line Args:", args)
-    launch(
-        main,
-        args.num_gpus,
-        num_machines=args.num_machines,
-        machine_rank=args.machine_rank,
-        dist_url=args.dist_url,
-        args=(args,),
-        use_cpu=load_config(args.config_file, args.opts).MODEL.DEVICE == "cpu",
-    )
+    launch_from_args(main, args)

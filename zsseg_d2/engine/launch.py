@@ -6,6 +6,7 @@ per-machine process group set up as its own launcher does.
 """
 from __future__ import annotations
 
+import argparse
 import logging
 import socket
 from datetime import timedelta
@@ -16,6 +17,8 @@ import torch.distributed as dist
 import torch.multiprocessing as mp
 from detectron2.engine import launch as d2_launch
 from detectron2.utils import comm
+
+from .defaults import load_config
 
 logger = logging.getLogger(__name__)
 
@@ -55,6 +58,21 @@ def launch(
         args=(main_func, world_size, num_processes_per_machine, machine_rank, dist_url, tuple(args), timeout),
         daemon=False,
         start_method="spawn",
+    )
+
+
+def launch_from_args(main_func: Callable[..., Any], args: argparse.Namespace) -> None:
+    """:func:`launch` with Detectron2's command-line arguments (``--num-gpus``, ``--num-machines``,
+    ``--machine-rank``, ``--dist-url``, ``--config-file``, opts); CPU processes when the config's
+    ``MODEL.DEVICE`` is cpu (also chosen automatically without a GPU)."""
+    launch(
+        main_func,
+        args.num_gpus,
+        num_machines=args.num_machines,
+        machine_rank=args.machine_rank,
+        dist_url=args.dist_url,
+        args=(args,),
+        use_cpu=load_config(args.config_file, args.opts).MODEL.DEVICE == "cpu",
     )
 
 
