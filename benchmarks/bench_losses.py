@@ -14,7 +14,7 @@ import torch
 from detectron2.config import get_cfg
 
 from zsseg_d2.config import add_zsseg_config
-from zsseg_d2.modeling.criterion import CELCriterion
+from zsseg_d2.modeling.criterion import CELCriterion, LossDivisors
 
 BATCH, QUERIES, CLASSES, TARGETS = 2, 100, 171, 8
 PRED_SIZE, IMAGE_SIZE, POINTS = 128, 512, 12544
@@ -76,7 +76,7 @@ def main() -> None:
     report("matcher", median_ms(lambda: criterion.matcher(outputs, targets)))
 
     indices = criterion.matcher(outputs, targets)
-    num_masks = criterion.num_masks(targets, torch.device("cpu"))
+    num_masks = LossDivisors.of_batch(targets, outputs["pred_logits"].shape[1], torch.device("cpu")).masks
 
     def mask_loss_step() -> None:
         losses = criterion.mask_losses(outputs, targets, indices, num_masks)

@@ -12,7 +12,7 @@ import torch
 from detectron2.config import get_cfg
 
 from zsseg_d2.config import add_zsseg_config
-from zsseg_d2.modeling.criterion import CELCriterion
+from zsseg_d2.modeling.criterion import CELCriterion, LossDivisors
 
 TRAIN_POINTS = 64
 MAIN_KEYS = {"loss_ce", "loss_kl", "loss_mask", "loss_dice", "loss_rank"}
@@ -114,6 +114,15 @@ def test_criterion_terms_and_total_match_hand_computation() -> None:
     for name, value in expected.items():
         assert losses[name].item() == pytest.approx(value, rel=1e-5), name
     assert sum(losses.values()).item() == pytest.approx(sum(expected.values()), rel=1e-5)
+
+
+def test_loss_divisors_count_masks_queries_and_labelled_images() -> None:
+    divisors = LossDivisors.of_batch(make_targets(), 3, torch.device("cpu"))
+    # 3 masks, all matched; 2 images x 3 queries - 3 = 3 unmatched; only image 0 has image labels.
+    assert divisors == LossDivisors(masks=3.0, matched=3.0, unmatched=3.0, ranked_images=1.0)
+    crowded = [{"labels": torch.arange(5), "image_labels": torch.tensor([], dtype=torch.long)}]
+    # 5 masks but only 3 queries: 3 matched, 0 unmatched and 0 labelled images (both kept at 1).
+    assert LossDivisors.of_batch(crowded, 3, torch.device("cpu")) == LossDivisors(5.0, 3.0, 1.0, 1.0)
 
 
 def test_matching_used_by_criterion() -> None:

@@ -107,6 +107,17 @@ def test_background_aware_class_loss_means_over_whole_batch() -> None:
     assert kl.item() == 0.0
 
 
+def test_background_aware_class_loss_explicit_divisors() -> None:
+    # The tiny case above with the divisors given (as the criterion does for several processes):
+    # the sums ln(8/5) + ln(5/3) and KL_1_2_5 are divided by 4 and 2 instead of 2 and 1.
+    logits = torch.tensor([[LOGITS_1_2_5, [LN3, 0.0, 0.0], LOGITS_1_2_5]])
+    matched = torch.tensor([[True, True, False]])
+    labels = torch.tensor([[2, 0, 0]])
+    ce, kl = background_aware_class_loss(logits, matched, labels, 0.6, num_matched=4.0, num_unmatched=2.0)
+    assert ce.item() == pytest.approx(0.6 * math.log(8 / 3) / 4, rel=1e-6)
+    assert kl.item() == pytest.approx(0.4 * KL_1_2_5 / 2, rel=1e-5)
+
+
 def test_background_aware_class_loss_empty_sets_are_finite() -> None:
     logits = torch.randn(2, 4, 5, requires_grad=True)
     labels = torch.zeros(2, 4, dtype=torch.long)
@@ -167,6 +178,14 @@ def test_ranking_loss_matches_double_loop() -> None:
     image_labels = [torch.tensor([1, 4]), torch.tensor([], dtype=torch.long), torch.tensor([6, 6, 0, 2]), torch.tensor([3])]
     loss = multilabel_ranking_loss(similarity, image_labels)
     assert loss.item() == pytest.approx(ranking_loss_loop(similarity, image_labels), rel=1e-5)
+
+
+def test_ranking_loss_explicit_divisor() -> None:
+    # 3 of the 4 images have positives: the loop's mean times 3 is the sum, divided here by 5.
+    similarity = torch.rand(4, 5, 7) * 2 - 1
+    image_labels = [torch.tensor([1, 4]), torch.tensor([], dtype=torch.long), torch.tensor([6, 0]), torch.tensor([3])]
+    loss = multilabel_ranking_loss(similarity, image_labels, num_ranked_images=5.0)
+    assert loss.item() == pytest.approx(ranking_loss_loop(similarity, image_labels) * 3 / 5, rel=1e-5)
 
 
 def test_ranking_loss_ignores_images_without_positives() -> None:

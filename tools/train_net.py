@@ -10,18 +10,18 @@ Without a GPU, MODEL.DEVICE falls back to cpu and --num-gpus N runs N CPU proces
 """
 from __future__ import annotations
 
-from detectron2.checkpoint import DetectionCheckpointer
 from detectron2.engine import default_argument_parser
 
 import zsseg_d2  # noqa: F401  (registers data sets and model parts)
 from zsseg_d2.engine import Trainer, launch_from_args, setup
+from zsseg_d2.engine.checkpoint import load_trained_weights, weights_to_evaluate
 
 
 def main(args):
     cfg = setup(args)
     if args.eval_only:
         model = Trainer.build_model(cfg)
-        DetectionCheckpointer(model, save_dir=cfg.OUTPUT_DIR).resume_or_load(cfg.MODEL.WEIGHTS, resume=args.resume)
+        load_trained_weights(model, weights_to_evaluate(cfg, args.resume))
         return Trainer.test(cfg, model)
     trainer = Trainer(cfg)
     trainer.resume_or_load(resume=args.resume)

@@ -1,32 +1,76 @@
-"""Loading trained weights for evaluation and inference, refusing checkpoints of another model.
+"""Checkpoints: written atomically, read as tensors only, and loaded strictly for evaluation.
 
 Detectron2's checkpointer skips mismatched parameters with a warning, which is right for
 fine-tuning from ImageNet weights but silently wrong for evaluating a checkpoint. Here every
 parameter must be present with the right shape, or the error lists what differs.
+
+``.pth`` files are read with ``torch.load(weights_only=True)``: tensors and plain containers only,
+never arbitrary objects. Detectron2-format ``.pkl`` files (its model-zoo ImageNet backbones, e.g.
+``detectron2://ImageNetPretrained/torchvision/R-50.pkl``) are Python pickles and are read by
+Detectron2's own loader; use them only from sources you trust.
 """
 from __future__ import annotations
 
 import os
-from typing import Dict
+from typing import Any, Dict
 
 import torch
 from detectron2.checkpoint import DetectionCheckpointer
+from detectron2.config import CfgNode
 from torch import nn
+
+from ..utils.file_io import atomic_write
 
 _LISTED = 5
 
 
-def _state_dict_of(path: str) -> Dict[str, torch.Tensor]:
+def load_tensors_only(path: str) -> Any:
+    """``torch.load(path, weights_only=True)`` on the CPU, with errors that name the file."""
     if not os.path.isfile(path):
         raise FileNotFoundError(f"checkpoint file {path!r} not found (MODEL.WEIGHTS)")
     try:
-        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+        return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as error:  # noqa: BLE001  (torch raises several types for bad files)
         raise ValueError(
             f"cannot read checkpoint {path!r} as tensors only (torch.load weights_only=True): {error}. "
-            f"Only load checkpoints you trust; zsseg_d2's own checkpoints always load this way"
+            f"A truncated file is a copy or save that did not finish; zsseg_d2's own checkpoints "
+            f"always load this way"
         ) from error
+
+
+def _state_dict_of(path: str) -> Dict[str, torch.Tensor]:
+    checkpoint = load_tensors_only(path)
     return checkpoint.get("model", checkpoint) if isinstance(checkpoint, dict) else checkpoint
+
+
+class Checkpointer(DetectionCheckpointer):
+    """Detectron2's ``DetectionCheckpointer`` with atomic writes and tensors-only ``.pth`` reads.
+
+    A run killed while saving keeps its previous checkpoint and ``last_checkpoint`` tag intact
+    (see :mod:`zsseg_d2.utils.file_io`), so ``--resume`` always finds a whole file.
+    """
+
+    def save(self, name: str, **kwargs: Any) -> None:
+        if not self.save_dir or not self.save_to_disk:
+            return
+        data = {"model": self.model.state_dict()}
+        data.update({key: obj.state_dict() for key, obj in self.checkpointables.items()})
+        data.update(kwargs)
+        basename = f"{name}.pth"
+        self.logger.info(f"Saving checkpoint to {os.path.join(self.save_dir, basename)}")
+        with atomic_write(os.path.join(self.save_dir, basename)) as f:
+            torch.save(data, f)
+        self.tag_last_checkpoint(basename)
+
+    def tag_last_checkpoint(self, last_filename_basename: str) -> None:
+        with atomic_write(os.path.join(self.save_dir, "last_checkpoint"), "w") as f:
+            f.write(last_filename_basename)
+
+    def _load_file(self, filename: str) -> Dict[str, Any]:
+        if filename.endswith((".pkl", ".pyth")):
+            return super()._load_file(filename)
+        loaded = load_tensors_only(filename)
+        return loaded if "model" in loaded else {"model": loaded}
 
 
 def compare_state_dicts(model: nn.Module, state: Dict[str, torch.Tensor]) -> str:
@@ -48,8 +92,12 @@ def compare_state_dicts(model: nn.Module, state: Dict[str, torch.Tensor]) -> str
 
 def load_trained_weights(model: nn.Module, path: str) -> None:
     """Load a zsseg_d2 checkpoint (``.pth``) strictly; other formats go through Detectron2."""
+    if not path:
+        raise ValueError(
+            "no trained weights given (MODEL.WEIGHTS is empty): pass MODEL.WEIGHTS path/to/model_final.pth"
+        )
     if not path.endswith(".pth"):
-        DetectionCheckpointer(model).load(path)
+        Checkpointer(model).load(path)
         return
     state = _state_dict_of(path)
     problems = compare_state_dicts(model, state)
@@ -59,3 +107,11 @@ def load_trained_weights(model: nn.Module, path: str) -> None:
             f"use the config file the checkpoint was trained with"
         )
     model.load_state_dict(state)
+
+
+def weights_to_evaluate(cfg: CfgNode, resume: bool) -> str:
+    """With ``--resume``, the last checkpoint of ``OUTPUT_DIR`` when there is one; else ``MODEL.WEIGHTS``."""
+    checkpointer = Checkpointer(nn.Module(), save_dir=cfg.OUTPUT_DIR)
+    if resume and checkpointer.has_checkpoint():
+        return checkpointer.get_checkpoint_file()
+    return cfg.MODEL.WEIGHTS

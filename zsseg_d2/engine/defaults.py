@@ -2,10 +2,12 @@
 from __future__ import annotations
 
 import argparse
+import difflib
 import logging
 
 import torch
 from detectron2.config import CfgNode, get_cfg
+from detectron2.data import DatasetCatalog
 from detectron2.engine import default_setup
 from detectron2.utils import comm
 from detectron2.utils.logger import setup_logger
@@ -22,13 +24,33 @@ def select_device(cfg: CfgNode) -> None:
         cfg.MODEL.DEVICE = "cpu"
 
 
+def check_dataset_names(cfg: CfgNode) -> None:
+    """Fail at start-up, not hours later, when ``DATASETS.TRAIN``/``TEST`` name an unregistered set."""
+    registered = DatasetCatalog.list()
+    for key in ("TRAIN", "TEST"):
+        for name in cfg.DATASETS[key]:
+            if name not in registered:
+                close = difflib.get_close_matches(name, registered, n=3)
+                raise KeyError(
+                    f"DATASETS.{key} names {name!r}, which is not a registered data set"
+                    + (f"; did you mean {close}?" if close else "")
+                    + " The zsseg_d2 sets are listed in datasets/README.md; register others with "
+                    "detectron2.data.DatasetCatalog.register before the config is loaded"
+                )
+
+
 def load_config(config_file: str, opts: list = ()) -> CfgNode:
-    """Defaults + zsseg_d2 options + ``config_file`` (``_BASE_`` chains) + ``KEY VALUE`` overrides."""
+    """Defaults + zsseg_d2 options + ``config_file`` (``_BASE_`` chains) + ``KEY VALUE`` overrides.
+
+    The YAML is read with ``yaml.safe_load`` only (Detectron2 would fall back to unsafe loading);
+    command-line values are parsed as literals, never evaluated.
+    """
     cfg = get_cfg()
     add_zsseg_config(cfg)
-    cfg.merge_from_file(config_file)
+    cfg.merge_from_file(config_file, allow_unsafe=False)
     cfg.merge_from_list(list(opts))
     select_device(cfg)
+    check_dataset_names(cfg)
     return cfg
 
 

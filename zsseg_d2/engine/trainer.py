@@ -1,7 +1,8 @@
 """``Trainer``: Detectron2's ``DefaultTrainer`` with zsseg_d2's data, optimizer and evaluation.
 
 Differences from ``DefaultTrainer``: the zero-shot training mapper, AdamW with a backbone
-multiplier and a poly schedule, DDP that also works on CPU processes (gloo), and evaluation that
+multiplier and a poly schedule, DDP that also works on CPU processes (gloo), atomically written
+checkpoints that include the optimizer, a stop naming the iteration on a NaN loss, and evaluation that
 switches the model's vocabulary to each evaluated data set's class names (open vocabulary) and
 prints one table over all of them.
 """
@@ -13,7 +14,6 @@ from collections import OrderedDict
 from typing import Dict, Optional
 
 import torch
-from detectron2.checkpoint import DetectionCheckpointer
 from detectron2.config import CfgNode
 from detectron2.data import MetadataCatalog, build_detection_train_loader
 from detectron2.engine import AMPTrainer, DefaultTrainer, SimpleTrainer, create_ddp_model
@@ -24,6 +24,7 @@ from torch.nn.parallel import DistributedDataParallel
 
 from ..data import build_dataset_mapper
 from ..evaluation import TRANSFER_SETS, build_evaluator, format_gzs3_table, format_transfer_table
+from .checkpoint import Checkpointer
 from .solver import build_lr_scheduler, build_optimizer
 
 logger = logging.getLogger(__name__)
@@ -46,7 +47,7 @@ class Trainer(DefaultTrainer):
         )
         self._trainer = (AMPTrainer if cfg.SOLVER.AMP.ENABLED else SimpleTrainer)(model, data_loader, optimizer)
         self.scheduler = self.build_lr_scheduler(cfg, optimizer)
-        self.checkpointer = DetectionCheckpointer(model, cfg.OUTPUT_DIR, trainer=weakref.proxy(self))
+        self.checkpointer = Checkpointer(model, cfg.OUTPUT_DIR, trainer=weakref.proxy(self))
         self.start_iter = 0
         self.max_iter = cfg.SOLVER.MAX_ITER
         self.cfg = cfg
@@ -61,6 +62,18 @@ class Trainer(DefaultTrainer):
     def load_state_dict(self, state: dict) -> None:
         super().load_state_dict(state)
         self.optimizer.load_state_dict(state["optimizer"])
+
+    def run_step(self) -> None:
+        """Detectron2's step; a non-finite loss stops training with the iteration and what to do."""
+        try:
+            super().run_step()
+        except FloatingPointError as error:
+            last = self.checkpointer.get_checkpoint_file() if self.checkpointer.has_checkpoint() else "none"
+            raise FloatingPointError(
+                f"training stopped at iteration {self.iter}: the loss is not finite ({error}). "
+                f"The last checkpoint written before it is {last}. Lower SOLVER.BASE_LR, enable "
+                f"SOLVER.CLIP_GRADIENTS or disable SOLVER.AMP, then rerun (--resume continues from it)"
+            ) from error
 
     @classmethod
     def build_train_loader(cls, cfg: CfgNode):

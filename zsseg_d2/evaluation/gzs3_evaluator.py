@@ -16,6 +16,7 @@ from detectron2.utils import comm
 
 from ..data.sem_seg_io import load_sem_seg
 from ..data.splits import unseen_class_ids
+from ..utils.file_io import atomic_write
 from .metrics import confusion_matrix, segmentation_metrics
 from .tables import format_gzs3_table
 
@@ -90,10 +91,10 @@ class GZS3Evaluator(DatasetEvaluator):
             confusion = np.sum(gathered, axis=0)
         metrics = segmentation_metrics(confusion, self.class_names, self.unseen_ids)
         if self._output_dir:
-            os.makedirs(self._output_dir, exist_ok=True)
-            with open(os.path.join(self._output_dir, "gzs3_metrics.json"), "w") as f:
+            with atomic_write(os.path.join(self._output_dir, "gzs3_metrics.json"), "w") as f:
                 json.dump(metrics, f, indent=1)
-            np.save(os.path.join(self._output_dir, "confusion_matrix.npy"), confusion)
+            with atomic_write(os.path.join(self._output_dir, "confusion_matrix.npy")) as f:
+                np.save(f, confusion)
         results = OrderedDict(sem_seg=metrics)
         logger.info("\n" + format_gzs3_table({self.dataset_name: results}))
         return results

@@ -1,6 +1,7 @@
 """The training objective of the CEL model (eq. 8) over all decoder layers."""
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Dict, List, Sequence, Tuple
 
 import torch
@@ -23,6 +24,38 @@ Indices = List[Tuple[torch.Tensor, torch.Tensor]]
 BACKGROUND_MODES = ("none", "learned")
 
 
+@dataclass(frozen=True)
+class LossDivisors:
+    """The counts the loss means divide by, each summed over processes / their number, at least 1.
+
+    ``masks``: ground-truth masks; ``matched`` / ``unmatched``: queries matched or not (each image
+    matches min(Q, n) queries); ``ranked_images``: images with at least one image-level label.
+    """
+
+    masks: float
+    matched: float
+    unmatched: float
+    ranked_images: float
+
+    @classmethod
+    def of_batch(
+        cls, targets: Sequence[Dict[str, torch.Tensor]], num_queries: int, device: torch.device
+    ) -> LossDivisors:
+        num_masks = [len(t["labels"]) for t in targets]
+        matched = sum(min(n, num_queries) for n in num_masks)
+        counts = [
+            sum(num_masks),
+            matched,
+            len(targets) * num_queries - matched,
+            sum(len(t["image_labels"]) > 0 for t in targets),
+        ]
+        counts = torch.tensor(counts, dtype=torch.float64, device=device)
+        world_size = comm.get_world_size()
+        if world_size > 1:
+            torch.distributed.all_reduce(counts)
+        return cls(*(max(count / world_size, 1.0) for count in counts.tolist()))
+
+
 class CELCriterion(nn.Module):
     """Eq. 8, ``alpha * L_class + beta * L_mask + gamma * L_rank``, for every decoder layer.
 
@@ -32,9 +65,14 @@ class CELCriterion(nn.Module):
       (with USE_KL False: ``loss_ce = alpha * CE`` and no ``loss_kl``; with BACKGROUND "learned":
       ``loss_ce = alpha *`` the background-class CE of prior work and no ``loss_kl``).
     * ``loss_mask``, ``loss_dice``: beta-weighted sigmoid-CE (or focal) and dice on uncertainty-
-      sampled points of the matched masks, divided by the number of ground-truth masks of the
-      batch (averaged over processes, at least 1).
+      sampled points of the matched masks, divided by the number of ground-truth masks.
     * ``loss_rank``: ``gamma *`` eq. 6-7 (absent with USE_RANK False).
+
+    Every mean (over masks; over matched and unmatched queries in eq. 5; over images with labels
+    in eq. 7) divides by the batch's count summed over processes and divided by their number
+    (:class:`LossDivisors`). DDP averages gradients over processes, so a batch split across N
+    processes gets exactly the gradient of the whole batch in one. (The learned-background
+    baseline's CE keeps a per-process mean.)
 
     With deep supervision every entry ``i`` of ``outputs["aux_outputs"]`` adds the same keys
     suffixed ``_{i}``; each layer is matched on its own.
@@ -114,40 +152,35 @@ class CELCriterion(nn.Module):
         """Weighted loss terms (see the class docstring) of ``outputs`` against ``targets``."""
         if len(targets) != outputs["pred_logits"].shape[0]:
             raise ValueError(f"got {len(targets)} targets for a batch of {outputs['pred_logits'].shape[0]} images")
-        num_masks = self.num_masks(targets, outputs["pred_masks"].device)
-        losses = self.layer_losses(outputs, targets, num_masks)
+        divisors = LossDivisors.of_batch(targets, outputs["pred_logits"].shape[1], outputs["pred_masks"].device)
+        losses = self.layer_losses(outputs, targets, divisors)
         if self.deep_supervision:
             for layer, aux_outputs in enumerate(outputs.get("aux_outputs", [])):
-                aux_losses = self.layer_losses(aux_outputs, targets, num_masks)
+                aux_losses = self.layer_losses(aux_outputs, targets, divisors)
                 losses.update({f"{name}_{layer}": value for name, value in aux_losses.items()})
         return losses
 
-    @staticmethod
-    def num_masks(targets: Sequence[Dict[str, torch.Tensor]], device: torch.device) -> float:
-        """Ground-truth masks per process: the batch count averaged over processes, at least 1."""
-        count = torch.tensor(float(sum(len(t["labels"]) for t in targets)), device=device)
-        world_size = comm.get_world_size()
-        if world_size > 1:
-            torch.distributed.all_reduce(count)
-        return max(count.item() / world_size, 1.0)
-
     def layer_losses(
-        self, outputs: Dict[str, torch.Tensor], targets: Sequence[Dict[str, torch.Tensor]], num_masks: float
+        self, outputs: Dict[str, torch.Tensor], targets: Sequence[Dict[str, torch.Tensor]], divisors: LossDivisors
     ) -> Dict[str, torch.Tensor]:
         """Eq. 8 for the predictions of one decoder layer."""
         self._check_columns(outputs)
         indices = self.matcher(outputs, targets)
-        losses = self.class_losses(outputs, targets, indices)
-        losses.update(self.mask_losses(outputs, targets, indices, num_masks))
+        losses = self.class_losses(outputs, targets, indices, divisors)
+        losses.update(self.mask_losses(outputs, targets, indices, divisors.masks))
         if self.use_rank:
             image_labels = [t["image_labels"] for t in targets]
             losses["loss_rank"] = self.rank_weight * multilabel_ranking_loss(
-                outputs["pred_similarity"].float(), image_labels
+                outputs["pred_similarity"].float(), image_labels, divisors.ranked_images
             )
         return losses
 
     def class_losses(
-        self, outputs: Dict[str, torch.Tensor], targets: Sequence[Dict[str, torch.Tensor]], indices: Indices
+        self,
+        outputs: Dict[str, torch.Tensor],
+        targets: Sequence[Dict[str, torch.Tensor]],
+        indices: Indices,
+        divisors: LossDivisors,
     ) -> Dict[str, torch.Tensor]:
         """alpha * L_class: eq. 5 (or plain CE / the learned-background CE, see the class docstring)."""
         logits = outputs["pred_logits"].float()
@@ -158,7 +191,8 @@ class CELCriterion(nn.Module):
         labels[batch_idx, query_idx] = _matched_target_labels(targets, indices, logits.device)
         if self.background == "learned":
             return {"loss_ce": self.class_weight * background_class_ce(logits, matched, labels, self.no_object_weight)}
-        ce, kl = background_aware_class_loss(logits, matched, labels, self.kl_lambda if self.use_kl else 1.0)
+        lam = self.kl_lambda if self.use_kl else 1.0
+        ce, kl = background_aware_class_loss(logits, matched, labels, lam, divisors.matched, divisors.unmatched)
         losses = {"loss_ce": self.class_weight * ce}
         if self.use_kl:
             losses["loss_kl"] = self.class_weight * kl

@@ -97,7 +97,12 @@ def uniform_kl(logits_unmatched: torch.Tensor) -> torch.Tensor:
 
 
 def background_aware_class_loss(
-    logits: torch.Tensor, matched_mask: torch.Tensor, labels: torch.Tensor, lam: float
+    logits: torch.Tensor,
+    matched_mask: torch.Tensor,
+    labels: torch.Tensor,
+    lam: float,
+    num_matched: Optional[float] = None,
+    num_unmatched: Optional[float] = None,
 ) -> Tuple[torch.Tensor, torch.Tensor]:
     """The background-aware class loss of eq. 5, returned as its two terms.
 
@@ -106,6 +111,9 @@ def background_aware_class_loss(
         matched_mask: [B, Q] bool, True for queries matched to a ground-truth mask.
         labels: [B, Q] class ids; read only where ``matched_mask`` is True.
         lam: lambda of eq. 5.
+        num_matched, num_unmatched: the divisors of the two sums; by default the numbers of
+            matched and unmatched queries of this batch (see :class:`CELCriterion` for the
+            multi-process counts).
 
     Returns:
         ``(lam * CE, (1 - lam) * KL)`` whose sum is eq. 5, where CE is the mean of
@@ -115,8 +123,10 @@ def background_aware_class_loss(
     """
     matched_logits = logits[matched_mask]
     unmatched_logits = logits[~matched_mask]
-    ce = matched_class_ce(matched_logits, labels[matched_mask]).sum() / max(len(matched_logits), 1)
-    kl = uniform_kl(unmatched_logits).sum() / max(len(unmatched_logits), 1)
+    num_matched = num_matched if num_matched is not None else max(len(matched_logits), 1)
+    num_unmatched = num_unmatched if num_unmatched is not None else max(len(unmatched_logits), 1)
+    ce = matched_class_ce(matched_logits, labels[matched_mask]).sum() / num_matched
+    kl = uniform_kl(unmatched_logits).sum() / num_unmatched
     return lam * ce, (1 - lam) * kl
 
 
@@ -155,7 +165,9 @@ def image_label_mask(image_labels: Sequence[torch.Tensor], num_classes: int, dev
     return positives
 
 
-def multilabel_ranking_loss(similarity: torch.Tensor, image_labels: Sequence[torch.Tensor]) -> torch.Tensor:
+def multilabel_ranking_loss(
+    similarity: torch.Tensor, image_labels: Sequence[torch.Tensor], num_ranked_images: Optional[float] = None
+) -> torch.Tensor:
     """Multi-label ranking loss over image-level labels (eq. 6-7).
 
     ``r*_k = max_q similarity[b, q, k]`` (eq. 6). For an image with positive classes P and
@@ -167,6 +179,8 @@ def multilabel_ranking_loss(similarity: torch.Tensor, image_labels: Sequence[tor
     Args:
         similarity: [B, Q, C] raw cosine similarities r_qk (no background column).
         image_labels: B tensors of positive class ids (may be empty; duplicates count once).
+        num_ranked_images: the divisor of the sum over images; by default this batch's number
+            of images with a positive.
     """
     if len(image_labels) != similarity.shape[0]:
         raise ValueError(f"got {len(image_labels)} image_labels for a batch of {similarity.shape[0]} images")
@@ -176,4 +190,6 @@ def multilabel_ranking_loss(similarity: torch.Tensor, image_labels: Sequence[tor
     margins = F.softplus(best.unsqueeze(2) - best.unsqueeze(1))  # [B, k, j] = softplus(r*_k - r*_j)
     num_positives = positives.sum(dim=1)
     per_image = torch.where(pair_mask, margins, 0.0).sum(dim=(1, 2)) / num_positives.clamp(min=1)
-    return per_image.sum() / (num_positives > 0).sum().clamp(min=1)
+    if num_ranked_images is None:
+        num_ranked_images = (num_positives > 0).sum().clamp(min=1)
+    return per_image.sum() / num_ranked_images

@@ -24,11 +24,11 @@ import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Dict, Iterable, Sequence, Union
+from typing import Dict, Iterable, Sequence
 
 from ..data.image_labels import PSEUDO_LABEL_FORMAT
+from ..utils.file_io import PathLike, atomic_write
 
-PathLike = Union[str, os.PathLike]
 STATUSES = ("ok", "skipped", "failed")
 
 
@@ -63,15 +63,9 @@ def dumps(obj: object) -> str:
 
 
 def write_json_atomic(path: PathLike, obj: object) -> None:
-    """Write ``obj`` as indented, key-sorted JSON through a temporary file and ``os.replace``."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    with open(tmp, "w", encoding="utf-8") as f:
+    """Write ``obj`` as indented, key-sorted JSON, atomically."""
+    with atomic_write(path, "w", encoding="utf-8") as f:
         f.write(json.dumps(obj, sort_keys=True, indent=1, ensure_ascii=False) + "\n")
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
 
 
 class RecordFile:

@@ -80,12 +80,13 @@ def pass_settings(cfg: CfgNode, dataset: str, metadata: Metadata) -> dict:
 
 def build_proposal_model(cfg: CfgNode) -> torch.nn.Module:
     """The first-stage model (trained on seen classes) from ``MODEL.WEIGHTS``, in eval mode."""
-    from detectron2.checkpoint import DetectionCheckpointer
     from detectron2.modeling import build_model
+
+    from ..engine.checkpoint import load_trained_weights
 
     model = build_model(cfg)
     if cfg.MODEL.WEIGHTS:
-        DetectionCheckpointer(model).load(cfg.MODEL.WEIGHTS)
+        load_trained_weights(model, cfg.MODEL.WEIGHTS)
     else:
         logger.warning("MODEL.WEIGHTS is empty: proposals come from a randomly initialised model")
     return model.eval()

@@ -18,6 +18,7 @@ import open_clip
 import torch
 from open_clip.zero_shot_metadata import OPENAI_IMAGENET_TEMPLATES
 
+from ...utils.file_io import atomic_write
 from .loader import create_clip_model, weights_identity
 
 logger = logging.getLogger(__name__)
@@ -73,7 +74,8 @@ class TextEmbedder:
         if path.is_file():
             return torch.load(path, map_location="cpu", weights_only=True)
         embeddings = self._encode(names)
-        self._save_atomically(embeddings, path)
+        with atomic_write(path) as f:
+            torch.save(embeddings, f)
         return embeddings
 
     def _cache_key(self, names: List[str]) -> str:
@@ -100,9 +102,3 @@ class TextEmbedder:
         per_prompt = torch.cat(chunks).view(len(names), len(templates), -1)
         return torch.nn.functional.normalize(per_prompt.mean(dim=1), dim=-1).float()
 
-    @staticmethod
-    def _save_atomically(embeddings: torch.Tensor, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(f".tmp{os.getpid()}")
-        torch.save(embeddings, tmp)
-        os.replace(tmp, path)
