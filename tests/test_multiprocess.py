@@ -1,4 +1,5 @@
-"""Two CPU processes (gloo): training runs with DDP, and evaluation equals one process's exactly."""
+"""Two CPU processes (gloo): training runs with DDP, a step's gradients equal one process's on the
+whole batch, and evaluation equals one process's exactly."""
 from __future__ import annotations
 
 import json
@@ -8,6 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 
 REPO = Path(__file__).resolve().parents[1]
 TINY = REPO / "configs" / "tiny" / "camvid_8-3.yaml"
@@ -34,3 +36,23 @@ def test_two_cpu_processes_train_and_evaluate_like_one(tmp_path, shared_data):
                    "DATASETS.TEST", "('voc2012_crops_val',)")
         metrics[processes] = json.loads((out / "inference" / "voc2012_crops_val" / "gzs3_metrics.json").read_text())
     assert metrics[1] == metrics[2]
+
+
+@pytest.mark.slow
+def test_two_processes_with_one_image_each_get_the_gradients_of_the_whole_batch(tmp_path, shared_data):
+    """DDP averages gradients; the loss divides by counts averaged over processes (masks, matched
+    and unmatched queries, labelled images), so splitting a batch must not change the step."""
+    env = {**os.environ, "ZSSEG_CACHE": str(tmp_path / "cache"), "ZSSEG_SHARED_DATA": str(shared_data)}
+    results = {}
+    for processes in (1, 2):
+        out = tmp_path / f"grads{processes}.pt"
+        command = [sys.executable, "tests/ddp_gradients.py", str(processes), str(out)]
+        result = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True)
+        assert result.returncode == 0, result.stderr[-3000:]
+        results[processes] = torch.load(out, weights_only=True)
+    assert results[1]["masks"] == [7, 6]  # unequal: per-process means would give other gradients
+    whole, split = results[1]["grads"], results[2]["grads"]
+    assert set(whole) == set(split)
+    assert sum(grad.abs().max().item() > 0 for grad in whole.values()) > 100
+    for name, grad in whole.items():
+        assert (split[name] - grad).abs().max().item() <= 1e-4 * grad.abs().max().item(), name
