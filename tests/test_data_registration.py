@@ -70,15 +70,6 @@ def test_split_helper_rejects_unknown_unseen_name():
         unseen_class_ids(meta)
 
 
-def test_missing_root_error_names_path_variable_and_readme(tmp_path, monkeypatch):
-    monkeypatch.setenv("DETECTRON2_DATASETS", str(tmp_path))
-    with pytest.raises(FileNotFoundError) as err:
-        DatasetCatalog.get("coco_stuff_171_val")
-    message = str(err.value)
-    assert str(tmp_path / "coco/stuffthingmaps_zsseg/val2017") in message
-    assert "DETECTRON2_DATASETS" in message and "datasets/README.md" in message
-
-
 def test_camvid_dicts(shared_data):
     dicts = DatasetCatalog.get("camvid_val")
     assert len(dicts) == 101 and len({d["image_id"] for d in dicts}) == 101

@@ -1,4 +1,5 @@
-"""Training killed with SIGKILL resumes with --resume from its last checkpoint's iteration."""
+"""Training killed with SIGKILL resumes with --resume from its last checkpoint's iteration; --eval-only
+--resume evaluates that checkpoint."""
 from __future__ import annotations
 
 import os
@@ -10,6 +11,9 @@ from pathlib import Path
 
 import pytest
 import torch
+
+from zsseg_d2.engine import load_config
+from zsseg_d2.engine.checkpoint import Checkpointer, weights_to_evaluate
 
 REPO = Path(__file__).resolve().parents[1]
 TINY = REPO / "configs" / "tiny" / "camvid_8-3.yaml"
@@ -46,3 +50,11 @@ def test_sigkill_then_resume(tmp_path, shared_data):
     assert "Loading trainer from" in text
     final = torch.load(out / "model_final.pth", map_location="cpu", weights_only=True)
     assert final["iteration"] == done + 2
+
+
+def test_eval_only_weights_are_the_last_checkpoint_with_resume(tmp_path):
+    cfg = load_config(str(TINY), ["OUTPUT_DIR", str(tmp_path), "MODEL.WEIGHTS", "given.pth"])
+    assert weights_to_evaluate(cfg, resume=True) == "given.pth"  # nothing in OUTPUT_DIR yet
+    Checkpointer(torch.nn.Linear(1, 1), save_dir=str(tmp_path)).save("model_0000004")
+    assert weights_to_evaluate(cfg, resume=True) == str(tmp_path / "model_0000004.pth")
+    assert weights_to_evaluate(cfg, resume=False) == "given.pth"

@@ -13,13 +13,12 @@ import numpy as np
 import torch
 from detectron2.config import CfgNode, configurable
 from detectron2.data import MetadataCatalog
-from detectron2.data import detection_utils as utils
 from detectron2.data import transforms as T
 from detectron2.structures import Instances
 
 from .augmentations import build_augmentations
 from .image_labels import load_caption_nouns, load_pseudo_labels
-from .sem_seg_io import load_sem_seg
+from .sem_seg_io import load_sem_seg, read_image
 from .splits import seen_class_ids, unseen_class_ids
 from .vocabulary import training_vocabulary
 
@@ -139,7 +138,7 @@ class ZeroShotSemanticDatasetMapper:
         return dataset_dict
 
     def _read(self, dataset_dict: dict) -> tuple[np.ndarray, np.ndarray]:
-        image = utils.read_image(dataset_dict["file_name"], format=self.image_format)
+        image = read_image(dataset_dict["file_name"], self.image_format)
         label = load_sem_seg(dataset_dict["sem_seg_file_name"], self.metadata)
         if image.shape[:2] != label.shape:
             raise ValueError(

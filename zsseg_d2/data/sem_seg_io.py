@@ -1,4 +1,5 @@
-"""The one label reader: raw label files -> contiguous class ids, ignore = ``ignore_label``.
+"""The one label reader: raw label files -> contiguous class ids, ignore = ``ignore_label``;
+and the image reader, whose errors name the file.
 
 How raw values map to contiguous ids is described by three metadata fields:
 
@@ -16,11 +17,26 @@ from typing import Union
 
 import numpy as np
 from detectron2.data import Metadata
+from detectron2.data import detection_utils as utils
 from PIL import Image
 
 PathLike = Union[str, os.PathLike]
 
 _LABEL_MODES = ("L", "P", "I;16", "I")
+
+
+def read_image(path: PathLike, image_format: str) -> np.ndarray:
+    """Detectron2's ``read_image`` (EXIF-rotated, ``image_format`` channels), with an error that
+    names an undecodable file and what to do about it."""
+    try:
+        return utils.read_image(str(path), format=image_format)
+    except (OSError, SyntaxError) as err:
+        if isinstance(err, FileNotFoundError):
+            raise
+        raise OSError(
+            f"cannot decode image file {path} (truncated or corrupt?): {err}. Download or prepare it "
+            f"again (datasets/README.md), or remove it from the data set"
+        ) from err
 
 
 def read_label_png(path: PathLike) -> np.ndarray:

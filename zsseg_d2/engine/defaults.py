@@ -2,8 +2,11 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import difflib
 import logging
+import os
+from typing import Iterator, List
 
 import torch
 from detectron2.config import CfgNode, get_cfg
@@ -39,16 +42,41 @@ def check_dataset_names(cfg: CfgNode) -> None:
                 )
 
 
+def _flat_keys(node: CfgNode, prefix: str = "") -> List[str]:
+    keys = []
+    for key, value in node.items():
+        keys += _flat_keys(value, f"{prefix}{key}.") if isinstance(value, CfgNode) else [f"{prefix}{key}"]
+    return keys
+
+
+@contextlib.contextmanager
+def _unknown_keys_named(cfg: CfgNode, source: str) -> Iterator[None]:
+    """Re-raise yacs' unknown-key errors as a KeyError naming ``source`` and the closest keys."""
+    try:
+        yield
+    except (KeyError, AssertionError) as error:
+        message = str(error.args[0]) if error.args else ""
+        if "Non-existent" not in message:
+            raise
+        close = difflib.get_close_matches(message.split()[-1], _flat_keys(cfg), n=3)
+        hint = f"; did you mean {close}?" if close else ""
+        raise KeyError(f"{message}{hint} (in {source})") from error
+
+
 def load_config(config_file: str, opts: list = ()) -> CfgNode:
     """Defaults + zsseg_d2 options + ``config_file`` (``_BASE_`` chains) + ``KEY VALUE`` overrides.
 
     The YAML is read with ``yaml.safe_load`` only (Detectron2 would fall back to unsafe loading);
     command-line values are parsed as literals, never evaluated.
     """
+    if not os.path.isfile(config_file):
+        raise FileNotFoundError(f"config file {config_file!r} not found; pass --config-file configs/...yaml")
     cfg = get_cfg()
     add_zsseg_config(cfg)
-    cfg.merge_from_file(config_file, allow_unsafe=False)
-    cfg.merge_from_list(list(opts))
+    with _unknown_keys_named(cfg, f"config file {config_file}"):
+        cfg.merge_from_file(config_file, allow_unsafe=False)
+    with _unknown_keys_named(cfg, "the command-line options"):
+        cfg.merge_from_list(list(opts))
     select_device(cfg)
     check_dataset_names(cfg)
     return cfg

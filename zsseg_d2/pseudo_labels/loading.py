@@ -19,7 +19,7 @@ from detectron2.data import Metadata
 from detectron2.data import detection_utils as utils
 from detectron2.data import transforms as T
 
-from ..data.sem_seg_io import load_sem_seg
+from ..data.sem_seg_io import load_sem_seg, read_image
 
 logger = logging.getLogger(__name__)
 
@@ -85,7 +85,7 @@ class PassImages(torch.utils.data.Dataset):
         candidate, gt_unseen = self._gt_unseen(record)
         if not candidate:
             return {"status": "skipped"}
-        image = utils.read_image(record["file_name"], format=self.image_format)
+        image = read_image(record["file_name"], self.image_format)
         utils.check_image_size(record, image)
         height, width = image.shape[:2]
         resized = self.resize.get_transform(image).apply_image(image)
