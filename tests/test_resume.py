@@ -12,17 +12,20 @@ from pathlib import Path
 import pytest
 import torch
 
-from zsseg_d2.engine import load_config
+from zsseg_d2.engine import Trainer, load_config
 from zsseg_d2.engine.checkpoint import Checkpointer, weights_to_evaluate
 
 REPO = Path(__file__).resolve().parents[1]
 TINY = REPO / "configs" / "tiny" / "camvid_8-3.yaml"
 
 
+def _opts(out: Path, max_iter: int) -> list:
+    return ["OUTPUT_DIR", str(out), "SOLVER.MAX_ITER", str(max_iter), "SOLVER.CHECKPOINT_PERIOD", "3",
+            "DATASETS.TEST", "()", "INPUT.CROP.SIZE", "(64, 64)", "INPUT.SIZE_DIVISIBILITY", "64"]
+
+
 def _train(out: Path, max_iter: int, *extra: str) -> list:
-    return [sys.executable, "tools/train_net.py", "--config-file", str(TINY), *extra, "OUTPUT_DIR", str(out),
-            "SOLVER.MAX_ITER", str(max_iter), "SOLVER.CHECKPOINT_PERIOD", "3", "DATASETS.TEST", "()",
-            "INPUT.CROP.SIZE", "(64, 64)", "INPUT.SIZE_DIVISIBILITY", "64"]
+    return [sys.executable, "tools/train_net.py", "--config-file", str(TINY), *extra, *_opts(out, max_iter)]
 
 
 @pytest.mark.slow
@@ -42,6 +45,17 @@ def test_sigkill_then_resume(tmp_path, shared_data):
     done = checkpoint["iteration"]
     trainer_state = checkpoint["trainer"]  # Detectron2 keeps optimizer and scheduler state here
     assert trainer_state["optimizer"]["state"] and "LRScheduler" in trainer_state["hooks"]
+
+    resumed = Trainer(load_config(str(TINY), _opts(out, 1000)))
+    resumed.resume_or_load(resume=True)
+    assert resumed.start_iter == done + 1
+    saved_optimizer, optimizer = trainer_state["optimizer"], resumed.optimizer.state_dict()
+    assert saved_optimizer["state"].keys() == optimizer["state"].keys()
+    for index, state in saved_optimizer["state"].items():
+        assert state["step"] == optimizer["state"][index]["step"]
+        assert torch.equal(state["exp_avg_sq"], optimizer["state"][index]["exp_avg_sq"])
+    assert resumed.scheduler.state_dict() == trainer_state["hooks"]["LRScheduler"]
+    assert resumed.scheduler.last_epoch == done + 1
 
     log = subprocess.run(_train(out, done + 3, "--resume"), cwd=REPO, env=env, capture_output=True, text=True)
     assert log.returncode == 0, log.stderr[-2000:]
