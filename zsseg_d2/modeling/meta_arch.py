@@ -136,7 +136,8 @@ class CELSegmentor(nn.Module):
         [H,W] and, for vocabularies up to ``max_dense_classes``, ``sem_seg`` [C,H,W] (eq. 4)."""
         outputs, images = self._predict(batched_inputs)
         text = self.train_text_embeddings if self.training else self.test_text_embeddings
-        for prediction in [outputs, *outputs.get("aux_outputs", [])]:
+        deep_supervised = outputs.get("aux_outputs", []) if self.training else []  # only losses read them
+        for prediction in [outputs, *deep_supervised]:
             similarity, logits = self.classifier(prediction["pred_class_embeds"], text)
             prediction["pred_similarity"], prediction["pred_logits"] = similarity, logits
         if self.training:
