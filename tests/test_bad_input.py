@@ -27,7 +27,7 @@ from detectron2.data import transforms as T
 from detectron2.modeling import build_model
 from PIL import Image
 
-from zsseg_d2.data import ZeroShotSemanticDatasetMapper, load_pseudo_labels, load_sem_seg
+from zsseg_d2.data import InferenceImageMapper, ZeroShotSemanticDatasetMapper, load_pseudo_labels, load_sem_seg
 from zsseg_d2.data.image_labels import PSEUDO_LABEL_FORMAT
 from zsseg_d2.engine import Trainer, load_config
 from zsseg_d2.engine.checkpoint import Checkpointer, load_trained_weights
@@ -88,12 +88,13 @@ def test_unregistered_data_set_fails_at_config_time_with_close_names():
     assert "datasets/README.md" in message
 
 
-def test_corrupt_image_names_the_file_in_training_and_is_a_failed_item_in_the_pass(tmp_path):
+def test_corrupt_image_names_the_file_in_training_and_evaluation_and_is_a_failed_item_in_the_pass(tmp_path):
     record = _camvid_record(tmp_path)
     Path(record["file_name"]).write_bytes(b"\xff\xd8\xff not a jpeg")
-    with pytest.raises(OSError) as err:
-        _camvid_mapper()(record)
-    assert "img.jpg" in str(err.value) and "datasets/README.md" in str(err.value)
+    for mapper in (_camvid_mapper(), InferenceImageMapper(load_config(TINY))):
+        with pytest.raises(OSError) as err:
+            mapper(record)
+        assert "img.jpg" in str(err.value) and "datasets/README.md" in str(err.value)
     item = PassImages([record], MetadataCatalog.get("camvid_train"), T.ResizeShortestEdge(64, 640), all_images=True)[0]
     assert item["status"] == "failed" and "img.jpg" in item["error"]
 

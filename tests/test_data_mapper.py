@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -10,7 +11,7 @@ from detectron2.config import get_cfg
 from detectron2.data import DatasetCatalog, MetadataCatalog
 
 from zsseg_d2.config import add_zsseg_config
-from zsseg_d2.data import ZeroShotSemanticDatasetMapper, build_dataset_mapper, load_sem_seg
+from zsseg_d2.data import InferenceImageMapper, ZeroShotSemanticDatasetMapper, build_dataset_mapper, load_sem_seg
 from zsseg_d2.data.augmentations import ColorAugSSD, _ssd_distort
 from zsseg_d2.data.image_labels import CAPTION_NOUN_FORMAT, PSEUDO_LABEL_FORMAT
 
@@ -163,3 +164,18 @@ def test_ssd_distort_steps():
 def test_bad_mode_named():
     with pytest.raises(ValueError, match="UNSEEN_MODE"):
         _mapper("camvid_train", unseen_mode="all")
+
+
+def test_inference_mapper_gives_detectron2_images_without_reading_labels(shared_data):
+    from detectron2.data import DatasetMapper
+
+    from zsseg_d2.engine import load_config
+
+    tiny = Path(__file__).resolve().parents[1] / "configs" / "tiny" / "camvid_8-3.yaml"
+    cfg = load_config(str(tiny), ["INPUT.MIN_SIZE_TEST", "200"])
+    ours, detectron2_mapper = InferenceImageMapper(cfg), DatasetMapper(cfg, is_train=False)
+    for d in DatasetCatalog.get("camvid_val")[:3]:
+        out, reference = ours(d), detectron2_mapper(d)
+        assert out["image"].shape == (3, 200, 267) and torch.equal(out["image"], reference["image"])
+        assert "sem_seg" not in out and out["sem_seg_file_name"] == d["sem_seg_file_name"]
+        assert (out["height"], out["width"]) == (360, 480)

@@ -2,6 +2,7 @@
 from .build import DATASET_MAPPERS, build_dataset_mapper
 from .builtin import register_all
 from .image_labels import load_caption_nouns, load_pseudo_labels
+from .inference_mapper import InferenceImageMapper
 from .mapper import ZeroShotSemanticDatasetMapper
 from .sem_seg_io import load_sem_seg
 from .splits import has_split, seen_class_ids, unseen_class_ids
@@ -11,6 +12,7 @@ register_all()
 
 __all__ = [
     "DATASET_MAPPERS",
+    "InferenceImageMapper",
     "ZeroShotSemanticDatasetMapper",
     "build_dataset_mapper",
     "has_split",

@@ -1,10 +1,10 @@
 """``Trainer``: Detectron2's ``DefaultTrainer`` with zsseg_d2's data, optimizer and evaluation.
 
-Differences from ``DefaultTrainer``: the zero-shot training mapper, AdamW with a backbone
-multiplier and a poly schedule, DDP that also works on CPU processes (gloo), atomically written
-checkpoints that include the optimizer, a stop naming the iteration on a NaN loss, and evaluation that
-switches the model's vocabulary to each evaluated data set's class names (open vocabulary) and
-prints one table over all of them.
+Differences from ``DefaultTrainer``: the zero-shot training mapper and an image-only test mapper,
+AdamW with a backbone multiplier and a poly schedule, DDP that also works on CPU processes (gloo),
+atomically written checkpoints that include the optimizer, a stop naming the iteration on a NaN
+loss, and evaluation that switches the model's vocabulary to each evaluated data set's class names
+(open vocabulary) and prints one table over all of them.
 """
 from __future__ import annotations
 
@@ -15,14 +15,14 @@ from typing import Dict, Optional
 
 import torch
 from detectron2.config import CfgNode
-from detectron2.data import MetadataCatalog, build_detection_train_loader
+from detectron2.data import MetadataCatalog, build_detection_test_loader, build_detection_train_loader
 from detectron2.engine import AMPTrainer, DefaultTrainer, SimpleTrainer, create_ddp_model
 from detectron2.engine.train_loop import TrainerBase
 from detectron2.evaluation import inference_on_dataset, print_csv_format
 from detectron2.utils import comm
 from torch.nn.parallel import DistributedDataParallel
 
-from ..data import build_dataset_mapper
+from ..data import InferenceImageMapper, build_dataset_mapper
 from ..evaluation import TRANSFER_SETS, build_evaluator, format_gzs3_table, format_transfer_table
 from .checkpoint import Checkpointer
 from .solver import build_lr_scheduler, build_optimizer
@@ -78,6 +78,10 @@ class Trainer(DefaultTrainer):
     @classmethod
     def build_train_loader(cls, cfg: CfgNode):
         return build_detection_train_loader(cfg, mapper=build_dataset_mapper(cfg, is_train=True))
+
+    @classmethod
+    def build_test_loader(cls, cfg: CfgNode, dataset_name: str):
+        return build_detection_test_loader(cfg, dataset_name, mapper=InferenceImageMapper(cfg))
 
     @classmethod
     def build_optimizer(cls, cfg: CfgNode, model: torch.nn.Module) -> torch.optim.Optimizer:
