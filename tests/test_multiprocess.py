@@ -1,5 +1,5 @@
 """Two CPU processes (gloo): training runs with DDP, a step's gradients equal one process's on the
-whole batch, and evaluation equals one process's exactly."""
+whole batch, a diverging run stops in every process, and evaluation equals one process's exactly."""
 from __future__ import annotations
 
 import json
@@ -56,3 +56,17 @@ def test_two_processes_with_one_image_each_get_the_gradients_of_the_whole_batch(
     assert sum(grad.abs().max().item() > 0 for grad in whole.values()) > 100
     for name, grad in whole.items():
         assert (split[name] - grad).abs().max().item() <= 1e-4 * grad.abs().max().item(), name
+
+
+@pytest.mark.slow
+def test_two_processes_stop_together_when_training_diverges(tmp_path, shared_data):
+    env = {**os.environ, "ZSSEG_CACHE": str(tmp_path / "cache"), "ZSSEG_SHARED_DATA": str(shared_data)}
+    out = tmp_path / "diverged"
+    command = [sys.executable, "tools/train_net.py", "--num-gpus", "2", "--config-file", str(TINY), "MODEL.DEVICE",
+               "cpu", "OUTPUT_DIR", str(out), *SMALL, "SOLVER.MAX_ITER", "20", "SOLVER.BASE_LR", "1e30",
+               "SOLVER.CHECKPOINT_PERIOD", "1", "DATASETS.TEST", "()"]  # fmt: skip
+    result = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
+    assert result.returncode != 0
+    assert result.stderr.count("training stopped at iteration 1: the loss is not finite") >= 1
+    assert "SOLVER.BASE_LR" in result.stderr
+    assert sorted(p.name for p in out.glob("*.pth")) == ["model_0000000.pth"]  # nothing after the divergence

@@ -72,7 +72,8 @@ class Trainer(DefaultTrainer):
             raise FloatingPointError(
                 f"training stopped at iteration {self.iter}: the loss is not finite ({error}). "
                 f"The last checkpoint written before it is {last}. Lower SOLVER.BASE_LR, enable "
-                f"SOLVER.CLIP_GRADIENTS or disable SOLVER.AMP, then rerun (--resume continues from it)"
+                f"SOLVER.CLIP_GRADIENTS or disable SOLVER.AMP, then rerun: with --resume from that checkpoint, "
+                f"or from the start if it had already diverged"
             ) from error
 
     @classmethod
