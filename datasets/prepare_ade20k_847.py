@@ -17,7 +17,6 @@ Usage: python datasets/prepare_ade20k_847.py [--root $DETECTRON2_DATASETS] [--cl
 """
 from __future__ import annotations
 
-import argparse
 import functools
 import os
 import pickle
@@ -29,7 +28,7 @@ import numpy as np
 from PIL import Image
 
 from zsseg_d2.data.class_lists import read_names_file
-from zsseg_d2.data.prepare_utils import apply_lut, build_lut, default_root, run_all, write_label_png
+from zsseg_d2.data.prepare_utils import apply_lut, build_lut, prepare_parser, run_all, write_label_png
 
 INDEX = "ADE20K_2021_17_01/index_ade20k.pkl"
 
@@ -81,10 +80,8 @@ def convert(item: tuple[str, str], root: Path, out: Path, lut: np.ndarray) -> No
 
 
 def main(argv: Optional[list[str]] = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--root", type=Path, default=default_root())
+    parser = prepare_parser(__doc__)
     parser.add_argument("--class-names", type=Path, default=None)
-    parser.add_argument("--workers", type=int, default=1)
     args = parser.parse_args(argv)
     index = load_index(args.root)
     classes = select_classes(index, args.class_names)

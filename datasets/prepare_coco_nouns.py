@@ -16,7 +16,6 @@ Usage: python datasets/prepare_coco_nouns.py [--root $DETECTRON2_DATASETS] [--si
 """
 from __future__ import annotations
 
-import argparse
 import json
 import re
 from collections import Counter
@@ -27,7 +26,7 @@ from detectron2.data import MetadataCatalog
 
 import zsseg_d2.data  # noqa: F401  (registers the data sets)
 from zsseg_d2.data.image_labels import CAPTION_NOUN_FORMAT
-from zsseg_d2.data.prepare_utils import default_root
+from zsseg_d2.data.prepare_utils import prepare_parser
 from zsseg_d2.data.splits import seen_class_ids
 
 DETERMINERS = set(
@@ -94,8 +93,7 @@ def build(captions_json: dict, seen_names: list[str], excluded: set[str], size: 
 
 
 def main(argv: Optional[list[str]] = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--root", type=Path, default=default_root())
+    parser = prepare_parser(__doc__, workers=False)
     parser.add_argument("--size", type=int, default=1047)
     parser.add_argument("--dataset", default="coco_stuff_171_train", help="data set whose seen classes lead the vocabulary")
     parser.add_argument("--keep-unseen", action="store_true")

@@ -8,7 +8,6 @@ Usage: python datasets/prepare_coco_stuff.py [--root $DETECTRON2_DATASETS] [--wo
 """
 from __future__ import annotations
 
-import argparse
 import functools
 from pathlib import Path
 from typing import Optional
@@ -17,7 +16,7 @@ from detectron2.data import MetadataCatalog
 
 import zsseg_d2.data  # noqa: F401  (registers the data sets)
 from zsseg_d2.data.class_lists import load_class_list
-from zsseg_d2.data.prepare_utils import apply_lut, build_lut, default_root, run_all, seen_only, write_label_png
+from zsseg_d2.data.prepare_utils import apply_lut, build_lut, prepare_parser, run_all, seen_only, write_label_png
 from zsseg_d2.data.sem_seg_io import read_label_png
 
 SPLITS = ("train2017", "val2017")
@@ -33,9 +32,7 @@ def convert(raw_file: Path, out_dir: Path, seen_dir: Optional[Path]) -> None:
 
 
 def main(argv: Optional[list[str]] = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--root", type=Path, default=default_root())
-    parser.add_argument("--workers", type=int, default=1)
+    parser = prepare_parser(__doc__)
     args = parser.parse_args(argv)
     coco = args.root / "coco"
     for split in SPLITS:

@@ -12,7 +12,6 @@ Usage: python datasets/prepare_pascal_context.py [--root $DETECTRON2_DATASETS] [
 """
 from __future__ import annotations
 
-import argparse
 import functools
 from pathlib import Path
 from typing import Optional
@@ -21,7 +20,7 @@ import numpy as np
 import scipy.io
 
 from zsseg_d2.data.class_lists import load_class_list
-from zsseg_d2.data.prepare_utils import apply_lut, build_lut, default_root, read_list, run_all, write_label_png
+from zsseg_d2.data.prepare_utils import apply_lut, build_lut, prepare_parser, read_list, run_all, write_label_png
 
 
 def read_labels_txt(path: Path) -> dict[int, str]:
@@ -54,9 +53,7 @@ def convert(image_id: str, mat_dir: Path, out_root: Path, lut_459: np.ndarray, l
 
 
 def main(argv: Optional[list[str]] = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--root", type=Path, default=default_root())
-    parser.add_argument("--workers", type=int, default=1)
+    parser = prepare_parser(__doc__)
     args = parser.parse_args(argv)
     pc = args.root / "pascal_context"
     labels = read_labels_txt(pc / "labels.txt")

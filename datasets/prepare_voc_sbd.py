@@ -12,7 +12,6 @@ Usage: python datasets/prepare_voc_sbd.py [--root $DETECTRON2_DATASETS] [--worke
 """
 from __future__ import annotations
 
-import argparse
 import functools
 from pathlib import Path
 from typing import Optional
@@ -25,7 +24,7 @@ import zsseg_d2.data  # noqa: F401  (registers the data sets)
 from zsseg_d2.data.prepare_utils import (
     apply_lut,
     build_lut,
-    default_root,
+    prepare_parser,
     read_list,
     run_all,
     seen_only,
@@ -59,9 +58,7 @@ def split_ids(voc_dir: Path, sbd_dir: Path) -> dict[str, list[str]]:
 
 
 def main(argv: Optional[list[str]] = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--root", type=Path, default=default_root())
-    parser.add_argument("--workers", type=int, default=1)
+    parser = prepare_parser(__doc__)
     args = parser.parse_args(argv)
     voc_dir, sbd_dir = args.root / "VOCdevkit/VOC2012", args.root / "benchmark_RELEASE/dataset"
     for split, ids in split_ids(voc_dir, sbd_dir).items():

@@ -1,6 +1,7 @@
 """Helpers of ``datasets/prepare_*.py``: raw ids -> contiguous label PNGs, seen-only copies."""
 from __future__ import annotations
 
+import argparse
 import logging
 import os
 from multiprocessing import Pool
@@ -74,3 +75,12 @@ def run_all(fn: Callable, items: Iterable, workers: int) -> int:
 
 def default_root() -> Path:
     return Path(os.environ.get("DETECTRON2_DATASETS", "datasets"))
+
+
+def prepare_parser(description: str, workers: bool = True) -> argparse.ArgumentParser:
+    """The scripts' shared options: ``--root`` (default $DETECTRON2_DATASETS) and ``--workers``."""
+    parser = argparse.ArgumentParser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--root", type=Path, default=default_root())
+    if workers:
+        parser.add_argument("--workers", type=int, default=1)
+    return parser
