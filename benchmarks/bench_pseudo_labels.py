@@ -27,7 +27,7 @@ from detectron2.data import transforms as T
 
 import zsseg_d2  # noqa: F401  (registers data sets and model parts)
 from zsseg_d2.engine import load_config
-from zsseg_d2.modeling.clip_ensemble import ClipCropClassifier
+from zsseg_d2.modeling.clip import ClipCropClassifier
 from zsseg_d2.pseudo_labels.loading import PassImages, resized_size, same_size_batches
 from zsseg_d2.pseudo_labels.records import PassLayout, RecordFile
 from zsseg_d2.pseudo_labels.runner import build_proposal_model, run_shard

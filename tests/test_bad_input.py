@@ -32,7 +32,7 @@ from zsseg_d2.data.image_labels import PSEUDO_LABEL_FORMAT
 from zsseg_d2.engine import Trainer, load_config
 from zsseg_d2.engine.checkpoint import Checkpointer, load_trained_weights
 from zsseg_d2.modeling.clip import CLIPWeightsError
-from zsseg_d2.modeling.criterion import CELCriterion
+from zsseg_d2.modeling.losses import CELCriterion
 from zsseg_d2.pseudo_labels.loading import PassImages
 from zsseg_d2.utils.file_io import atomic_write
 

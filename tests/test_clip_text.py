@@ -7,7 +7,8 @@ import open_clip
 import pytest
 import torch
 
-from zsseg_d2.modeling.clip import CLIPWeightsError, TextEmbedder, create_clip_model, validate_class_names
+from zsseg_d2.modeling.clip import CLIPWeightsError, create_clip_model
+from zsseg_d2.modeling.semantic import TextEmbedder, validate_class_names
 
 NAMES = ["sky", "road", "potted plant"]
 
@@ -27,7 +28,7 @@ def test_cache_is_keyed_by_vocabulary_and_templates(tmp_path, monkeypatch):
     first = embedder(NAMES)
     assert len(list(tmp_path.glob("*.pt"))) == 1
     with monkeypatch.context() as patch:  # a cache hit must not load CLIP
-        patch.setattr("zsseg_d2.modeling.clip.text_embeddings.create_clip_model", None)
+        patch.setattr("zsseg_d2.modeling.semantic.clip_text.create_clip_model", None)
         torch.testing.assert_close(embedder(NAMES), first)
     reordered = embedder(NAMES[::-1])
     torch.testing.assert_close(reordered, first.flip(0))

@@ -6,10 +6,10 @@ import pytest
 import torch
 
 from zsseg_d2.modeling.clip import create_clip_model
-from zsseg_d2.modeling.clip_ensemble import ClipCropClassifier, ClipEnsemble, geometric_ensemble, unseen_class_mask
+from zsseg_d2.modeling.clip import ClipCropClassifier, ClipEnsemble, geometric_ensemble, unseen_class_mask
 from zsseg_d2.pseudo_labels.batching import CropBatcher
-from zsseg_d2.pseudo_labels.crops import crop_regions
-from zsseg_d2.pseudo_labels.scoring import crop_class_probs
+from zsseg_d2.modeling.clip.crops import crop_regions
+from zsseg_d2.modeling.clip.scoring import crop_class_probs
 
 
 @pytest.fixture(scope="module")

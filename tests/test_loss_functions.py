@@ -6,7 +6,7 @@ import math
 import pytest
 import torch
 
-from zsseg_d2.modeling.losses import (
+from zsseg_d2.modeling.losses.cel_losses import (
     background_aware_class_loss,
     background_class_ce,
     dice_loss,

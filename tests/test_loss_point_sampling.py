@@ -1,10 +1,10 @@
-"""Point sampling of masks (zsseg_d2.modeling.point_sampling) against hand-derived values."""
+"""Point sampling of masks (zsseg_d2.modeling.losses.point_sampling) against hand-derived values."""
 from __future__ import annotations
 
 import pytest
 import torch
 
-from zsseg_d2.modeling.point_sampling import nearest_pixel_index, point_sample, sample_points_by_uncertainty
+from zsseg_d2.modeling.losses.point_sampling import nearest_pixel_index, point_sample, sample_points_by_uncertainty
 
 
 def test_point_sample_pixel_centres_midpoints_and_border() -> None:

@@ -6,7 +6,7 @@ import math
 import torch
 
 from zsseg_d2.modeling.semantic_inference import semantic_argmax, semantic_scores
-from zsseg_d2.modeling.text_classifier import TextClassifier
+from zsseg_d2.modeling.heads import TextClassifier
 
 
 def test_classifier_is_cosine_over_temperature():

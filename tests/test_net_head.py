@@ -9,7 +9,7 @@ from detectron2.config import get_cfg
 from detectron2.layers import ShapeSpec
 
 from zsseg_d2.config import add_zsseg_config
-from zsseg_d2.modeling.cel_head import CELHead, build_cel_head
+from zsseg_d2.modeling.heads import CELHead, build_cel_head
 from zsseg_d2.modeling.pixel_decoder.msdeform_pixel_decoder import MSDeformAttnPixelDecoder, _pixel_centres
 from zsseg_d2.modeling.transformer_decoder.masked_attention_decoder import (
     AttentionBlock,

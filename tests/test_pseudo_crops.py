@@ -5,7 +5,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from zsseg_d2.pseudo_labels.crops import crop_regions, expand_boxes, mask_boxes, normalize_image, resize_boxes
+from zsseg_d2.modeling.clip.crops import crop_regions, expand_boxes, mask_boxes, normalize_image, resize_boxes
 from zsseg_d2.pseudo_labels.proposals import mask_quality, select_proposals
 
 

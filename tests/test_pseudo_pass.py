@@ -20,7 +20,7 @@ from PIL import Image
 
 from zsseg_d2.engine import load_config
 from zsseg_d2.modeling.clip import create_clip_model
-from zsseg_d2.modeling.clip_ensemble import ClipCropClassifier
+from zsseg_d2.modeling.clip import ClipCropClassifier
 from zsseg_d2.pseudo_labels.records import PassLayout, RecordFile
 from zsseg_d2.pseudo_labels.runner import IncompleteShardsError, merge_if_complete, merge_shards, run_shard
 

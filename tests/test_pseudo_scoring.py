@@ -5,7 +5,7 @@ import math
 
 import torch
 
-from zsseg_d2.pseudo_labels.scoring import crop_class_probs, image_class_scores, labels_above, rounded_scores
+from zsseg_d2.modeling.clip.scoring import crop_class_probs, image_class_scores, labels_above, rounded_scores
 
 
 def test_eq9_softmax_of_scaled_cosines_by_hand():

@@ -24,7 +24,7 @@ from tqdm import tqdm
 import zsseg_d2  # noqa: F401  (registers the model)
 from zsseg_d2.engine import load_config
 from zsseg_d2.engine.predictor import VocabularyPredictor
-from zsseg_d2.modeling.clip import validate_class_names
+from zsseg_d2.modeling.semantic import validate_class_names
 from zsseg_d2.utils.visualization import class_fractions, overlay_with_legend
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"}

@@ -13,6 +13,7 @@ def add_zsseg_config(cfg: CN) -> None:
     """Add all zsseg_d2 options to ``cfg`` in place (call before ``merge_from_file``)."""
     _add_model_config(cfg)
     _add_clip_config(cfg)
+    _add_semantic_config(cfg)
     _add_loss_config(cfg)
     _add_test_config(cfg)
     _add_input_config(cfg)
@@ -85,6 +86,19 @@ def _add_clip_config(cfg: CN) -> None:
     # p_model^(1-l) * p_clip^l for unseen ones, with l = ENSEMBLE_LAMBDA.
     clip.ENSEMBLE = False
     clip.ENSEMBLE_LAMBDA = 0.8
+
+
+def _add_semantic_config(cfg: CN) -> None:
+    sem = cfg.MODEL.SEMANTIC = CN()
+    # The space class names are embedded in, shared by every method (and by the CLIP ensemble and
+    # the pseudo-label pass, which need it to be the space of MODEL.CLIP's image tower):
+    # "clip_text": MODEL.CLIP's text tower with MODEL.CLIP.PROMPT_TEMPLATES;
+    # "file": precomputed vectors from FILES (CLIP text embeddings made elsewhere, word vectors).
+    sem.SOURCE = "clip_text"
+    # .npz (arrays "names", "vectors") or .npy with "<stem>.names.txt" beside it; several files are
+    # concatenated per class (e.g. word2vec and fastText, 600-d).
+    sem.FILES = []
+    sem.NORMALIZE = True  # L2-normalise each class vector (after concatenation)
 
 
 def _add_loss_config(cfg: CN) -> None:

@@ -6,7 +6,7 @@ from .inference_mapper import InferenceImageMapper
 from .mapper import ZeroShotSemanticDatasetMapper
 from .sem_seg_io import load_sem_seg
 from .splits import has_split, seen_class_ids, unseen_class_ids
-from .vocabulary import training_vocabulary
+from .vocabulary import class_name_aliases, training_vocabulary
 
 register_all()
 
@@ -15,6 +15,7 @@ __all__ = [
     "InferenceImageMapper",
     "ZeroShotSemanticDatasetMapper",
     "build_dataset_mapper",
+    "class_name_aliases",
     "has_split",
     "load_caption_nouns",
     "load_pseudo_labels",

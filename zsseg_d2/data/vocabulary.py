@@ -1,6 +1,8 @@
 """The training vocabulary: which class names the training ids index."""
 from __future__ import annotations
 
+from typing import Dict, Sequence
+
 from detectron2.config import CfgNode
 from detectron2.data import MetadataCatalog
 
@@ -17,3 +19,14 @@ def training_vocabulary(cfg: CfgNode) -> list[str]:
     if cfg.MODEL.CEL.TRAIN_VOCABULARY:
         return list(cfg.MODEL.CEL.TRAIN_VOCABULARY)
     return list(MetadataCatalog.get(cfg.DATASETS.TRAIN[0]).stuff_classes)
+
+
+def class_name_aliases(dataset_names: Sequence[str]) -> Dict[str, str]:
+    """Each registered data set's class name (``stuff_classes``, the prompt name, e.g. "building")
+    -> its raw name (``raw_class_names``, e.g. "building-other"), where the two differ."""
+    aliases: Dict[str, str] = {}
+    for name in dataset_names:
+        metadata = MetadataCatalog.get(name)
+        if hasattr(metadata, "stuff_classes") and hasattr(metadata, "raw_class_names"):
+            aliases.update((c, r) for c, r in zip(metadata.stuff_classes, metadata.raw_class_names) if c != r)
+    return aliases

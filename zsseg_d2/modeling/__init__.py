@@ -1,5 +1,11 @@
-"""Model parts, registered in Detectron2's registries on import."""
-from . import cel_head, pixel_decoder, transformer_decoder  # noqa: F401  (registration)
+"""Model parts, registered in Detectron2's registries on import.
+
+One framework, several methods: ``meta_arch/`` holds one module per method; ``heads/``,
+``pixel_decoder/``, ``transformer_decoder/`` and ``losses/`` their parts; ``semantic/`` the class
+embeddings all methods score against (CLIP text, precomputed files); ``clip/`` CLIP's image tower
+on mask crops (pseudo labels, ensemble).
+"""
+from . import heads, meta_arch, pixel_decoder, transformer_decoder  # noqa: F401  (registration)
 from .meta_arch import CELSegmentor
 
 __all__ = ["CELSegmentor"]

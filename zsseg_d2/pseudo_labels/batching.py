@@ -11,8 +11,8 @@ from typing import Any, Dict, List, Tuple
 
 import torch
 
-from ..modeling.clip_ensemble import ClipCropClassifier
-from .scoring import image_class_scores
+from ..modeling.clip import ClipCropClassifier
+from ..modeling.clip.scoring import image_class_scores
 
 
 @dataclass

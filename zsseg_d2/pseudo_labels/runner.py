@@ -21,13 +21,13 @@ from detectron2.data import DatasetCatalog, Metadata, MetadataCatalog
 from detectron2.data import transforms as T
 from tqdm import tqdm
 
-from ..modeling.clip import TextEmbedder
-from ..modeling.clip_ensemble import ClipCropClassifier
+from ..modeling.clip import ClipCropClassifier
+from ..modeling.clip.scoring import labels_above, rounded_scores
+from ..modeling.semantic import build_semantic_source
 from .batching import CropBatcher
 from .loading import PassImages, build_loader, resized_size
 from .proposals import select_proposals
 from .records import PassLayout, RecordFile, check_settings, final_document, write_json_atomic
-from .scoring import labels_above, rounded_scores
 from .summary import format_summary, summarize
 
 logger = logging.getLogger(__name__)
@@ -200,8 +200,7 @@ def run_shard(
     proposal_model = proposal_model if proposal_model is not None else build_proposal_model(cfg)
     classifier = classifier if classifier is not None else ClipCropClassifier.from_config(cfg, cfg.MODEL.DEVICE)
     unseen = list(metadata.unseen_classes)
-    clip = cfg.MODEL.CLIP
-    text = TextEmbedder(clip.MODEL_NAME, clip.PRETRAINED, clip.PROMPT_TEMPLATES, clip.CACHE_DIR or None, clip.OFFLINE)
+    text = build_semantic_source(cfg)
     images = PassImages(todo, metadata, resize, cfg.INPUT.FORMAT, cfg.PSEUDO_LABEL.ALL_IMAGES)
     sizes = [resized_size(d["height"], d["width"], resize) for d in todo]
     loader = build_loader(images, sizes, cfg.PSEUDO_LABEL.IMS_PER_BATCH, cfg.DATALOADER.NUM_WORKERS)

@@ -1,12 +1,15 @@
-"""open_clip models (loading, the tiny test config) and cached text embeddings."""
+"""open_clip models (loading, the tiny test config) and CLIP's image tower on mask crops: the crop
+classifier shared by the pseudo-label pass and the inference-time ensemble."""
+from .crop_classifier import ClipCropClassifier
+from .ensemble import ClipEnsemble, geometric_ensemble, unseen_class_mask
 from .loader import CLIPWeightsError, create_clip_model, weights_identity
-from .text_embeddings import PROMPT_TEMPLATES, TextEmbedder, validate_class_names
 
 __all__ = [
     "CLIPWeightsError",
-    "PROMPT_TEMPLATES",
-    "TextEmbedder",
+    "ClipCropClassifier",
+    "ClipEnsemble",
     "create_clip_model",
-    "validate_class_names",
+    "geometric_ensemble",
+    "unseen_class_mask",
     "weights_identity",
 ]

@@ -2,7 +2,7 @@
 
 Equation numbers refer to Dao et al. 2023, "Class Enhancement Losses with Pseudo Labels for
 Zero-shot Semantic Segmentation". The weighting of eq. 8 (alpha, beta, gamma) and the
-normalisation by the number of masks are applied by :class:`~zsseg_d2.modeling.criterion.CELCriterion`.
+normalisation by the number of masks are applied by :class:`~zsseg_d2.modeling.losses.CELCriterion`.
 
 Mask losses work on point samples: ``logits``, ``targets`` and ``weights`` are [M, P] (M masks,
 P points per mask); ``weights`` (0/1, or None for all ones) removes ignored points, and each mask's

@@ -9,7 +9,7 @@ from detectron2.config import configurable
 from detectron2.utils import comm
 from torch import nn
 
-from .losses import (
+from .cel_losses import (
     background_aware_class_loss,
     background_class_ce,
     dice_loss,

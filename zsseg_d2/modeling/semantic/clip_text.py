@@ -19,7 +19,8 @@ import torch
 from open_clip.zero_shot_metadata import OPENAI_IMAGENET_TEMPLATES
 
 from ...utils.file_io import atomic_write
-from .loader import create_clip_model, weights_identity
+from ..clip.loader import create_clip_model, weights_identity
+from .names import validate_class_names
 
 logger = logging.getLogger(__name__)
 
@@ -28,17 +29,6 @@ PROMPT_TEMPLATES = {
     "single": (lambda c: f"a photo of a {c}.",),
 }
 _PROMPTS_PER_BATCH = 512
-
-
-def validate_class_names(class_names: Sequence[str], source: str) -> List[str]:
-    """Return the names stripped; raise naming ``source`` if empty or duplicated."""
-    names = [name.strip() for name in class_names]
-    if not names or not all(names):
-        raise ValueError(f"empty vocabulary or empty class name in {source}: {list(class_names)!r}")
-    duplicates = sorted({name for name in names if names.count(name) > 1})
-    if duplicates:
-        raise ValueError(f"duplicate class names {duplicates} in {source}; each class must appear once")
-    return names
 
 
 def default_cache_dir() -> Path:

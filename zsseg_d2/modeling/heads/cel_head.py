@@ -10,8 +10,8 @@ from detectron2.layers import ShapeSpec
 from detectron2.modeling import SEM_SEG_HEADS_REGISTRY
 from torch import nn
 
-from . import pixel_decoder  # noqa: F401  (registers the pixel decoders)
-from .transformer_decoder.masked_attention_decoder import build_transformer_decoder
+from .. import pixel_decoder  # noqa: F401  (registers the pixel decoders)
+from ..transformer_decoder.masked_attention_decoder import build_transformer_decoder
 
 
 @SEM_SEG_HEADS_REGISTRY.register()

@@ -20,13 +20,12 @@ from detectron2.modeling.backbone import Backbone
 from detectron2.structures import ImageList
 from torch import nn
 
-from ..data import training_vocabulary
-from .cel_head import build_cel_head
-from .clip import TextEmbedder, validate_class_names
-from .clip_ensemble import ClipEnsemble, unseen_class_mask
-from .criterion import CELCriterion
-from .semantic_inference import semantic_argmax, semantic_scores
-from .text_classifier import TextClassifier
+from ...data import training_vocabulary
+from ..clip import ClipEnsemble, unseen_class_mask
+from ..heads import TextClassifier, build_cel_head
+from ..losses import CELCriterion
+from ..semantic import SemanticSource, build_semantic_source, validate_class_names
+from ..semantic_inference import semantic_argmax, semantic_scores
 
 logger = logging.getLogger(__name__)
 
@@ -52,7 +51,7 @@ class CELSegmentor(nn.Module):
         sem_seg_head: nn.Module,
         classifier: TextClassifier,
         criterion: CELCriterion,
-        text_embedder: TextEmbedder,
+        text_embedder: SemanticSource,
         train_vocabulary: Sequence[str],
         test_vocabulary: Sequence[str],
         pixel_mean: Sequence[float],
@@ -80,13 +79,7 @@ class CELSegmentor(nn.Module):
     @classmethod
     def from_config(cls, cfg) -> dict:
         backbone = build_backbone(cfg)
-        text_embedder = TextEmbedder(
-            cfg.MODEL.CLIP.MODEL_NAME,
-            cfg.MODEL.CLIP.PRETRAINED,
-            cfg.MODEL.CLIP.PROMPT_TEMPLATES,
-            cfg.MODEL.CLIP.CACHE_DIR or None,
-            cfg.MODEL.CLIP.OFFLINE,
-        )
+        text_embedder = build_semantic_source(cfg)
         train_vocabulary = (
             training_vocabulary(cfg)
             if cfg.DATASETS.TRAIN

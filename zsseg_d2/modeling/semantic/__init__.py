@@ -1,0 +1,16 @@
+"""Semantic embeddings of class names: the space classes are scored in (CLIP text, word vectors)."""
+from .build import SOURCES, SemanticSource, build_semantic_source
+from .clip_text import PROMPT_TEMPLATES, TextEmbedder
+from .embedding_file import EmbeddingFileSource, read_embedding_file
+from .names import validate_class_names
+
+__all__ = [
+    "PROMPT_TEMPLATES",
+    "SOURCES",
+    "EmbeddingFileSource",
+    "SemanticSource",
+    "TextEmbedder",
+    "build_semantic_source",
+    "read_embedding_file",
+    "validate_class_names",
+]

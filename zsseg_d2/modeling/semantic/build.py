@@ -1,0 +1,30 @@
+"""The semantic space of a model, chosen by ``MODEL.SEMANTIC.SOURCE``."""
+from __future__ import annotations
+
+from typing import Callable, Sequence
+
+import torch
+from detectron2.config import CfgNode
+
+from ...data.vocabulary import class_name_aliases
+from .clip_text import TextEmbedder
+from .embedding_file import EmbeddingFileSource
+
+SemanticSource = Callable[[Sequence[str]], torch.Tensor]
+SOURCES = ("clip_text", "file")
+
+
+def build_semantic_source(cfg: CfgNode) -> SemanticSource:
+    """A callable mapping class names to ``[C, D]`` vectors: the CLIP text tower of ``MODEL.CLIP``
+    ("clip_text") or precomputed vectors from ``MODEL.SEMANTIC.FILES`` ("file")."""
+    source = cfg.MODEL.SEMANTIC.SOURCE
+    if source == "clip_text":
+        clip = cfg.MODEL.CLIP
+        return TextEmbedder(clip.MODEL_NAME, clip.PRETRAINED, clip.PROMPT_TEMPLATES, clip.CACHE_DIR or None, clip.OFFLINE)
+    if source == "file":
+        return EmbeddingFileSource(
+            cfg.MODEL.SEMANTIC.FILES,
+            normalize=cfg.MODEL.SEMANTIC.NORMALIZE,
+            aliases=class_name_aliases([*cfg.DATASETS.TRAIN, *cfg.DATASETS.TEST]),
+        )
+    raise ValueError(f"MODEL.SEMANTIC.SOURCE {source!r} unknown; choose one of {SOURCES}")
