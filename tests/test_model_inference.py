@@ -5,7 +5,13 @@ import math
 
 import torch
 
-from zsseg_d2.modeling.semantic_inference import semantic_argmax, semantic_scores
+from zsseg_d2.modeling.semantic_inference import (
+    chunked_semantic_scores,
+    full_resolution_mask_chunks,
+    semantic_argmax,
+    semantic_scores,
+    tensor_chunks,
+)
 from zsseg_d2.modeling.heads import TextClassifier
 
 
@@ -35,7 +41,8 @@ def test_eq4_semantic_scores_by_hand():
     scores = semantic_scores(probs, masks)
     # S_0 = 0.8*[1, 0] + 0.3*[0.5, 1];  S_1 = 0.2*[1, 0] + 0.7*[0.5, 1]
     torch.testing.assert_close(scores, torch.tensor([[[0.95, 0.3]], [[0.55, 0.7]]]))
-    assert semantic_argmax(probs, masks, class_chunk=1).tolist() == [[0, 1]]
+    assert semantic_argmax(probs, tensor_chunks(masks), (1, 2), class_chunk=1, query_chunk=1).tolist() == [[0, 1]]
+    torch.testing.assert_close(chunked_semantic_scores(probs, tensor_chunks(masks), (1, 2), query_chunk=1), scores)
 
 
 def test_chunked_argmax_equals_dense_argmax():
@@ -43,5 +50,45 @@ def test_chunked_argmax_equals_dense_argmax():
     probs = torch.rand(7, 10, generator=generator).softmax(-1)
     masks = torch.rand(7, 5, 6, generator=generator)
     dense = semantic_scores(probs, masks).argmax(0)
-    for chunk in (1, 3, 10, 64):
-        assert torch.equal(semantic_argmax(probs, masks, chunk), dense)
+    for class_chunk in (1, 3, 10, 64):
+        for query_chunk in (1, 2, 7, 16):
+            label = semantic_argmax(probs, tensor_chunks(masks), (5, 6), class_chunk, query_chunk)
+            assert torch.equal(label, dense), (class_chunk, query_chunk)
+
+
+def test_query_chunked_scores_equal_the_unchunked_sum():
+    generator = torch.Generator().manual_seed(4)
+    probs = torch.rand(9, 4, generator=generator).softmax(-1)
+    masks = torch.rand(9, 6, 5, generator=generator)
+    for query_chunk in (1, 4, 9, 100):
+        chunked = chunked_semantic_scores(probs, tensor_chunks(masks), (6, 5), query_chunk)
+        torch.testing.assert_close(chunked, semantic_scores(probs, masks), rtol=1e-6, atol=1e-6)
+
+
+def test_full_resolution_masks_are_made_a_chunk_of_queries_at_a_time(monkeypatch):
+    """Each chunk equals the same queries upsampled all at once (to float rounding), and no full-resolution tensor
+    ever holds more than ``query_chunk`` masks (memory O(chunk x H x W))."""
+    generator = torch.Generator().manual_seed(5)
+    logits = torch.randn(10, 8, 12, generator=generator)
+    chunks = full_resolution_mask_chunks(logits, padded_size=(32, 48), image_size=(30, 41), output_size=(61, 83))
+    whole = chunks(0, 10)
+    padded = torch.nn.functional.interpolate(logits[None], size=(32, 48), mode="bilinear", align_corners=False)
+    expected = torch.nn.functional.interpolate(padded[:, :, :30, :41], size=(61, 83), mode="bilinear",
+                                               align_corners=False)[0].sigmoid()
+    torch.testing.assert_close(whole, expected, rtol=0, atol=0)
+    torch.testing.assert_close(torch.cat([chunks(0, 3), chunks(3, 6), chunks(6, 10)]), whole, rtol=0, atol=1e-6)
+
+    full_size_channels = []
+    original = torch.nn.functional.interpolate
+
+    def recording(x, size=None, **kwargs):
+        out = original(x, size=size, **kwargs)
+        if tuple(out.shape[-2:]) == (61, 83):
+            full_size_channels.append(out.shape[1])
+        return out
+
+    monkeypatch.setattr(torch.nn.functional, "interpolate", recording)
+    probs = torch.rand(10, 3, generator=generator).softmax(-1)
+    label = semantic_argmax(probs, chunks, (61, 83), class_chunk=2, query_chunk=4)
+    assert torch.equal(label, semantic_scores(probs, whole).argmax(0))
+    assert full_size_channels and max(full_size_channels) == 4

@@ -21,7 +21,9 @@ def main(args):
     cfg = setup(args)
     if args.eval_only:
         model = Trainer.build_model(cfg)
-        load_trained_weights(model, weights_to_evaluate(cfg, args.resume))
+        load_trained_weights(
+            model, weights_to_evaluate(cfg, args.resume), cfg.MODEL.SEMANTIC.ACCEPT_CHECKPOINT_MISMATCH
+        )
         return Trainer.test(cfg, model)
     trainer = Trainer(cfg)
     trainer.resume_or_load(resume=args.resume)

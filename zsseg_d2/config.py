@@ -19,6 +19,7 @@ def add_zsseg_config(cfg: CN) -> None:
     _add_input_config(cfg)
     _add_solver_config(cfg)
     _add_pseudo_label_config(cfg)
+    _add_dataset_config(cfg)
 
 
 def _add_model_config(cfg: CN) -> None:
@@ -99,6 +100,10 @@ def _add_semantic_config(cfg: CN) -> None:
     # concatenated per class (e.g. word2vec and fastText, 600-d).
     sem.FILES = []
     sem.NORMALIZE = True  # L2-normalise each class vector (after concatenation)
+    # Checkpoints record the text settings above (and MODEL.CLIP's name, weights, templates) and
+    # the training vocabulary; loading one with other settings is an error naming both values.
+    # True: load it anyway, with a warning.
+    sem.ACCEPT_CHECKPOINT_MISMATCH = False
 
 
 def _add_loss_config(cfg: CN) -> None:
@@ -131,6 +136,9 @@ def _add_test_config(cfg: CN) -> None:
     # Classes scored per chunk when combining queries at full resolution (eq. 4); bounds peak
     # memory for large vocabularies (ADE20K-847).
     test.CLASS_CHUNK = 64
+    # Queries whose masks are upsampled to full resolution at a time (eq. 4): peak memory is
+    # O((QUERY_CHUNK + CLASS_CHUNK) x H x W) instead of O(NUM_QUERIES x H x W) on big images.
+    test.QUERY_CHUNK = 16
     # Return the dense C x H x W "sem_seg" scores (Detectron2's format) only when the vocabulary
     # has at most this many classes; "sem_seg_label" (H x W argmax) is always returned.
     test.MAX_DENSE_CLASSES = 200
@@ -170,3 +178,9 @@ def _add_pseudo_label_config(cfg: CN) -> None:
     pl.CROP_BATCH_SIZE = 64  # crops per CLIP forward, batched across images
     pl.IMS_PER_BATCH = 4  # images per proposal-model forward (--batch-size)
     pl.ALL_IMAGES = False  # False: only images whose seen-only labels have unlabeled pixels
+
+
+def _add_dataset_config(cfg: CN) -> None:
+    # Data-set spec files (YAML/JSON, format in datasets/README.md) registered by every process
+    # before DATASETS.TRAIN / TEST are looked up; $ZSSEG_DATASET_SPECS adds more.
+    cfg.DATASETS.SPEC_FILES = []

@@ -5,10 +5,12 @@ from .image_labels import load_caption_nouns, load_pseudo_labels
 from .inference_mapper import InferenceImageMapper
 from .mapper import ZeroShotSemanticDatasetMapper
 from .sem_seg_io import load_sem_seg
+from .spec_files import register_spec_file, register_spec_files, register_specs_from_env
 from .splits import has_split, seen_class_ids, unseen_class_ids
 from .vocabulary import class_name_aliases, training_vocabulary
 
 register_all()
+register_specs_from_env()
 
 __all__ = [
     "DATASET_MAPPERS",
@@ -20,6 +22,8 @@ __all__ = [
     "load_caption_nouns",
     "load_pseudo_labels",
     "load_sem_seg",
+    "register_spec_file",
+    "register_spec_files",
     "seen_class_ids",
     "training_vocabulary",
     "unseen_class_ids",

@@ -20,11 +20,14 @@ DATASETS_ENV = "DETECTRON2_DATASETS"
 SHARED_DATA_ENV = "ZSSEG_SHARED_DATA"
 REPO_ROOT = Path(__file__).resolve().parents[2]
 README = "datasets/README.md"
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
 
 
 def data_root(env: str) -> Path:
     """The root named by ``env``: $DETECTRON2_DATASETS (default "datasets") or
-    $ZSSEG_SHARED_DATA (default <repo root>/../shared/data)."""
+    $ZSSEG_SHARED_DATA (default <repo root>/../shared/data); "" for none (full paths)."""
+    if not env:
+        return Path("")
     if env == DATASETS_ENV:
         return Path(os.environ.get(DATASETS_ENV, "datasets"))
     if env == SHARED_DATA_ENV:
@@ -32,7 +35,9 @@ def data_root(env: str) -> Path:
     raise ValueError(f"unknown data root variable {env!r}")
 
 
-def missing_data_error(path: Path, env: str, what: str) -> FileNotFoundError:
+def missing_data_error(path: Path, env: str, what: str, defined_in: str = README) -> FileNotFoundError:
+    if not env:
+        return FileNotFoundError(f"{what} not found: {path} (as given in {defined_in})")
     return FileNotFoundError(
         f"{what} not found: {path} (root from ${env}={data_root(env)}). Download and prepare the "
         f"data set as described in {README}, or point ${env} at the folder holding it."
@@ -41,14 +46,30 @@ def missing_data_error(path: Path, env: str, what: str) -> FileNotFoundError:
 
 @dataclass(frozen=True)
 class SplitFiles:
-    """Where one split lives: folders relative to the root named by ``root_env``; images and
-    labels are paired by file stem."""
+    """Where one split lives. ``root_env`` is the *name* of the environment variable whose value
+    is the root the folders are relative to (``DATASETS_ENV`` or ``SHARED_DATA_ENV``), or "" for
+    folders given as full paths (spec files). Images and labels are paired by file stem; an
+    ``image_ext`` of "" accepts any of ``IMAGE_SUFFIXES``. ``defined_in`` is named by errors."""
 
     root_env: str
     image_dir: str
     label_dir: str
     image_ext: str = ".jpg"
     label_ext: str = ".png"
+    defined_in: str = README
+
+
+def _image_finder(image_dir: Path, image_ext: str) -> Callable[[str], Path]:
+    """stem -> image file: ``<stem><image_ext>``, or with ``image_ext`` "" the one image of that stem."""
+    if image_ext:
+        return lambda stem: image_dir / f"{stem}{image_ext}"
+    by_stem: dict[str, Path] = {}
+    for path in sorted(image_dir.iterdir()):
+        if path.suffix.lower() in IMAGE_SUFFIXES:
+            if path.stem in by_stem:
+                raise ValueError(f"two images of stem {path.stem!r}: {by_stem[path.stem]} and {path}; keep one")
+            by_stem[path.stem] = path
+    return lambda stem: by_stem.get(stem, image_dir / f"{stem}.*")
 
 
 def list_sem_seg_files(split: SplitFiles) -> list[dict]:
@@ -60,16 +81,17 @@ def list_sem_seg_files(split: SplitFiles) -> list[dict]:
     label_dir, image_dir = root / split.label_dir, root / split.image_dir
     for folder, what in ((label_dir, "label folder"), (image_dir, "image folder")):
         if not folder.is_dir():
-            raise missing_data_error(folder, split.root_env, what)
+            raise missing_data_error(folder, split.root_env, what, split.defined_in)
     label_files = sorted(label_dir.glob(f"*{split.label_ext}"))
     if not label_files:
-        raise missing_data_error(label_dir / f"*{split.label_ext}", split.root_env, "label files")
+        raise missing_data_error(label_dir / f"*{split.label_ext}", split.root_env, "label files", split.defined_in)
+    image_of = _image_finder(image_dir, split.image_ext)
     dicts = []
     for label_file in label_files:
-        image_file = image_dir / f"{label_file.stem}{split.image_ext}"
+        image_file = image_of(label_file.stem)
         if not image_file.is_file():
             raise FileNotFoundError(
-                f"label {label_file} has no image {image_file}; see {README} for the layout"
+                f"label {label_file} has no image {image_file}; see {split.defined_in} for the layout"
             )
         with Image.open(label_file) as label:
             width, height = label.size

@@ -20,6 +20,7 @@ from detectron2.config import CfgNode
 from torch import nn
 
 from ..utils.file_io import atomic_write
+from .text_record import RECORD_KEY, check_text_record, text_record
 
 _LISTED = 5
 
@@ -38,22 +39,22 @@ def load_tensors_only(path: str) -> Any:
         ) from error
 
 
-def _state_dict_of(path: str) -> Dict[str, torch.Tensor]:
-    checkpoint = load_tensors_only(path)
-    return checkpoint.get("model", checkpoint) if isinstance(checkpoint, dict) else checkpoint
-
-
 class Checkpointer(DetectionCheckpointer):
-    """Detectron2's ``DetectionCheckpointer`` with atomic writes and tensors-only ``.pth`` reads.
+    """Detectron2's ``DetectionCheckpointer`` with atomic writes, tensors-only ``.pth`` reads and
+    the model's text settings saved and checked (``accept_text_mismatch``: warn instead of fail).
 
     A run killed while saving keeps its previous checkpoint and ``last_checkpoint`` tag intact
     (see :mod:`zsseg_d2.utils.file_io`), so ``--resume`` always finds a whole file.
     """
 
+    def __init__(self, model: nn.Module, save_dir: str = "", *, accept_text_mismatch: bool = False, **kwargs: Any):
+        super().__init__(model, save_dir, **kwargs)
+        self.accept_text_mismatch = accept_text_mismatch
+
     def save(self, name: str, **kwargs: Any) -> None:
         if not self.save_dir or not self.save_to_disk:
             return
-        data = {"model": self.model.state_dict()}
+        data = {"model": self.model.state_dict(), RECORD_KEY: text_record(self.model)}
         data.update({key: obj.state_dict() for key, obj in self.checkpointables.items()})
         data.update(kwargs)
         basename = f"{name}.pth"
@@ -70,7 +71,10 @@ class Checkpointer(DetectionCheckpointer):
         if filename.endswith((".pkl", ".pyth")):
             return super()._load_file(filename)
         loaded = load_tensors_only(filename)
-        return loaded if "model" in loaded else {"model": loaded}
+        if "model" not in loaded:
+            return {"model": loaded}
+        check_text_record(loaded, self.model, filename, self.accept_text_mismatch)
+        return loaded
 
 
 def compare_state_dicts(model: nn.Module, state: Dict[str, torch.Tensor]) -> str:
@@ -90,8 +94,9 @@ def compare_state_dicts(model: nn.Module, state: Dict[str, torch.Tensor]) -> str
     return " | ".join(problems)
 
 
-def load_trained_weights(model: nn.Module, path: str) -> None:
-    """Load a zsseg_d2 checkpoint (``.pth``) strictly; other formats go through Detectron2."""
+def load_trained_weights(model: nn.Module, path: str, accept_text_mismatch: bool = False) -> None:
+    """Load a zsseg_d2 checkpoint (``.pth``) strictly, its text settings checked against the
+    model's; other formats go through Detectron2."""
     if not path:
         raise ValueError(
             "no trained weights given (MODEL.WEIGHTS is empty): pass MODEL.WEIGHTS path/to/model_final.pth"
@@ -99,7 +104,9 @@ def load_trained_weights(model: nn.Module, path: str) -> None:
     if not path.endswith(".pth"):
         Checkpointer(model).load(path)
         return
-    state = _state_dict_of(path)
+    checkpoint = load_tensors_only(path)
+    state = checkpoint.get("model", checkpoint) if isinstance(checkpoint, dict) else checkpoint
+    check_text_record(checkpoint if "model" in checkpoint else {}, model, path, accept_text_mismatch)
     problems = compare_state_dicts(model, state)
     if problems:
         raise ValueError(

@@ -16,6 +16,7 @@ from detectron2.utils import comm
 from detectron2.utils.logger import setup_logger
 
 from ..config import add_zsseg_config
+from ..data import register_spec_files
 
 logger = logging.getLogger(__name__)
 
@@ -37,8 +38,8 @@ def check_dataset_names(cfg: CfgNode) -> None:
                 raise KeyError(
                     f"DATASETS.{key} names {name!r}, which is not a registered data set"
                     + (f"; did you mean {close}?" if close else "")
-                    + " The zsseg_d2 sets are listed in datasets/README.md; register others with "
-                    "detectron2.data.DatasetCatalog.register before the config is loaded"
+                    + " The zsseg_d2 sets are listed in datasets/README.md; register your own with a "
+                    "data-set spec file in DATASETS.SPEC_FILES (see datasets/README.md)"
                 )
 
 
@@ -78,6 +79,7 @@ def load_config(config_file: str, opts: list = ()) -> CfgNode:
     with _unknown_keys_named(cfg, "the command-line options"):
         cfg.merge_from_list(list(opts))
     select_device(cfg)
+    register_spec_files(cfg.DATASETS.SPEC_FILES)
     check_dataset_names(cfg)
     return cfg
 

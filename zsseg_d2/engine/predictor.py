@@ -13,12 +13,19 @@ from .checkpoint import load_trained_weights
 
 
 class VocabularyPredictor:
-    """Builds the model of ``cfg``, loads ``MODEL.WEIGHTS`` strictly, segments with a vocabulary."""
+    """Builds the model of ``cfg``, loads ``MODEL.WEIGHTS`` strictly (text settings checked),
+    segments with a vocabulary.
+
+    Only ``vocabulary`` is encoded (here, so that a bad name fails at once), never the training or
+    the config's evaluation vocabulary; only the label map is computed (eq. 4 in chunks of classes
+    and queries, no dense C x H x W scores)."""
 
     def __init__(self, cfg: CfgNode, vocabulary: Sequence[str]):
         self.model = build_model(cfg).eval()
-        load_trained_weights(self.model, cfg.MODEL.WEIGHTS)
+        load_trained_weights(self.model, cfg.MODEL.WEIGHTS, cfg.MODEL.SEMANTIC.ACCEPT_CHECKPOINT_MISMATCH)
         self.model.set_vocabulary(vocabulary)
+        self.model.test_text_embeddings  # noqa: B018  (encode the requested names now)
+        self.model.max_dense_classes = 0
         self.resize = T.ResizeShortestEdge(cfg.INPUT.MIN_SIZE_TEST, cfg.INPUT.MAX_SIZE_TEST)
         self.input_format = cfg.INPUT.FORMAT
 

@@ -47,7 +47,10 @@ class Trainer(DefaultTrainer):
         )
         self._trainer = (AMPTrainer if cfg.SOLVER.AMP.ENABLED else SimpleTrainer)(model, data_loader, optimizer)
         self.scheduler = self.build_lr_scheduler(cfg, optimizer)
-        self.checkpointer = Checkpointer(model, cfg.OUTPUT_DIR, trainer=weakref.proxy(self))
+        self.checkpointer = Checkpointer(
+            model, cfg.OUTPUT_DIR, accept_text_mismatch=cfg.MODEL.SEMANTIC.ACCEPT_CHECKPOINT_MISMATCH,
+            trainer=weakref.proxy(self),
+        )
         self.start_iter = 0
         self.max_iter = cfg.SOLVER.MAX_ITER
         self.cfg = cfg

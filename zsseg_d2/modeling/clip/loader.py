@@ -1,15 +1,21 @@
 """Building open_clip models from a model name and a pretrained tag, a local file, or nothing.
 
 ``MODEL.CLIP.PRETRAINED`` may be an open_clip tag (``openai``; downloaded once into the hub cache),
-a local checkpoint file, or ``""`` for random weights. Random weights are drawn from a fixed seed so
+a local checkpoint file, or ``""`` for random weights. When the hub cannot be reached (probed in
+seconds), a tag is looked up in the local hub cache only, so a machine without network fails at
+once with what to pass instead of retrying the download. Random weights are drawn from a fixed seed so
 that every stage of a run (training, pseudo labels, evaluation) sees the same "CLIP"; they are for
 tests and the offline demo only.
 """
 from __future__ import annotations
 
 import contextlib
+import functools
+import hashlib
 import logging
 import os
+import urllib.error
+import urllib.request
 from pathlib import Path
 from typing import Iterator, Tuple
 
@@ -23,6 +29,7 @@ _CONFIG_DIR = Path(__file__).resolve().parent / "model_configs"
 open_clip.add_model_config(_CONFIG_DIR)  # registers "ZSSeg-Tiny" (tests, demo)
 
 RANDOM_WEIGHTS_SEED = 0
+HUB_PROBE_TIMEOUT_S = 3.0
 
 
 class CLIPWeightsError(RuntimeError):
@@ -45,6 +52,43 @@ def _hub_offline(offline: bool) -> Iterator[None]:
         constants.HF_HUB_OFFLINE = saved
 
 
+def hub_reachable(timeout: float = HUB_PROBE_TIMEOUT_S) -> bool:
+    """Whether the Hugging Face hub answers an HTTPS request within ``timeout`` seconds (any HTTP
+    status counts; no answer, a DNS, TLS or connection error does not)."""
+    from huggingface_hub import constants
+
+    try:
+        urllib.request.urlopen(urllib.request.Request(constants.ENDPOINT, method="HEAD"), timeout=timeout).close()
+    except urllib.error.HTTPError:
+        return True
+    except (OSError, ValueError):
+        return False
+    return True
+
+
+@functools.lru_cache(maxsize=8)
+def _file_sha256(path: str, size: int, mtime_ns: int) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 22), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def file_sha256(path: str | os.PathLike) -> str:
+    """SHA-256 of a file's bytes (computed once per path, size and modification time)."""
+    stat = os.stat(path)
+    return _file_sha256(os.path.abspath(path), stat.st_size, stat.st_mtime_ns)
+
+
+def weights_digest(pretrained: str) -> str:
+    """What the weights ``pretrained`` names are, independent of where a file lies: the file's
+    SHA-256, the tag, or the random seed (recorded in checkpoints)."""
+    if os.path.isfile(pretrained):
+        return f"sha256:{file_sha256(pretrained)}"
+    return weights_identity(pretrained)
+
+
 def weights_identity(pretrained: str) -> str:
     """A string that changes whenever the weights ``pretrained`` names change (for caches)."""
     if not pretrained:
@@ -53,6 +97,15 @@ def weights_identity(pretrained: str) -> str:
         stat = os.stat(pretrained)
         return f"file:{os.path.abspath(pretrained)}:{stat.st_size}:{int(stat.st_mtime)}"
     return f"tag:{pretrained}"
+
+
+def check_model_name(model_name: str) -> None:
+    """Raise :class:`CLIPWeightsError` naming the setting when open_clip does not know ``model_name``."""
+    if model_name not in open_clip.list_models():
+        raise CLIPWeightsError(
+            f"unknown open_clip model name {model_name!r} (MODEL.CLIP.MODEL_NAME); "
+            f"choose one of open_clip.list_models(), e.g. 'ViT-B-16', or 'ZSSeg-Tiny' for tests"
+        )
 
 
 def create_clip_model(
@@ -64,11 +117,7 @@ def create_clip_model(
     Raises :class:`CLIPWeightsError` with the settings to change when the model or its weights
     cannot be had (unknown name, unknown tag, missing file, no network).
     """
-    if model_name not in open_clip.list_models():
-        raise CLIPWeightsError(
-            f"unknown open_clip model name {model_name!r} (MODEL.CLIP.MODEL_NAME); "
-            f"choose one of open_clip.list_models(), e.g. 'ViT-B-16', or 'ZSSeg-Tiny' for tests"
-        )
+    check_model_name(model_name)
     if pretrained and not os.path.isfile(pretrained):
         tags = open_clip.list_pretrained_tags_by_model(model_name)
         if pretrained not in tags:
@@ -76,6 +125,12 @@ def create_clip_model(
                 f"MODEL.CLIP.PRETRAINED {pretrained!r} is neither a file nor a pretrained tag of "
                 f"{model_name} (tags: {tags}); pass a local checkpoint file or one of the tags"
             )
+    if pretrained and not os.path.isfile(pretrained) and not offline and not hub_reachable():
+        logger.warning(
+            f"the Hugging Face hub is unreachable: loading CLIP {model_name} {pretrained!r} from the local "
+            f"hub cache only (as with MODEL.CLIP.OFFLINE True)"
+        )
+        offline = True
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(RANDOM_WEIGHTS_SEED)
         try:

@@ -9,7 +9,7 @@ evaluation any data set's class names, without retraining.
 from __future__ import annotations
 
 import logging
-from typing import Dict, List, Optional, Sequence
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import torch
 import torch.nn.functional as F
@@ -25,7 +25,7 @@ from ..clip import ClipEnsemble, unseen_class_mask
 from ..heads import TextClassifier, build_cel_head
 from ..losses import CELCriterion
 from ..semantic import SemanticSource, build_semantic_source, validate_class_names
-from ..semantic_inference import semantic_argmax, semantic_scores
+from ..semantic_inference import MaskChunks, chunked_semantic_scores, full_resolution_mask_chunks, semantic_argmax
 
 logger = logging.getLogger(__name__)
 
@@ -57,6 +57,7 @@ class CELSegmentor(nn.Module):
         pixel_mean: Sequence[float],
         pixel_std: Sequence[float],
         class_chunk: int = 64,
+        query_chunk: int = 16,
         max_dense_classes: int = 200,
         clip_ensemble: Optional[ClipEnsemble] = None,
     ):
@@ -67,13 +68,13 @@ class CELSegmentor(nn.Module):
         self.criterion = criterion
         self.text_embedder = text_embedder
         self.class_chunk = class_chunk
+        self.query_chunk = query_chunk
         self.max_dense_classes = max_dense_classes
         self.clip_ensemble = clip_ensemble
         self.register_buffer("pixel_mean", torch.tensor(pixel_mean).view(-1, 1, 1), persistent=False)
         self.register_buffer("pixel_std", torch.tensor(pixel_std).view(-1, 1, 1), persistent=False)
         self.train_vocabulary = validate_class_names(train_vocabulary, "the training vocabulary")
-        self.register_buffer("train_text_embeddings", text_embedder(self.train_vocabulary), persistent=False)
-        self.register_buffer("test_text_embeddings", torch.empty(0), persistent=False)
+        self._encoded: Dict[str, Tuple[List[str], torch.Tensor]] = {}  # role -> (names, t_i), encoded on first use
         self.set_vocabulary(test_vocabulary)
 
     @classmethod
@@ -88,7 +89,7 @@ class CELSegmentor(nn.Module):
         test_vocabulary = list(cfg.MODEL.CEL.TEST_VOCABULARY) or (
             _dataset_classes(cfg.DATASETS.TEST, "MODEL.CEL.TEST_VOCABULARY") if cfg.DATASETS.TEST else train_vocabulary
         )
-        embed_dim = text_embedder(train_vocabulary[:1]).shape[1]
+        embed_dim = text_embedder.dim
         if cfg.MODEL.CEL.BACKGROUND not in ("none", "learned"):
             raise ValueError(f"MODEL.CEL.BACKGROUND must be 'none' or 'learned', got {cfg.MODEL.CEL.BACKGROUND!r}")
         return {
@@ -104,6 +105,7 @@ class CELSegmentor(nn.Module):
             "pixel_mean": cfg.MODEL.PIXEL_MEAN,
             "pixel_std": cfg.MODEL.PIXEL_STD,
             "class_chunk": cfg.MODEL.CEL.TEST.CLASS_CHUNK,
+            "query_chunk": cfg.MODEL.CEL.TEST.QUERY_CHUNK,
             "max_dense_classes": cfg.MODEL.CEL.TEST.MAX_DENSE_CLASSES,
             "clip_ensemble": ClipEnsemble.from_config(cfg) if cfg.MODEL.CLIP.ENSEMBLE else None,
         }
@@ -112,13 +114,29 @@ class CELSegmentor(nn.Module):
     def device(self) -> torch.device:
         return self.pixel_mean.device
 
+    @property
+    def train_text_embeddings(self) -> torch.Tensor:
+        """t_i of the training vocabulary, encoded on first use (inference never needs them)."""
+        return self._text_embeddings("train", self.train_vocabulary)
+
+    @property
+    def test_text_embeddings(self) -> torch.Tensor:
+        """t_i of the evaluation vocabulary, encoded on first use."""
+        return self._text_embeddings("test", self.test_vocabulary)
+
+    def _text_embeddings(self, role: str, names: List[str]) -> torch.Tensor:
+        encoded_names, embeddings = self._encoded.get(role, (None, None))
+        if encoded_names != names:
+            embeddings = self.text_embedder(names)
+        self._encoded[role] = (names, embeddings.to(self.device))
+        return self._encoded[role][1]
+
     def set_vocabulary(self, class_names: Sequence[str], unseen_classes: Optional[Sequence[str]] = None) -> None:
         """Use ``class_names`` at inference (open vocabulary; text embeddings come from the cache).
 
         ``unseen_classes`` matter only to the CLIP ensemble; by default, the names that are not in
         the training vocabulary."""
         self.test_vocabulary = validate_class_names(class_names, "the evaluation vocabulary")
-        self.test_text_embeddings = self.text_embedder(self.test_vocabulary).to(self.device)
         if unseen_classes is None:
             unseen_classes = [name for name in self.test_vocabulary if name not in self.train_vocabulary]
         self.test_unseen = unseen_class_mask(self.test_vocabulary, unseen_classes)
@@ -136,10 +154,8 @@ class CELSegmentor(nn.Module):
         if self.training:
             return self.criterion(outputs, self._targets(batched_inputs, images))
         return [
-            self._inference(logits, masks, x["image"])
-            for logits, masks, x in zip(
-                outputs["pred_logits"], self._full_resolution_masks(outputs, images, batched_inputs), batched_inputs
-            )
+            self._inference(logits, self._mask_chunks(mask_logits, images, i, x), x["image"], self._output_size(images, i, x))
+            for i, (logits, mask_logits, x) in enumerate(zip(outputs["pred_logits"], outputs["pred_masks"], batched_inputs))
         ]
 
     @torch.no_grad()
@@ -154,13 +170,21 @@ class CELSegmentor(nn.Module):
         return self.sem_seg_head(self.backbone(images.tensor)), images
 
     @staticmethod
-    def _full_resolution_masks(outputs: dict, images: ImageList, batched_inputs: List[dict]):
+    def _output_size(images: ImageList, index: int, x: dict) -> Tuple[int, int]:
+        h, w = images.image_sizes[index]
+        return x.get("height", h), x.get("width", w)
+
+    @classmethod
+    def _mask_chunks(cls, mask_logits: torch.Tensor, images: ImageList, index: int, x: dict) -> MaskChunks:
+        return full_resolution_mask_chunks(
+            mask_logits, tuple(images.tensor.shape[-2:]), tuple(images.image_sizes[index]), cls._output_size(images, index, x)
+        )
+
+    @classmethod
+    def _full_resolution_masks(cls, outputs: dict, images: ImageList, batched_inputs: List[dict]):
         """Mask logits upsampled to the padded input, cropped, resized to the output size, sigmoid."""
-        padded = F.interpolate(outputs["pred_masks"].float(), size=images.tensor.shape[-2:], mode="bilinear",
-                               align_corners=False)
-        for mask_logits, (h, w), x in zip(padded, images.image_sizes, batched_inputs):
-            size = (x.get("height", h), x.get("width", w))
-            yield F.interpolate(mask_logits[None, :, :h, :w], size=size, mode="bilinear", align_corners=False)[0].sigmoid()
+        for i, (mask_logits, x) in enumerate(zip(outputs["pred_masks"], batched_inputs)):
+            yield cls._mask_chunks(mask_logits, images, i, x)(0, len(mask_logits))
 
     def _targets(self, batched_inputs: List[dict], images: ImageList) -> List[Dict[str, torch.Tensor]]:
         padded_h, padded_w = images.tensor.shape[-2:]
@@ -184,12 +208,17 @@ class CELSegmentor(nn.Module):
             )
         return targets
 
-    def _inference(self, logits: torch.Tensor, masks: torch.Tensor, image: torch.Tensor) -> dict:
+    def _inference(self, logits: torch.Tensor, masks: MaskChunks, image: torch.Tensor, size: Tuple[int, int]) -> dict:
+        """Eq. 4 at the output ``size``, ``query_chunk`` full-resolution masks at a time."""
         probs = logits.float().softmax(dim=-1)[:, : len(self.test_vocabulary)]
         if self.clip_ensemble is not None:
-            image_masks = F.interpolate(masks[None], size=image.shape[-2:], mode="bilinear", align_corners=False)[0]
+            image_masks = torch.cat([
+                F.interpolate(masks(start, start + self.query_chunk)[None], size=image.shape[-2:], mode="bilinear",
+                              align_corners=False)[0]
+                for start in range(0, len(probs), self.query_chunk)
+            ])
             probs = self.clip_ensemble(image, image_masks, probs, self.test_unseen, self.test_text_embeddings)
         if probs.shape[1] <= self.max_dense_classes:
-            scores = semantic_scores(probs, masks)
+            scores = chunked_semantic_scores(probs, masks, size, self.query_chunk)
             return {"sem_seg": scores, "sem_seg_label": scores.argmax(dim=0)}
-        return {"sem_seg_label": semantic_argmax(probs, masks, self.class_chunk)}
+        return {"sem_seg_label": semantic_argmax(probs, masks, size, self.class_chunk, self.query_chunk)}

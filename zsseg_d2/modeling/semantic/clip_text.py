@@ -12,14 +12,15 @@ import json
 import logging
 import os
 from pathlib import Path
-from typing import Callable, List, Optional, Sequence
+from typing import Callable, Dict, List, Optional, Sequence
 
 import open_clip
 import torch
 from open_clip.zero_shot_metadata import OPENAI_IMAGENET_TEMPLATES
+from tqdm import tqdm
 
 from ...utils.file_io import atomic_write
-from ..clip.loader import create_clip_model, weights_identity
+from ..clip.loader import check_model_name, create_clip_model, weights_digest, weights_identity
 from .names import validate_class_names
 
 logger = logging.getLogger(__name__)
@@ -28,7 +29,7 @@ PROMPT_TEMPLATES = {
     "imagenet": OPENAI_IMAGENET_TEMPLATES,  # CLIP's 80 ImageNet templates
     "single": (lambda c: f"a photo of a {c}.",),
 }
-_PROMPTS_PER_BATCH = 512
+_PROMPTS_PER_BATCH = 256
 
 
 def default_cache_dir() -> Path:
@@ -51,11 +52,27 @@ class TextEmbedder:
             raise ValueError(
                 f"MODEL.CLIP.PROMPT_TEMPLATES {templates!r} unknown; choose one of {sorted(PROMPT_TEMPLATES)}"
             )
+        check_model_name(model_name)
         self.model_name = model_name
         self.pretrained = pretrained
         self.templates = templates
         self.cache_dir = Path(cache_dir) if cache_dir else default_cache_dir()
         self.offline = offline
+
+    @property
+    def dim(self) -> int:
+        """Width D of the embeddings (from the model's config; nothing is loaded)."""
+        return int(open_clip.get_model_config(self.model_name)["embed_dim"])
+
+    def settings_record(self) -> Dict[str, Dict[str, str]]:
+        """The settings that determine the embeddings, for checkpoints: config key ->
+        {"value": as configured, "identity": what is compared (the weights file's hash)}."""
+        return {
+            "MODEL.SEMANTIC.SOURCE": {"value": "clip_text", "identity": "clip_text"},
+            "MODEL.CLIP.MODEL_NAME": {"value": self.model_name, "identity": self.model_name},
+            "MODEL.CLIP.PRETRAINED": {"value": self.pretrained, "identity": weights_digest(self.pretrained)},
+            "MODEL.CLIP.PROMPT_TEMPLATES": {"value": self.templates, "identity": self.templates},
+        }
 
     def __call__(self, class_names: Sequence[str]) -> torch.Tensor:
         """Return the ``[C, D]`` unit-norm embeddings of ``class_names`` (CPU, float32)."""
@@ -83,11 +100,13 @@ class TextEmbedder:
         model, _ = create_clip_model(self.model_name, self.pretrained, self.offline)
         templates: Sequence[Callable[[str], str]] = PROMPT_TEMPLATES[self.templates]
         prompts = [template(name) for name in names for template in templates]
-        logger.info(f"Encoding {len(names)} class names x {len(templates)} templates with {self.model_name}")
+        description = f"encoding {len(names)} class names x {len(templates)} templates ({self.model_name})"
+        logger.info(description)
         tokenizer = open_clip.get_tokenizer(self.model_name)
         chunks = [
             model.encode_text(tokenizer(prompts[i : i + _PROMPTS_PER_BATCH]), normalize=True)
-            for i in range(0, len(prompts), _PROMPTS_PER_BATCH)
+            for i in tqdm(range(0, len(prompts), _PROMPTS_PER_BATCH), desc=description, unit="batch",
+                          total=-(-len(prompts) // _PROMPTS_PER_BATCH))
         ]
         per_prompt = torch.cat(chunks).view(len(names), len(templates), -1)
         return torch.nn.functional.normalize(per_prompt.mean(dim=1), dim=-1).float()

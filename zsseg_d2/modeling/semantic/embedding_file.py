@@ -18,6 +18,7 @@ from typing import Dict, List, Mapping, Optional, Sequence
 import numpy as np
 import torch
 
+from ..clip.loader import file_sha256
 from .names import validate_class_names
 
 
@@ -82,6 +83,17 @@ class EmbeddingFileSource:
     @property
     def dim(self) -> int:
         return sum(vectors.shape[1] for _, vectors in self.tables)
+
+    def settings_record(self) -> Dict[str, Dict[str, str]]:
+        """The settings that determine the vectors, for checkpoints (files compared by content)."""
+        return {
+            "MODEL.SEMANTIC.SOURCE": {"value": "file", "identity": "file"},
+            "MODEL.SEMANTIC.FILES": {
+                "value": str([str(f) for f in self.files]),
+                "identity": " ".join(f"sha256:{file_sha256(f)}" for f in self.files),
+            },
+            "MODEL.SEMANTIC.NORMALIZE": {"value": str(self.normalize), "identity": str(self.normalize)},
+        }
 
     def __call__(self, class_names: Sequence[str]) -> torch.Tensor:
         """``[C, D]`` float32 vectors of ``class_names``; a missing name is an error listing all."""

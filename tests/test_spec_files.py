@@ -1,0 +1,116 @@
+"""Data sets from spec files: registered by the config or an environment variable in every process,
+checked, and trained with two processes."""
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from detectron2.data import DatasetCatalog, MetadataCatalog
+
+from zsseg_d2.data import ZeroShotSemanticDatasetMapper, load_sem_seg, register_spec_file
+from zsseg_d2.engine import load_config
+
+REPO = Path(__file__).resolve().parents[1]
+TINY = str(REPO / "configs" / "tiny" / "Base-Tiny.yaml")
+CAMVID_NAMES = ["sky", "building", "pole", "road", "pavement", "tree", "sign symbol", "fence", "car", "pedestrian",
+                "bicyclist"]
+
+
+def _own_data(root: Path, shared_data: Path, prefix: str, per_split: int = 3) -> Path:
+    """A copy of a few CamVid pairs laid out as a user's own data set, with a spec file."""
+    for split, count in (("train", per_split), ("val", 2)):
+        for kind in ("images", "labels"):
+            (root / split / kind).mkdir(parents=True)
+        for label in sorted((shared_data / "camvid" / split / "labels").iterdir())[:count]:
+            shutil.copy(label, root / split / "labels" / label.name)
+            shutil.copy(shared_data / "camvid" / split / "images" / f"{label.stem}.jpg", root / split / "images")
+    (root / "classes.txt").write_text("\n".join(CAMVID_NAMES) + "\n", encoding="utf-8")
+    spec = root / "spec.yaml"
+    spec.write_text(
+        "class_file: classes.txt\n"
+        "unseen_classes: [tree, car, bicyclist]\n"
+        "ignore_ids: [11]\n"
+        "splits:\n"
+        f"  {prefix}_train: {{images: train/images, labels: train/labels}}\n"
+        f"  {prefix}_val: {{images: val/images, labels: val/labels}}\n",
+        encoding="utf-8",
+    )
+    return spec
+
+
+def test_spec_file_in_the_config_registers_the_splits(tmp_path, shared_data):
+    spec = _own_data(tmp_path, shared_data, "own_cfg")
+    cfg = load_config(TINY, ["DATASETS.SPEC_FILES", f"('{spec}',)", "DATASETS.TRAIN", "('own_cfg_train',)",
+                             "DATASETS.TEST", "('own_cfg_val',)"])
+    dicts = DatasetCatalog.get("own_cfg_train")
+    assert [Path(d["file_name"]).parent for d in dicts] == [tmp_path / "train" / "images"] * 3
+    metadata = MetadataCatalog.get("own_cfg_val")
+    assert metadata.stuff_classes == CAMVID_NAMES and metadata.unseen_classes == ["tree", "car", "bicyclist"]
+    camvid = load_sem_seg(dicts[0]["sem_seg_file_name"], MetadataCatalog.get("camvid_train"))
+    assert np.array_equal(load_sem_seg(dicts[0]["sem_seg_file_name"], metadata), camvid)  # 11 -> ignore
+    sample = ZeroShotSemanticDatasetMapper(cfg, is_train=True)(dicts[0])
+    assert sample["sem_seg"].shape[-2:] == sample["image"].shape[-2:]
+    register_spec_file(spec)  # the same file again: nothing happens
+
+
+def test_spec_file_from_the_environment_is_registered_on_import(tmp_path, shared_data):
+    spec = _own_data(tmp_path, shared_data, "own_env")
+    code = ("import zsseg_d2; from detectron2.data import DatasetCatalog as C; "
+            "print(len(C.get('own_env_train')), len(C.get('own_env_val')))")
+    env = {**os.environ, "ZSSEG_DATASET_SPECS": str(spec), "PYTHONPATH": str(REPO)}
+    result = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.split() == ["3", "2"]
+
+
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ("classes: [a, b]\nunseen: [b]\nsplits: {x: {images: i, labels: l}}\n", r"unknown keys \['unseen'\]"),
+        ("classes: [a, b]\nunseen_classes: [c]\nsplits: {x: {images: i, labels: l}}\n", r"unseen_classes \['c'\]"),
+        ("classes: [a, a]\nsplits: {x: {images: i, labels: l}}\n", r"duplicates: \['a'\]"),
+        ("classes: [a]\nsplits: {x: {images: i}}\n", "split 'x' needs exactly the keys"),
+        ("classes: [a]\n", "needs 'splits'"),
+        ("class_file: names.txt\nsplits: {x: {images: i, labels: l}}\n", "names.txt is not UTF-8 text"),
+    ],
+)
+def test_bad_spec_files_name_the_file_and_the_problem(tmp_path, text, message):
+    (tmp_path / "names.txt").write_bytes("caf\xe9\n".encode("latin-1"))
+    spec = tmp_path / "bad.yaml"
+    spec.write_text(text)
+    with pytest.raises(ValueError, match=message) as error:
+        register_spec_file(spec)
+    assert str(spec) in str(error.value)
+
+
+def test_missing_folder_and_taken_name_are_errors_naming_the_spec(tmp_path):
+    spec = tmp_path / "spec.json"
+    spec.write_text('{"classes": ["a"], "splits": {"own_missing": {"images": "im", "labels": "lab"}}}')
+    register_spec_file(spec)
+    with pytest.raises(FileNotFoundError, match=rf"label folder not found: {tmp_path / 'lab'} .*{spec}"):
+        DatasetCatalog.get("own_missing")
+    taken = tmp_path / "taken.yaml"
+    taken.write_text("classes: [a]\nsplits: {camvid_train: {images: i, labels: l}}\n")
+    with pytest.raises(ValueError, match="split name 'camvid_train' is already registered"):
+        register_spec_file(taken)
+
+
+@pytest.mark.slow
+def test_spec_file_data_set_trains_and_evaluates_with_two_processes(tmp_path, shared_data):
+    spec = _own_data(tmp_path / "data", shared_data, "own_ddp", per_split=4)
+    out = tmp_path / "run"
+    command = [sys.executable, "tools/train_net.py", "--num-gpus", "2", "--config-file", TINY,
+               "DATASETS.SPEC_FILES", f"('{spec}',)", "DATASETS.TRAIN", "('own_ddp_train',)",
+               "DATASETS.TEST", "('own_ddp_val',)", "MODEL.DEVICE", "cpu", "OUTPUT_DIR", str(out),
+               "SOLVER.MAX_ITER", "2", "INPUT.CROP.SIZE", "(64, 64)", "INPUT.SIZE_DIVISIBILITY", "64",
+               "INPUT.MIN_SIZE_TEST", "96"]  # fmt: skip
+    env = {**os.environ, "ZSSEG_CACHE": str(tmp_path / "cache")}
+    result = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert (out / "model_final.pth").is_file() and (out / "log.txt.rank1").is_file()
+    assert (out / "inference" / "own_ddp_val" / "gzs3_metrics.json").is_file()
