@@ -1,6 +1,9 @@
 """The one label reader: raw label files -> contiguous class ids, ignore = ``ignore_label``;
 and the image reader, whose errors name the file.
 
+Images with 16 bits per pixel (mode ``I;16``) are scaled to 8 bits, never clipped; 32-bit integer
+or float images are read only when their values already fit 0..255, else rejected.
+
 How raw values map to contiguous ids is described by three metadata fields:
 
 - ``label_offset``: contiguous id = raw value - offset (VOC: 1, since raw 1..20 are the classes);
@@ -18,18 +21,36 @@ from typing import Union
 import numpy as np
 from detectron2.data import Metadata
 from detectron2.data import detection_utils as utils
-from PIL import Image
+from PIL import Image, ImageOps
 
 PathLike = Union[str, os.PathLike]
 
 _LABEL_MODES = ("L", "P", "I;16", "I")
 
 
+def _eight_bit(image: Image.Image, path: PathLike) -> Image.Image:
+    """``image`` with 8 bits per channel: 16-bit values scaled by 255/65535 (rounded)."""
+    if image.mode.startswith("I;16"):
+        values = np.asarray(image).astype(np.uint32)
+        return Image.fromarray(((values * 255 + 32767) // 65535).astype(np.uint8), mode="L")
+    if image.mode in ("I", "F"):
+        values = np.asarray(image)
+        if values.size and (values.min() < 0 or values.max() > 255):
+            raise ValueError(
+                f"image file {path} has mode {image.mode} with values {values.min()}..{values.max()}, which "
+                f"have no sure 8-bit reading; convert it to 8 or 16 bits per channel first"
+            )
+        return Image.fromarray(values.astype(np.uint8), mode="L")
+    return image
+
+
 def read_image(path: PathLike, image_format: str) -> np.ndarray:
-    """Detectron2's ``read_image`` (EXIF-rotated, ``image_format`` channels), with an error that
-    names an undecodable file and what to do about it."""
+    """Detectron2's ``read_image`` (EXIF-rotated, ``image_format`` channels) that scales 16-bit
+    images instead of clipping them, with an error that names an undecodable file and what to do."""
     try:
-        return utils.read_image(str(path), format=image_format)
+        with Image.open(path) as image:
+            image = ImageOps.exif_transpose(image)
+            return utils.convert_PIL_to_numpy(_eight_bit(image, path), image_format)
     except (OSError, SyntaxError) as err:
         if isinstance(err, FileNotFoundError):
             raise

@@ -75,7 +75,13 @@ def load_config(config_file: str, opts: list = ()) -> CfgNode:
     cfg = get_cfg()
     add_zsseg_config(cfg)
     with _unknown_keys_named(cfg, f"config file {config_file}"):
-        cfg.merge_from_file(config_file, allow_unsafe=False)
+        try:
+            cfg.merge_from_file(config_file, allow_unsafe=False)
+        except FileNotFoundError as error:
+            raise FileNotFoundError(
+                f"config file {config_file} (or a file it inherits from) names _BASE_ {error.filename!r}, "
+                f"which does not exist; fix that _BASE_ path (it is relative to the file that names it)"
+            ) from error
     with _unknown_keys_named(cfg, "the command-line options"):
         cfg.merge_from_list(list(opts))
     select_device(cfg)

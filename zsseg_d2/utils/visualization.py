@@ -1,15 +1,31 @@
-"""Overlays of label maps with a legend of the classes present, and per-class pixel fractions."""
+"""Overlays of label maps with a legend of the classes present, and per-class pixel fractions.
+
+Class names may be any Unicode text: each legend line is drawn with the first font that has a
+glyph for every character, looked for in ``$ZSSEG_FONT``, matplotlib's DejaVu Sans (always
+installed; Latin, Greek, Cyrillic and more) and the system's fonts. When none covers a name, it is
+drawn with DejaVu Sans (missing glyphs as boxes) and a warning names the characters and the fix.
+"""
 from __future__ import annotations
 
-from typing import Dict, Sequence
+import functools
+import logging
+import os
+from pathlib import Path
+from typing import Dict, FrozenSet, List, Sequence
 
-import cv2
+import matplotlib
 import numpy as np
-from detectron2.data.catalog import Metadata
 from detectron2.utils.colormap import colormap
-from detectron2.utils.visualizer import ColorMode, Visualizer
+from matplotlib import font_manager, ft2font
+from PIL import Image, ImageDraw, ImageFont
 
+logger = logging.getLogger(__name__)
+
+FONT_ENV = "ZSSEG_FONT"
+DEFAULT_FONT = Path(matplotlib.get_data_path()) / "fonts" / "ttf" / "DejaVuSans.ttf"
 _LEGEND_ROW = 18
+_FONT_SIZE = 13
+_ALPHA = 0.55
 
 
 def class_colors(num_classes: int) -> list:
@@ -25,17 +41,64 @@ def class_fractions(label: np.ndarray, class_names: Sequence[str]) -> Dict[str, 
     return {class_names[i]: round(float(counts[i]) / label.size, 6) for i in order if counts[i] > 0}
 
 
-def overlay_with_legend(image_rgb: np.ndarray, label: np.ndarray, class_names: Sequence[str]) -> np.ndarray:
-    """The image with the label map drawn over it and, below, a legend of the classes present."""
-    metadata = Metadata(name="_overlay", stuff_classes=list(class_names), stuff_colors=class_colors(len(class_names)))
-    drawn = Visualizer(image_rgb, metadata, instance_mode=ColorMode.IMAGE).draw_sem_seg(label, alpha=0.55)
-    overlay = drawn.get_image()
-    fractions = class_fractions(label, class_names)
-    legend = np.full((_LEGEND_ROW * max(len(fractions), 1) + 6, overlay.shape[1], 3), 255, dtype=np.uint8)
+@functools.lru_cache(maxsize=None)
+def _charmap(path: str) -> FrozenSet[int]:
+    try:
+        return frozenset(ft2font.FT2Font(path).get_charmap())
+    except (OSError, RuntimeError):  # not a font FreeType can read
+        return frozenset()
+
+
+def _candidate_fonts() -> List[str]:
+    chosen = [os.environ[FONT_ENV]] if os.environ.get(FONT_ENV) else []
+    return chosen + [str(DEFAULT_FONT)] + sorted(font_manager.findSystemFonts())
+
+
+@functools.lru_cache(maxsize=256)
+def font_for(text: str) -> str:
+    """Path of the first candidate font with a glyph for every character of ``text``."""
+    needed = {ord(c) for c in text if not c.isspace()}
+    for path in _candidate_fonts():
+        if needed <= _charmap(path):
+            return path
+    missing = "".join(sorted({c for c in text if ord(c) not in _charmap(str(DEFAULT_FONT)) and not c.isspace()}))
+    logger.warning(
+        f"no font found covers {missing!r} of class name {text!r}; drawn with DejaVu Sans. Install a font "
+        f"that covers them (e.g. Noto Sans CJK: apt-get install fonts-noto-cjk) or set ${FONT_ENV} to one"
+    )
+    return str(DEFAULT_FONT)
+
+
+def _paint(image_rgb: np.ndarray, label: np.ndarray, colors: np.ndarray) -> np.ndarray:
+    """Classes blended over the image (ids >= C left as they are), region borders darkened."""
+    known = label < len(colors)
+    painted = image_rgb.astype(np.float32)
+    painted[known] = (1 - _ALPHA) * painted[known] + _ALPHA * colors[label[known]]
+    border = np.zeros(label.shape, dtype=bool)
+    border[:-1] |= label[:-1] != label[1:]
+    border[:, :-1] |= label[:, :-1] != label[:, 1:]
+    painted[border] *= 0.3
+    return painted.round().astype(np.uint8)
+
+
+def legend_image(fractions: Dict[str, float], class_names: Sequence[str], width: int) -> np.ndarray:
+    """White rows of colour swatches and '<name> <percent>%' for each class in ``fractions``."""
+    colors = class_colors(len(class_names))
+    legend = Image.new("RGB", (width, _LEGEND_ROW * max(len(fractions), 1) + 6), "white")
+    draw = ImageDraw.Draw(legend)
     for row, (name, fraction) in enumerate(fractions.items()):
         top = 3 + row * _LEGEND_ROW
-        color = metadata.stuff_colors[list(class_names).index(name)]
-        cv2.rectangle(legend, (4, top), (4 + _LEGEND_ROW - 4, top + _LEGEND_ROW - 4), color, thickness=-1)
-        cv2.putText(legend, f"{name} {100 * fraction:.1f}%", (_LEGEND_ROW + 6, top + _LEGEND_ROW - 6),
-                    cv2.FONT_HERSHEY_SIMPLEX, 0.45, (0, 0, 0), 1, cv2.LINE_AA)
+        color = tuple(colors[list(class_names).index(name)])
+        draw.rectangle((4, top, 4 + _LEGEND_ROW - 5, top + _LEGEND_ROW - 5), fill=color)
+        text = f"{name} {100 * fraction:.1f}%"
+        font = ImageFont.truetype(font_for(text), _FONT_SIZE)
+        draw.text((_LEGEND_ROW + 6, top), text, fill=(0, 0, 0), font=font)
+    return np.asarray(legend)
+
+
+def overlay_with_legend(image_rgb: np.ndarray, label: np.ndarray, class_names: Sequence[str]) -> np.ndarray:
+    """The image with the label map drawn over it and, below, a legend of the classes present."""
+    colors = np.asarray(class_colors(len(class_names)), dtype=np.float32)
+    overlay = _paint(image_rgb, label, colors)
+    legend = legend_image(class_fractions(label, class_names), class_names, overlay.shape[1])
     return np.concatenate([overlay, legend], axis=0)
