@@ -2,6 +2,7 @@
 checked, and trained with two processes."""
 from __future__ import annotations
 
+import importlib.util
 import os
 import shutil
 import subprocess
@@ -10,7 +11,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from detectron2.data import DatasetCatalog, MetadataCatalog
+from detectron2.data import DatasetCatalog, DatasetFromList, MapDataset, MetadataCatalog
+from PIL import Image
 
 from zsseg_d2.data import ZeroShotSemanticDatasetMapper, load_sem_seg, register_spec_file
 from zsseg_d2.engine import load_config
@@ -114,3 +116,43 @@ def test_spec_file_data_set_trains_and_evaluates_with_two_processes(tmp_path, sh
     assert result.returncode == 0, result.stderr[-3000:]
     assert (out / "model_final.pth").is_file() and (out / "log.txt.rank1").is_file()
     assert (out / "inference" / "own_ddp_val" / "gzs3_metrics.json").is_file()
+
+
+def _spoil(spec: Path) -> dict:
+    """Spoil three of the four training pairs: truncated label, a value outside the classes, a size mismatch."""
+    labels = sorted((spec.parent / "train" / "labels").iterdir())
+    labels[0].write_bytes(labels[0].read_bytes()[:100])
+    Image.fromarray(np.full((360, 480), 50, dtype=np.uint8)).save(labels[1])
+    Image.fromarray(np.zeros((10, 10), dtype=np.uint8)).save(labels[2])
+    return {"truncated": labels[0], "value": labels[1], "size": labels[2], "good": labels[3]}
+
+
+def test_check_dataset_lists_every_bad_pair_and_summarises(tmp_path, shared_data, capsys):
+    spec = _own_data(tmp_path, shared_data, "own_check", per_split=4)
+    spoiled = _spoil(spec)
+    check = importlib.util.spec_from_file_location("check_dataset", REPO / "tools" / "check_dataset.py")
+    tool = importlib.util.module_from_spec(check)
+    check.loader.exec_module(tool)
+    assert tool.main(["--spec-file", str(spec), "--workers", "2"]) == 1
+    out = capsys.readouterr().out
+    assert "own_check_train: 4 pairs, 1 good, 3 bad" in out and "own_check_val: 2 pairs, 2 good, 0 bad" in out
+    assert f"cannot decode label file {spoiled['truncated']}" in out
+    assert f"label file {spoiled['value']} holds value 50" in out
+    assert f"but its label {spoiled['size']} is 10x10" in out
+    assert "images with unseen-class pixels:" in out and "3 bad pairs in 2 data sets" in out
+    assert tool.main(["--dataset", "no_such_set"]) == 2
+
+
+def test_training_can_skip_and_count_unreadable_pairs(tmp_path, shared_data):
+    spec = _own_data(tmp_path, shared_data, "own_skip", per_split=4)
+    spoiled = _spoil(spec)
+    opts = ["DATASETS.SPEC_FILES", f"('{spec}',)", "DATASETS.TRAIN", "('own_skip_train',)", "DATASETS.TEST", "()"]
+    strict = ZeroShotSemanticDatasetMapper(load_config(TINY, opts), is_train=True)
+    records = DatasetCatalog.get("own_skip_train")
+    with pytest.raises(OSError, match="cannot decode label file"):
+        strict(records[0])
+    mapper = ZeroShotSemanticDatasetMapper(load_config(TINY, [*opts, "INPUT.SKIP_UNREADABLE", "True"]), is_train=True)
+    dataset = MapDataset(DatasetFromList(records, copy=False), mapper)
+    samples = [dataset[i] for i in range(4)]
+    assert mapper.skipped >= 3  # each spoiled pair once, and again when drawn as a replacement
+    assert {s["sem_seg_file_name"] for s in samples} == {str(spoiled["good"])}

@@ -150,6 +150,9 @@ def _add_input_config(cfg: CN) -> None:
     cfg.INPUT.COLOR_AUG_SSD = True
     cfg.INPUT.SIZE_DIVISIBILITY = -1  # pad training crops to this size (-1: no padding)
     cfg.INPUT.CROP.SINGLE_CATEGORY_MAX_AREA = 1.0
+    # True: training skips an image/label pair that cannot be read (logged and counted) and takes
+    # another image; False: the first one stops training with an error naming the file.
+    cfg.INPUT.SKIP_UNREADABLE = False
 
     labels = cfg.INPUT.IMAGE_LABELS = CN()
     # Unseen image-level labels used by the ranking loss (Table 5): "none" | "pseudo" | "gt".

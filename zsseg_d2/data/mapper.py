@@ -7,12 +7,13 @@ unseen classes), and the image-level labels of the ranking loss (eq. 6-7).
 from __future__ import annotations
 
 import copy
+import logging
 from typing import Optional
 
 import numpy as np
 import torch
 from detectron2.config import CfgNode, configurable
-from detectron2.data import MetadataCatalog
+from detectron2.data import DatasetCatalog, MetadataCatalog
 from detectron2.data import transforms as T
 from detectron2.structures import Instances
 
@@ -22,7 +23,10 @@ from .sem_seg_io import load_sem_seg, read_image
 from .splits import seen_class_ids, unseen_class_ids
 from .vocabulary import training_vocabulary
 
+logger = logging.getLogger(__name__)
+
 UNSEEN_MODES = ("none", "pseudo", "gt")
+_MAX_REPLACEMENTS = 20  # unreadable pairs replaced in a row before giving up
 
 
 def _class_to_vocabulary(metadata, vocabulary: list[str], needed: list[int]) -> np.ndarray:
@@ -50,6 +54,9 @@ class ZeroShotSemanticDatasetMapper:
       "pseudo": the image's pseudo labels, which refer to the whole image and so may name an
       object the crop cut away), plus the image's caption nouns, each dropped with probability
       ``noun_drop_prob`` (open-vocabulary training, Table 3).
+    With ``skip_unreadable``, a pair that cannot be read (corrupt file, bad label value, size
+    mismatch) is logged, counted in ``skipped`` and replaced by a random record of the same data
+    set instead of stopping training.
     Ids index the training vocabulary (:func:`training_vocabulary`), for GZS3 the data set's
     ``stuff_classes``.
     """
@@ -68,6 +75,7 @@ class ZeroShotSemanticDatasetMapper:
         caption_nouns: Optional[dict[str, list[int]]] = None,
         noun_drop_prob: float = 0.25,
         size_divisibility: int = -1,
+        skip_unreadable: bool = False,
     ):
         if unseen_mode not in UNSEEN_MODES:
             raise ValueError(f"INPUT.IMAGE_LABELS.UNSEEN_MODE must be one of {UNSEEN_MODES}, got {unseen_mode!r}")
@@ -83,6 +91,8 @@ class ZeroShotSemanticDatasetMapper:
         self.caption_nouns = caption_nouns
         self.noun_drop_prob = noun_drop_prob
         self.size_divisibility = size_divisibility
+        self.skip_unreadable = skip_unreadable
+        self.skipped = 0
         seen, unseen = seen_class_ids(self.metadata), unseen_class_ids(self.metadata)
         needed = seen + (unseen if unseen_mode != "none" else [])
         to_vocab = _class_to_vocabulary(self.metadata, vocabulary, needed)
@@ -115,11 +125,11 @@ class ZeroShotSemanticDatasetMapper:
             ),
             "noun_drop_prob": labels_cfg.NOUN_DROP_PROB,
             "size_divisibility": cfg.INPUT.SIZE_DIVISIBILITY,
+            "skip_unreadable": cfg.INPUT.SKIP_UNREADABLE,
         }
 
     def __call__(self, dataset_dict: dict) -> dict:
-        dataset_dict = copy.deepcopy(dataset_dict)
-        image, label = self._read(dataset_dict)
+        dataset_dict, image, label = self._read_or_replace(copy.deepcopy(dataset_dict))
         aug_input = T.AugInput(image, sem_seg=label)
         self.augmentations(aug_input)
         image, label = self._pad(aug_input.image, aug_input.sem_seg)
@@ -137,20 +147,31 @@ class ZeroShotSemanticDatasetMapper:
         dataset_dict["image_labels"] = self._image_labels(dataset_dict["image_id"], label, classes)
         return dataset_dict
 
+    def _read_or_replace(self, dataset_dict: dict) -> tuple[dict, np.ndarray, np.ndarray]:
+        """The record's image and label; with ``skip_unreadable``, those of a random other record
+        when it cannot be read (counted and logged)."""
+        for _ in range(_MAX_REPLACEMENTS):
+            try:
+                return (dataset_dict, *self._read(dataset_dict))
+            except (OSError, ValueError) as error:
+                if not self.skip_unreadable:
+                    raise
+                self.skipped += 1
+                logger.warning(f"skipped an unreadable image/label pair ({self.skipped} so far in this loader): {error}")
+                records = DatasetCatalog.get(self.metadata.name)
+                dataset_dict = copy.deepcopy(records[np.random.randint(len(records))])
+        raise RuntimeError(
+            f"{_MAX_REPLACEMENTS} image/label pairs in a row of data set '{self.metadata.name}' could not be read; "
+            f"run tools/check_dataset.py --dataset {self.metadata.name}"
+        )
+
     def _read(self, dataset_dict: dict) -> tuple[np.ndarray, np.ndarray]:
-        image = read_image(dataset_dict["file_name"], self.image_format)
-        label = load_sem_seg(dataset_dict["sem_seg_file_name"], self.metadata)
-        if image.shape[:2] != label.shape:
-            raise ValueError(
-                f"image {dataset_dict['file_name']} is {image.shape[1]}x{image.shape[0]} but its "
-                f"label {dataset_dict['sem_seg_file_name']} is {label.shape[1]}x{label.shape[0]}"
-            )
-        if label.dtype != np.uint8:
-            raise ValueError(
+        if self.ignore_label > 255:
+            raise RuntimeError(
                 f"data set '{self.metadata.name}' has {len(self.metadata.stuff_classes)} classes; "
                 "the training mapper supports at most 255 (8-bit labels, ignore 255)"
             )
-        return image, label
+        return read_pair(dataset_dict, self.image_format, self.metadata)
 
     def _pad(self, image: np.ndarray, label: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Pad bottom/right to a multiple of ``size_divisibility``: image 128, label ignore."""
@@ -173,6 +194,18 @@ class ZeroShotSemanticDatasetMapper:
             nouns = np.asarray(self.caption_nouns.get(image_id, []), dtype=np.int64)
             positives.append(nouns[np.random.rand(len(nouns)) >= self.noun_drop_prob])
         return torch.as_tensor(np.unique(np.concatenate(positives)), dtype=torch.int64)
+
+
+def read_pair(dataset_dict: dict, image_format: str, metadata) -> tuple[np.ndarray, np.ndarray]:
+    """Image and contiguous label of one record; errors name the file (also for a size mismatch)."""
+    image = read_image(dataset_dict["file_name"], image_format)
+    label = load_sem_seg(dataset_dict["sem_seg_file_name"], metadata)
+    if image.shape[:2] != label.shape:
+        raise ValueError(
+            f"image {dataset_dict['file_name']} is {image.shape[1]}x{image.shape[0]} but its "
+            f"label {dataset_dict['sem_seg_file_name']} is {label.shape[1]}x{label.shape[0]}"
+        )
+    return image, label
 
 
 def _check_same_classes(dataset_names: list[str]) -> None:
