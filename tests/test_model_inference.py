@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import torch
 
@@ -92,3 +93,28 @@ def test_full_resolution_masks_are_made_a_chunk_of_queries_at_a_time(monkeypatch
     label = semantic_argmax(probs, chunks, (61, 83), class_chunk=2, query_chunk=4)
     assert torch.equal(label, semantic_scores(probs, whole).argmax(0))
     assert full_size_channels and max(full_size_channels) == 4
+
+
+def test_model_inference_is_the_same_for_any_query_chunk(shared_data):
+    """The tiny model on a real CamVid photo: dense scores equal to float rounding, labels equal,
+    with 3 queries at a time as with all 16 at once."""
+    from detectron2.modeling import build_model
+
+    from zsseg_d2.data.sem_seg_io import read_image
+    from zsseg_d2.engine import load_config
+
+    model = build_model(load_config(str(Path(__file__).resolve().parents[1] / "configs/tiny/camvid_8-3.yaml"))).eval()
+    image = read_image(sorted((shared_data / "camvid" / "val" / "images").iterdir())[0], "RGB")
+    small = torch.nn.functional.interpolate(torch.as_tensor(image).permute(2, 0, 1)[None].float(), size=(96, 128))
+    inputs = [{"image": small[0].byte(), "height": image.shape[0], "width": image.shape[1]}]
+    results = {}
+    with torch.no_grad():
+        for chunk in (16, 3):
+            model.query_chunk = chunk
+            results[chunk] = model(inputs)[0]
+        model.max_dense_classes = 0
+        label_only = model(inputs)[0]["sem_seg_label"]
+    torch.testing.assert_close(results[3]["sem_seg"], results[16]["sem_seg"], rtol=1e-6, atol=1e-6)
+    assert torch.equal(results[3]["sem_seg_label"], results[16]["sem_seg_label"])
+    assert torch.equal(label_only, results[16]["sem_seg_label"])
+    assert results[16]["sem_seg"].shape == (11, 360, 480)

@@ -39,7 +39,7 @@ def full_resolution_mask_chunks(
         padded = F.interpolate(mask_logits[None, start:stop].float(), size=padded_size, mode="bilinear",
                                align_corners=False)
         return F.interpolate(padded[:, :, :height, :width], size=output_size, mode="bilinear",
-                             align_corners=False)[0].sigmoid()
+                             align_corners=False)[0].sigmoid_()
 
     return chunk
 
