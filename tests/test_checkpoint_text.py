@@ -132,3 +132,8 @@ def test_unreachable_hub_fails_in_seconds_without_offline_set(monkeypatch):
     with pytest.raises(CLIPWeightsError, match="set MODEL.CLIP.PRETRAINED to a local open_clip checkpoint file"):
         create_clip_model("RN50", "openai")
     assert time.monotonic() - start < 20
+
+
+def test_text_encoding_shows_progress(tmp_path, capsys):
+    TextEmbedder("ZSSeg-Tiny", "", "single", cache_dir=str(tmp_path))(["sky", "road", "tree"])
+    assert "encoding 3 class names x 1 templates (ZSSeg-Tiny)" in capsys.readouterr().err
