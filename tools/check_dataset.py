@@ -78,7 +78,8 @@ def main(argv=None) -> int:
     except (ValueError, KeyError, FileNotFoundError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
-    print(f"{bad} bad pairs in {len(names)} data sets" + (" (INPUT.SKIP_UNREADABLE True skips them in training)" if bad else ""))
+    hint = " (INPUT.SKIP_UNREADABLE True skips them in training)" if bad else ""
+    print(f"{bad} bad pairs in {len(names)} data sets{hint}")
     return 1 if bad else 0
 
 

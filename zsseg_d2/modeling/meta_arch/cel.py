@@ -74,7 +74,7 @@ class CELSegmentor(nn.Module):
         self.register_buffer("pixel_mean", torch.tensor(pixel_mean).view(-1, 1, 1), persistent=False)
         self.register_buffer("pixel_std", torch.tensor(pixel_std).view(-1, 1, 1), persistent=False)
         self.train_vocabulary = validate_class_names(train_vocabulary, "the training vocabulary")
-        self._encoded: Dict[str, Tuple[List[str], torch.Tensor]] = {}  # role -> (names, t_i), encoded on first use
+        self._encoded: Dict[str, Tuple[List[str], torch.Tensor]] = {}  # role -> (names, t_i) once used
         self.set_vocabulary(test_vocabulary)
 
     @classmethod
@@ -153,9 +153,10 @@ class CELSegmentor(nn.Module):
             prediction["pred_similarity"], prediction["pred_logits"] = similarity, logits
         if self.training:
             return self.criterion(outputs, self._targets(batched_inputs, images))
+        per_image = zip(outputs["pred_logits"], outputs["pred_masks"], batched_inputs)
         return [
-            self._inference(logits, self._mask_chunks(mask_logits, images, i, x), x["image"], self._output_size(images, i, x))
-            for i, (logits, mask_logits, x) in enumerate(zip(outputs["pred_logits"], outputs["pred_masks"], batched_inputs))
+            self._inference(logits, self._mask_chunks(masks, images, i, x), x["image"], self._output_size(images, i, x))
+            for i, (logits, masks, x) in enumerate(per_image)
         ]
 
     @torch.no_grad()
@@ -176,9 +177,8 @@ class CELSegmentor(nn.Module):
 
     @classmethod
     def _mask_chunks(cls, mask_logits: torch.Tensor, images: ImageList, index: int, x: dict) -> MaskChunks:
-        return full_resolution_mask_chunks(
-            mask_logits, tuple(images.tensor.shape[-2:]), tuple(images.image_sizes[index]), cls._output_size(images, index, x)
-        )
+        padded_size, image_size = tuple(images.tensor.shape[-2:]), tuple(images.image_sizes[index])
+        return full_resolution_mask_chunks(mask_logits, padded_size, image_size, cls._output_size(images, index, x))
 
     @classmethod
     def _full_resolution_masks(cls, outputs: dict, images: ImageList, batched_inputs: List[dict]):
