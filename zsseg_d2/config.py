@@ -81,7 +81,8 @@ def _add_clip_config(cfg: CN) -> None:
     clip.PROMPT_TEMPLATES = "imagenet"
     # Where text embeddings are cached ("": $ZSSEG_CACHE or ~/.cache/zsseg_d2).
     clip.CACHE_DIR = ""
-    # Never touch the network for weights: fail at once with an error saying what to pass instead.
+    # Never touch the network for weights: fail at once with an error saying what to pass instead
+    # (also chosen automatically when the Hugging Face hub does not answer within 3 s).
     clip.OFFLINE = False
     # CLIP ensemble at inference (Table 4): p = p_model^l * p_clip^(1-l) for seen classes and
     # p_model^(1-l) * p_clip^l for unseen ones, with l = ENSEMBLE_LAMBDA.
