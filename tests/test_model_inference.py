@@ -105,7 +105,7 @@ def test_model_inference_is_the_same_for_any_query_chunk(shared_data):
 
     model = build_model(load_config(str(Path(__file__).resolve().parents[1] / "configs/tiny/camvid_8-3.yaml"))).eval()
     image = read_image(sorted((shared_data / "camvid" / "val" / "images").iterdir())[0], "RGB")
-    small = torch.nn.functional.interpolate(torch.as_tensor(image).permute(2, 0, 1)[None].float(), size=(96, 128))
+    small = torch.nn.functional.interpolate(torch.from_numpy(image.copy()).permute(2, 0, 1)[None].float(), size=(96, 128))
     inputs = [{"image": small[0].byte(), "height": image.shape[0], "width": image.shape[1]}]
     results = {}
     with torch.no_grad():
