@@ -19,6 +19,7 @@ def add_zsseg_config(cfg: CN) -> None:
     _add_input_config(cfg)
     _add_solver_config(cfg)
     _add_pseudo_label_config(cfg)
+    _add_evaluation_config(cfg)
 
 
 def _add_model_config(cfg: CN) -> None:
@@ -170,3 +171,9 @@ def _add_pseudo_label_config(cfg: CN) -> None:
     pl.CROP_BATCH_SIZE = 64  # crops per CLIP forward, batched across images
     pl.IMS_PER_BATCH = 4  # images per proposal-model forward (--batch-size)
     pl.ALL_IMAGES = False  # False: only images whose seen-only labels have unlabeled pixels
+
+
+def _add_evaluation_config(cfg: CN) -> None:
+    # "all": GZS3, predictions over every class; "unseen": ZLSS, argmax over the unseen classes'
+    # channels of the dense "sem_seg" scores, scored on pixels whose ground truth is unseen.
+    cfg.TEST.LABEL_SPACE = "all"
