@@ -24,6 +24,9 @@ def add_zsseg_config(cfg: CN) -> None:
 
 def _add_model_config(cfg: CN) -> None:
     cfg.MODEL.META_ARCHITECTURE = "CELSegmentor"
+    # The config whose run writes MODEL.WEIGHTS (an earlier stage): named, with its command, when
+    # that file is missing at the start of training ("": MODEL.WEIGHTS is not a stage's output).
+    cfg.MODEL.WEIGHTS_FROM = ""
     # Semantic-segmentation head: the pixel decoder plus the transformer decoder.
     head = cfg.MODEL.SEM_SEG_HEAD
     head.NAME = "CELHead"
@@ -83,10 +86,15 @@ def _add_clip_config(cfg: CN) -> None:
     clip.CACHE_DIR = ""
     # Never touch the network for weights: fail at once with an error saying what to pass instead.
     clip.OFFLINE = False
-    # CLIP ensemble at inference (Table 4): p = p_model^l * p_clip^(1-l) for seen classes and
-    # p_model^(1-l) * p_clip^l for unseen ones, with l = ENSEMBLE_LAMBDA.
+    # CLIP ensemble at inference (Table 4), zsseg.baseline's rules: p = p_model^l * p_clip^(1-l) for
+    # seen classes and p_model^(1-l) * p_clip^l for unseen ones, l = ENSEMBLE_LAMBDA (reference:
+    # 0.8 COCO-Stuff, 0.7 VOC); seen = a seen class of the training data (DATASETS.TRAIN's
+    # metadata); a query with an empty mask gets p_clip = 1.
     clip.ENSEMBLE = False
     clip.ENSEMBLE_LAMBDA = 0.8
+    clip.ENSEMBLE_MASK_THRESHOLD = 0.5  # a query's crop region is sigma(mask logit) > this
+    clip.ENSEMBLE_MASK_FILL = True  # pixels outside the mask set to CLIP's pixel mean (reference "mean")
+    clip.ENSEMBLE_EXPAND_RATIO = 0.0  # grow the crop box by this fraction (reference: none)
 
 
 def _add_semantic_config(cfg: CN) -> None:
