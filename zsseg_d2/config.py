@@ -174,6 +174,9 @@ def _add_pseudo_label_config(cfg: CN) -> None:
     pl.MASK_THRESHOLD = 0.5  # a proposal is sigma(mask logit) > this
     pl.MIN_AREA = 0.001  # proposals smaller than this fraction of the image are dropped
     pl.TOPK = 0  # keep only the top-k proposals by mask quality (0: all)
+    # Drop proposals whose quality (mean sigma inside the binary mask, Mask2Former's mask score) is
+    # below this, so that eq. 10's max over crops is not dominated by junk queries.
+    pl.MIN_QUALITY = 0.0
     pl.EXPAND_RATIO = 0.0  # grow each crop box by this fraction of its size (context)
     pl.MASK_FILL = False  # fill pixels outside the mask with CLIP's pixel mean
     pl.CROP_BATCH_SIZE = 64  # crops per CLIP forward, batched across images
