@@ -2,6 +2,8 @@
 against a per-query loop; cross-image crop batching of the pass against per-image scores."""
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 import torch
 
@@ -44,7 +46,7 @@ def test_clip_ensemble_matches_a_per_query_loop(tiny_clip):
     mask_probs = torch.full((4, 24, 20), 0.1)
     mask_probs[0, :, :10] = 0.9  # left half
     mask_probs[2, 2:9, 12:19] = 0.8  # a block
-    mask_probs[3, 20:, :] = 0.6  # bottom strip; query 1 stays empty -> whole image, no fill
+    mask_probs[3, 20:, :] = 0.6  # bottom strip; query 1 stays empty -> p_clip = 1 (reference)
     text = torch.nn.functional.normalize(torch.randn(5, 64, generator=generator), dim=-1)
     p_model = torch.randn(4, 5, generator=generator).softmax(dim=-1)
     unseen = torch.tensor([False, True, False, True, False])
@@ -60,14 +62,43 @@ def test_clip_ensemble_matches_a_per_query_loop(tiny_clip):
     scale = float(model.logit_scale.exp())
     for q in range(4):
         mask = mask_probs[q : q + 1] > 0.5
-        empty = not mask.any()
-        crop = crop_regions(image, mask, preprocess["size"], preprocess["mean"], preprocess["std"], 0.25,
-                            mask_fill=not empty)
-        p_clip = crop_class_probs(model.encode_image(crop, normalize=True), text, scale)[0]
+        if mask.any():
+            crop = crop_regions(image, mask, preprocess["size"], preprocess["mean"], preprocess["std"], 0.25,
+                                mask_fill=True)
+            p_clip = crop_class_probs(model.encode_image(crop, normalize=True), text, scale)[0]
+        else:
+            p_clip = torch.ones(5)
         for c in range(5):
             lam = 0.2 if unseen[c] else 0.8  # the model's exponent
             expected = p_model[q, c] ** lam * p_clip[c] ** (1 - lam)
             assert torch.isclose(ensembled[q, c], expected, atol=1e-5), (q, c)
+
+
+def test_empty_masks_keep_the_model_probability_and_encode_nothing(tiny_clip):
+    classifier = _classifier(tiny_clip)
+    encoded = []
+    encode = classifier.encode
+    classifier.encode = lambda crops: encoded.append(len(crops)) or encode(crops)
+    p_model = torch.tensor([[0.5, 0.25, 0.25], [0.25, 0.25, 0.5]])
+    masks = torch.zeros(2, 16, 16)
+    masks[1, 4:8, 4:8] = 0.9  # query 0 empty
+    text = torch.nn.functional.normalize(torch.randn(3, 64, generator=torch.Generator().manual_seed(5)), dim=-1)
+    ensembled = ClipEnsemble(classifier, lam=0.7)(torch.zeros(3, 16, 16, dtype=torch.uint8), masks, p_model,
+                                                  torch.tensor([False, False, True]), text)
+    assert encoded == [1]  # only the non-empty query was cropped
+    # query 0: seen p^0.7, unseen p^0.3 (p_clip = 1)
+    assert torch.allclose(ensembled[0], torch.tensor([0.5**0.7, 0.25**0.7, 0.25**0.3]))
+    assert not torch.allclose(ensembled[1], torch.tensor([0.25**0.7, 0.25**0.7, 0.5**0.3]))
+
+
+def test_ensemble_settings_from_config():
+    from zsseg_d2.engine import load_config
+
+    cfg = load_config(str(Path(__file__).resolve().parents[1] / "configs" / "tiny" / "camvid_8-3.yaml"),
+                      ["MODEL.CLIP.ENSEMBLE_LAMBDA", "0.7", "MODEL.CLIP.ENSEMBLE_MASK_THRESHOLD", "0.4"])
+    ensemble = ClipEnsemble.from_config(cfg)
+    assert (ensemble.lam, ensemble.mask_threshold) == (0.7, 0.4)
+    assert ensemble.classifier.mask_fill is True and ensemble.classifier.expand_ratio == 0.0  # reference: mean fill
 
 
 def test_crop_batcher_across_images_equals_per_image_scores(tiny_clip):

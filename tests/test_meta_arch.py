@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 import torch
 from detectron2.modeling import build_model
 from detectron2.structures import Instances
@@ -59,7 +60,7 @@ def test_clip_ensemble_is_applied_before_eq4(tmp_path, monkeypatch):
     plain = build_model(load_config(TINY)).eval()
     ensembled = build_model(load_config(TINY, ["MODEL.CLIP.ENSEMBLE", "True"])).eval()
     ensembled.load_state_dict(plain.state_dict())
-    ensembled.set_vocabulary(["sky", "road", "car"], unseen_classes=["car"])
+    ensembled.set_vocabulary(["sky", "road", "car"])  # car: unseen in camvid_train
     plain.set_vocabulary(["sky", "road", "car"])
     inputs = [{"image": torch.randint(0, 256, (3, 64, 96), dtype=torch.uint8), "height": 64, "width": 96}]
     with torch.no_grad():
@@ -71,3 +72,29 @@ def test_clip_ensemble_is_applied_before_eq4(tmp_path, monkeypatch):
         expected = geometric_ensemble(p_model, p_clip, torch.tensor([False, False, True]), 0.8)
         scores = ensembled(inputs)[0]["sem_seg"]
     torch.testing.assert_close(scores, (expected.t() @ masks.flatten(1)).view(3, 64, 96), rtol=1e-4, atol=1e-5)
+
+
+def test_unseen_means_not_a_seen_class_of_the_training_data(tmp_path, monkeypatch):
+    """The training vocabulary holds the unseen names (GZS3); the ensemble's unseen set must still
+    be CamVid's unseen classes, in evaluation (Trainer.test), the demo and transfer."""
+    from zsseg_d2.engine import Trainer
+    from zsseg_d2.engine import trainer as trainer_module
+    from zsseg_d2.engine.predictor import VocabularyPredictor
+
+    monkeypatch.setenv("ZSSEG_CACHE", str(tmp_path))
+    cfg = load_config(TINY, ["MODEL.CLIP.ENSEMBLE", "True"])
+    model = build_model(cfg).eval()
+    assert {"tree", "car", "bicyclist"} <= set(model.train_vocabulary)
+    seen_in_eval = []
+    monkeypatch.setattr(trainer_module, "inference_on_dataset", lambda m, loader, ev: seen_in_eval.append(m.test_unseen.clone()) or {})
+    monkeypatch.setattr(Trainer, "build_test_loader", classmethod(lambda cls, cfg, name: None))
+    Trainer.test(cfg, model, evaluators=[None])
+    names = model.test_vocabulary
+    assert [names[i] for i in seen_in_eval[0].nonzero().flatten()] == ["tree", "car", "bicyclist"]
+    torch.save({"model": model.state_dict()}, tmp_path / "model.pth")
+    cfg.MODEL.WEIGHTS = str(tmp_path / "model.pth")
+    predictor = VocabularyPredictor(cfg, ["sky", "car", "dog"])  # the demo: any names
+    assert predictor.model.test_unseen.tolist() == [False, True, True]
+    transfer = load_config(TINY, ["MODEL.CLIP.ENSEMBLE", "True", "DATASETS.TRAIN", "()"])
+    with pytest.raises(ValueError, match="set DATASETS.TRAIN to the data set the model was trained on"):
+        build_model(transfer)

@@ -99,7 +99,7 @@ def test_crop_regions_rejects_masks_of_another_size():
         crop_regions(image, masks, (4, 4), (0.5,) * 3, (0.2,) * 3)
 
 
-def test_select_proposals_area_and_topk():
+def test_select_proposals_area_quality_and_topk():
     probs = torch.full((5, 4, 4), 0.1)
     probs[0] = 0.9  # area 16, quality 0.9
     probs[1, 0, 0] = 0.6  # area 1, quality 0.6
@@ -114,3 +114,7 @@ def test_select_proposals_area_and_topk():
     assert torch.equal(select_proposals(probs, 0.5, 0.0, 2), probs[[0, 3]] > 0.5)
     assert torch.equal(select_proposals(probs, 0.5, 0.0, 3), probs[[0, 3, 4]] > 0.5)
     assert select_proposals(probs, 0.95, 0.0, 0).shape == (0, 4, 4)  # nothing above 0.95
+    # quality threshold: 0.65 keeps 0 (0.9), 3 and 4 (0.7) but not 1 (0.6); 0.75 keeps only 0; top-1 of those: 0
+    assert torch.equal(select_proposals(probs, 0.5, 0.0, 0, min_quality=0.65), probs[[0, 3, 4]] > 0.5)
+    assert torch.equal(select_proposals(probs, 0.5, 0.0, 0, min_quality=0.75), probs[[0]] > 0.5)
+    assert torch.equal(select_proposals(probs, 0.5, 0.0, 1, min_quality=0.65), probs[[0]] > 0.5)

@@ -3,8 +3,12 @@
 
 This is the project's single compatibility shim for detectron2 on a machine without CUDA build
 tools. detectron2 is not on PyPI under its own name; ``pb1-detectron2==0.6`` is a source package
-whose Python files are identical to detectron2 v0.6 but which lacks the C++ sources. We download
-that sdist (sha256-pinned), patch a copy of it, and ``pip install`` the copy:
+whose Python files are identical to detectron2 v0.6 but which lacks the C++ sources. We fetch
+that sdist with ``pip download`` (so the user's pip index, mirror, proxy and certificate settings
+apply), check its sha256, patch a copy of it, and ``pip install`` the copy. pip >= 26 refuses to
+download it from PyPI because its metadata declares a direct-URL dependency (the ``all`` extra's
+panopticapi); then the file is looked up in the package index pip is configured with (PEP 691
+JSON, ``index-url``) and fetched through pip's ``proxy`` / ``cert`` settings. Patches:
 
 1. ``setup.py``: ``ext_modules=[]`` (the C++ sources are missing; semantic segmentation needs none
    of them -- only rotated boxes, deformable convolution and the fast COCO box evaluator do).
@@ -23,19 +27,22 @@ runs unchanged on it.
 from __future__ import annotations
 
 import hashlib
+import json
+import os
 import re
+import ssl
 import subprocess
 import sys
 import tarfile
 import tempfile
+import urllib.parse
 import urllib.request
 from pathlib import Path
 
-SDIST_URL = (
-    "https://files.pythonhosted.org/packages/60/26/"
-    "48f5bbb7ee492696a21da23303daeecdfe3942c498a70d34108acf63b2bd/pb1-detectron2-0.6.tar.gz"
-)
+PACKAGE, VERSION = "pb1-detectron2", "0.6"
+SDIST_NAME = f"{PACKAGE}-{VERSION}.tar.gz"
 SDIST_SHA256 = "5d2e9e51e523ec72f6a31cca04b0a515492e9514b773a3d134cedc0677170b29"
+DEFAULT_INDEX = "https://pypi.org/simple"
 
 NUMPY_ALIASES = {"bool": "bool", "int": "int", "float": "float", "str": "str", "object": "object"}
 OPTIONAL_C_IMPORT = (
@@ -55,14 +62,53 @@ def already_installed() -> bool:
     return True
 
 
+def pip_setting(name: str) -> str:
+    """A pip option as pip resolves it: $PIP_<NAME>, else ``pip config`` (global / download
+    sections); "" when unset."""
+    env = os.environ.get("PIP_" + name.upper().replace("-", "_"))
+    if env:
+        return env
+    listed = subprocess.run([sys.executable, "-m", "pip", "config", "list"], capture_output=True, text=True).stdout
+    values = dict(re.findall(r"^(\S+?)='(.*)'$", listed, flags=re.M))
+    return values.get(f"download.{name}") or values.get(f"global.{name}") or ""
+
+
+def pip_download(dest: Path) -> Path | None:
+    """``pip download`` of the sdist into ``dest``; None when pip cannot fetch it."""
+    command = [sys.executable, "-m", "pip", "download", "--no-deps", "--no-binary", ":all:",
+               "--no-build-isolation", "-d", str(dest), f"{PACKAGE}=={VERSION}"]  # fmt: skip
+    print("running", " ".join(command), flush=True)
+    if subprocess.run(command).returncode != 0:
+        return None
+    found = sorted(dest.glob(f"{PACKAGE}*{VERSION}.tar.gz"))
+    return found[0] if found else None
+
+
+def index_download(dest: Path) -> Path:
+    """The sdist from the index pip is configured with (PEP 691 JSON), through pip's proxy and cert."""
+    index = pip_setting("index-url") or DEFAULT_INDEX
+    proxy = pip_setting("proxy")
+    handlers = [urllib.request.ProxyHandler({"http": proxy, "https": proxy})] if proxy else []
+    cert = pip_setting("cert")
+    handlers.append(urllib.request.HTTPSHandler(context=ssl.create_default_context(cafile=cert or None)))
+    opener = urllib.request.build_opener(*handlers)
+    page = f"{index.rstrip('/')}/{PACKAGE}/"
+    request = urllib.request.Request(page, headers={"Accept": "application/vnd.pypi.simple.v1+json"})
+    with opener.open(request, timeout=120) as response:
+        files = json.load(response)["files"]
+    urls = [urllib.parse.urljoin(page, f["url"]) for f in files if f["filename"] == SDIST_NAME]
+    if not urls:
+        sys.exit(f"error: {page} lists no {SDIST_NAME}; pass --sdist path/to/{SDIST_NAME}")
+    path = dest / SDIST_NAME
+    print(f"downloading {urls[0]}", flush=True)
+    with opener.open(urls[0], timeout=120) as response:
+        path.write_bytes(response.read())
+    return path
+
+
 def download(dest: Path, sdist: str | None) -> Path:
-    if sdist:
-        path = Path(sdist)
-    else:
-        path = dest / "pb1-detectron2-0.6.tar.gz"
-        print(f"downloading {SDIST_URL}", flush=True)
-        with urllib.request.urlopen(SDIST_URL, timeout=120) as response:
-            path.write_bytes(response.read())
+    """The sdist (``--sdist``, else pip download, else the configured index), sha256-checked."""
+    path = Path(sdist) if sdist else (pip_download(dest) or index_download(dest))
     digest = hashlib.sha256(path.read_bytes()).hexdigest()
     if digest != SDIST_SHA256:
         sys.exit(f"error: {path} has sha256 {digest}, expected {SDIST_SHA256}; refusing to install it")
@@ -93,7 +139,7 @@ def main() -> None:
     import argparse
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--sdist", help="use this local pb1-detectron2-0.6.tar.gz instead of downloading")
+    parser.add_argument("--sdist", help=f"use this local {SDIST_NAME} instead of downloading")
     parser.add_argument("--force", action="store_true", help="reinstall even if detectron2 imports")
     args = parser.parse_args()
     if already_installed() and not args.force:
@@ -104,7 +150,7 @@ def main() -> None:
         archive = download(tmp_path, args.sdist)
         with tarfile.open(archive) as tar:
             tar.extractall(tmp_path, filter="data")
-        root = tmp_path / "pb1-detectron2-0.6"
+        root = tmp_path / SDIST_NAME[: -len(".tar.gz")]
         print(f"patched {patch_source(root)} files", flush=True)
         subprocess.check_call(
             [sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--no-build-isolation", str(root)]

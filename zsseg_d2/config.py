@@ -20,10 +20,14 @@ def add_zsseg_config(cfg: CN) -> None:
     _add_solver_config(cfg)
     _add_pseudo_label_config(cfg)
     _add_dataset_config(cfg)
+    _add_evaluation_config(cfg)
 
 
 def _add_model_config(cfg: CN) -> None:
     cfg.MODEL.META_ARCHITECTURE = "CELSegmentor"
+    # The config whose run writes MODEL.WEIGHTS (an earlier stage): named, with its command, when
+    # that file is missing at the start of training ("": MODEL.WEIGHTS is not a stage's output).
+    cfg.MODEL.WEIGHTS_FROM = ""
     # Semantic-segmentation head: the pixel decoder plus the transformer decoder.
     head = cfg.MODEL.SEM_SEG_HEAD
     head.NAME = "CELHead"
@@ -84,10 +88,15 @@ def _add_clip_config(cfg: CN) -> None:
     # Never touch the network for weights: fail at once with an error saying what to pass instead
     # (also chosen automatically when the Hugging Face hub does not answer within 3 s).
     clip.OFFLINE = False
-    # CLIP ensemble at inference (Table 4): p = p_model^l * p_clip^(1-l) for seen classes and
-    # p_model^(1-l) * p_clip^l for unseen ones, with l = ENSEMBLE_LAMBDA.
+    # CLIP ensemble at inference (Table 4), zsseg.baseline's rules: p = p_model^l * p_clip^(1-l) for
+    # seen classes and p_model^(1-l) * p_clip^l for unseen ones, l = ENSEMBLE_LAMBDA (reference:
+    # 0.8 COCO-Stuff, 0.7 VOC); seen = a seen class of the training data (DATASETS.TRAIN's
+    # metadata); a query with an empty mask gets p_clip = 1.
     clip.ENSEMBLE = False
     clip.ENSEMBLE_LAMBDA = 0.8
+    clip.ENSEMBLE_MASK_THRESHOLD = 0.5  # a query's crop region is sigma(mask logit) > this
+    clip.ENSEMBLE_MASK_FILL = True  # pixels outside the mask set to CLIP's pixel mean (reference "mean")
+    clip.ENSEMBLE_EXPAND_RATIO = 0.0  # grow the crop box by this fraction (reference: none)
 
 
 def _add_semantic_config(cfg: CN) -> None:
@@ -177,6 +186,9 @@ def _add_pseudo_label_config(cfg: CN) -> None:
     pl.MASK_THRESHOLD = 0.5  # a proposal is sigma(mask logit) > this
     pl.MIN_AREA = 0.001  # proposals smaller than this fraction of the image are dropped
     pl.TOPK = 0  # keep only the top-k proposals by mask quality (0: all)
+    # Drop proposals whose quality (mean sigma inside the binary mask, Mask2Former's mask score) is
+    # below this, so that eq. 10's max over crops is not dominated by junk queries.
+    pl.MIN_QUALITY = 0.0
     pl.EXPAND_RATIO = 0.0  # grow each crop box by this fraction of its size (context)
     pl.MASK_FILL = False  # fill pixels outside the mask with CLIP's pixel mean
     pl.CROP_BATCH_SIZE = 64  # crops per CLIP forward, batched across images
@@ -188,3 +200,9 @@ def _add_dataset_config(cfg: CN) -> None:
     # Data-set spec files (YAML/JSON, format in datasets/README.md) registered by every process
     # before DATASETS.TRAIN / TEST are looked up; $ZSSEG_DATASET_SPECS adds more.
     cfg.DATASETS.SPEC_FILES = []
+
+
+def _add_evaluation_config(cfg: CN) -> None:
+    # "all": GZS3, predictions over every class; "unseen": ZLSS, argmax over the unseen classes'
+    # channels of the dense "sem_seg" scores, scored on pixels whose ground truth is unseen.
+    cfg.TEST.LABEL_SPACE = "all"

@@ -26,12 +26,22 @@ from ..data import InferenceImageMapper, build_dataset_mapper
 from ..evaluation import TRANSFER_SETS, build_evaluator, format_gzs3_table, format_transfer_table
 from .checkpoint import Checkpointer
 from .solver import build_lr_scheduler, build_optimizer
+from .stage_weights import check_stage_weights
 
 logger = logging.getLogger(__name__)
 
 
 def unwrap(model: torch.nn.Module) -> torch.nn.Module:
     return model.module if isinstance(model, DistributedDataParallel) else model
+
+
+def use_amp(cfg: CfgNode) -> bool:
+    """SOLVER.AMP.ENABLED on a CUDA device (Detectron2's AMPTrainer is CUDA fp16 only); on the CPU
+    the same config trains in float32."""
+    if cfg.SOLVER.AMP.ENABLED and cfg.MODEL.DEVICE == "cpu":
+        logger.warning("SOLVER.AMP.ENABLED is ignored on the CPU: training in float32")
+        return False
+    return cfg.SOLVER.AMP.ENABLED
 
 
 class Trainer(DefaultTrainer):
@@ -45,7 +55,7 @@ class Trainer(DefaultTrainer):
         model = create_ddp_model(
             model, broadcast_buffers=False, device_ids=None if on_cpu else [comm.get_local_rank()]
         )
-        self._trainer = (AMPTrainer if cfg.SOLVER.AMP.ENABLED else SimpleTrainer)(model, data_loader, optimizer)
+        self._trainer = (AMPTrainer if use_amp(cfg) else SimpleTrainer)(model, data_loader, optimizer)
         self.scheduler = self.build_lr_scheduler(cfg, optimizer)
         self.checkpointer = Checkpointer(
             model, cfg.OUTPUT_DIR, accept_text_mismatch=cfg.MODEL.SEMANTIC.ACCEPT_CHECKPOINT_MISMATCH,
@@ -55,6 +65,12 @@ class Trainer(DefaultTrainer):
         self.max_iter = cfg.SOLVER.MAX_ITER
         self.cfg = cfg
         self.register_hooks(self.build_hooks())
+
+    def resume_or_load(self, resume: bool = True) -> None:
+        """Detectron2's; a fresh start first checks that an earlier stage's MODEL.WEIGHTS exist."""
+        if not (resume and self.checkpointer.has_checkpoint()):
+            check_stage_weights(self.cfg)
+        super().resume_or_load(resume=resume)
 
     def state_dict(self) -> dict:
         """Iteration, hook states (the LR scheduler) and, unlike Detectron2 0.6, the optimizer."""
@@ -109,7 +125,7 @@ class Trainer(DefaultTrainer):
             if cfg.MODEL.CEL.TEST_VOCABULARY:
                 unwrap(model).set_vocabulary(cfg.MODEL.CEL.TEST_VOCABULARY)
             else:
-                unwrap(model).set_vocabulary(metadata.stuff_classes, metadata.get("unseen_classes", None) or None)
+                unwrap(model).set_vocabulary(metadata.stuff_classes)  # unseen: not seen in training
             evaluator = evaluators[index] if evaluators else cls.build_evaluator(cfg, dataset_name)
             results[dataset_name] = inference_on_dataset(model, cls.build_test_loader(cfg, dataset_name), evaluator)
             if comm.is_main_process():

@@ -5,20 +5,27 @@ import torch
 
 
 def select_proposals(
-    mask_probs: torch.Tensor, mask_threshold: float = 0.5, min_area: float = 0.0, topk: int = 0
+    mask_probs: torch.Tensor,
+    mask_threshold: float = 0.5,
+    min_area: float = 0.0,
+    topk: int = 0,
+    min_quality: float = 0.0,
 ) -> torch.Tensor:
     """Binary proposals ``[K, H, W]`` from mask probabilities ``[Q, H, W]``, in query order.
 
-    A proposal is ``sigma > mask_threshold``; empty masks and masks covering less than
-    ``min_area`` of the image are dropped; with ``topk > 0`` only the ``topk`` best by quality
-    (the mean probability inside the binary mask) are kept, ties going to the lower query index.
+    A proposal is ``sigma > mask_threshold``; empty masks, masks covering less than ``min_area``
+    of the image and masks whose quality (the mean probability inside the binary mask, Mask2Former's
+    mask score) is below ``min_quality`` are dropped; with ``topk > 0`` only the ``topk`` best by
+    quality are kept, ties going to the lower query index. Junk queries (diffuse masks just above
+    the threshold) would otherwise add crops to the max over crops of eq. 10.
     """
     binary = mask_probs > mask_threshold
     area = _area(binary)
-    keep = (area > 0) & (area >= min_area * mask_probs.shape[1] * mask_probs.shape[2])
+    quality = mask_quality(mask_probs, binary)
+    keep = (area > 0) & (area >= min_area * mask_probs.shape[1] * mask_probs.shape[2]) & (quality >= min_quality)
     indices = keep.nonzero().flatten()
     if 0 < topk < len(indices):
-        quality = mask_quality(mask_probs, binary)[indices]
+        quality = quality[indices]
         best = quality.sort(descending=True, stable=True).indices[:topk]
         indices = indices[best.sort().values]
     return binary if len(indices) == len(binary) else binary[indices]

@@ -73,7 +73,8 @@ def pass_settings(cfg: CfgNode, dataset: str, metadata: Metadata) -> dict:
         "input": [cfg.INPUT.FORMAT, cfg.INPUT.MIN_SIZE_TEST, cfg.INPUT.MAX_SIZE_TEST],
         "pseudo_label": {
             key: pl[key]
-            for key in ("THRESHOLD", "MASK_THRESHOLD", "MIN_AREA", "TOPK", "EXPAND_RATIO", "MASK_FILL", "ALL_IMAGES")
+            for key in ("THRESHOLD", "MASK_THRESHOLD", "MIN_AREA", "TOPK", "MIN_QUALITY", "EXPAND_RATIO", "MASK_FILL",
+                        "ALL_IMAGES")
         },
     }
 
@@ -152,7 +153,7 @@ def _process(
         items = [item for item in batch if item["status"] == "ok"]
         mask_probs = proposal_model.predict_mask_probs([item["model_input"] for item in items]) if items else []
         for item, probs in zip(items, mask_probs):
-            masks = select_proposals(probs, pl.MASK_THRESHOLD, pl.MIN_AREA, pl.TOPK)
+            masks = select_proposals(probs, pl.MASK_THRESHOLD, pl.MIN_AREA, pl.TOPK, pl.MIN_QUALITY)
             crops = batcher.classifier.crops(item.pop("original"), masks)
             del item["model_input"]  # the queue keeps only what the record needs
             batcher.add({**item, "num_proposals": len(masks)}, crops)

@@ -1,8 +1,12 @@
 """The CLIP ensemble at inference (Table 4 of Dao et al. 2023).
 
-:class:`ClipEnsemble` is the geometric ensemble of Xu et al.'s baseline that the paper uses:
-p = p_model^l * p_clip^(1-l) for seen classes and p_model^(1-l) * p_clip^l for unseen ones. The
-result is not renormalised (eq. 4 only compares classes per pixel).
+:class:`ClipEnsemble` is the geometric ensemble of Xu et al.'s baseline (zsseg.baseline), which the
+paper says it uses: p = p_model^l * p_clip^(1-l) for seen classes and p_model^(1-l) * p_clip^l for
+unseen ones, "seen" meaning a seen class of the training data. As in the reference: crops are the
+tight box of the mask (sigma > 0.5) with the pixels outside the mask filled with CLIP's pixel mean,
+l is 0.8 for COCO-Stuff and 0.7 for VOC (set per config), and a query whose mask is empty gets
+p_clip = 1 for every class (the model's probability alone, raised to its exponent). The result is
+not renormalised (eq. 4 only compares classes per pixel).
 
 A plain object, not a submodule, so CLIP's weights never enter the segmentor's checkpoints; move
 it with ``.to(device)``.
@@ -16,6 +20,7 @@ import torch.nn.functional as F
 from detectron2.config import CfgNode
 
 from .crop_classifier import ClipCropClassifier
+from .loader import create_clip_model
 
 
 def geometric_ensemble(p_model: torch.Tensor, p_clip: torch.Tensor, unseen: torch.Tensor, lam: float) -> torch.Tensor:
@@ -38,7 +43,7 @@ class ClipEnsemble:
     """Inference-time CLIP ensemble (Table 4): each query's mask crop classified by CLIP and
     combined with the model's class probabilities by :func:`geometric_ensemble`.
 
-    Queries whose binary mask is empty are classified on the whole image (no mean fill).
+    Queries whose binary mask is empty get p_clip = 1 (zsseg.baseline's rule); no crop is encoded.
     """
 
     def __init__(self, classifier: ClipCropClassifier, lam: float = 0.8, mask_threshold: float = 0.5):
@@ -50,12 +55,18 @@ class ClipEnsemble:
 
     @classmethod
     def from_config(cls, cfg: CfgNode) -> "ClipEnsemble":
-        """CLIP of ``MODEL.CLIP``, ``ENSEMBLE_LAMBDA``; crops as in the pass (``PSEUDO_LABEL.*``)."""
-        return cls(
-            ClipCropClassifier.from_config(cfg, cfg.MODEL.DEVICE),
-            cfg.MODEL.CLIP.ENSEMBLE_LAMBDA,
-            cfg.PSEUDO_LABEL.MASK_THRESHOLD,
+        """CLIP of ``MODEL.CLIP`` with its ``ENSEMBLE_*`` options (crops per forward:
+        ``PSEUDO_LABEL.CROP_BATCH_SIZE``)."""
+        clip = cfg.MODEL.CLIP
+        model, preprocess = create_clip_model(clip.MODEL_NAME, clip.PRETRAINED, clip.OFFLINE, device=cfg.MODEL.DEVICE)
+        classifier = ClipCropClassifier(
+            model,
+            preprocess,
+            expand_ratio=clip.ENSEMBLE_EXPAND_RATIO,
+            mask_fill=clip.ENSEMBLE_MASK_FILL,
+            batch_size=cfg.PSEUDO_LABEL.CROP_BATCH_SIZE,
         )
+        return cls(classifier, clip.ENSEMBLE_LAMBDA, clip.ENSEMBLE_MASK_THRESHOLD)
 
     def to(self, device: str | torch.device) -> "ClipEnsemble":
         self.classifier.to(device)
@@ -63,14 +74,18 @@ class ClipEnsemble:
 
     @torch.no_grad()
     def clip_probs(self, image: torch.Tensor, mask_probs: torch.Tensor, text_embeddings: torch.Tensor) -> torch.Tensor:
-        """p_clip ``[Q, C]``: CLIP's class probabilities of each query's mask crop."""
+        """p_clip ``[Q, C]``: CLIP's class probabilities of each query's mask crop; 1 for every
+        class of a query whose mask is empty."""
         if mask_probs.shape[-2:] != image.shape[-2:]:
             mask_probs = F.interpolate(mask_probs[None].float(), size=image.shape[-2:], mode="bilinear",
                                        align_corners=False)[0]
         masks = mask_probs > self.mask_threshold
-        empty = ~masks.flatten(1).any(dim=1)
-        crops = self.classifier.crops(image, masks, keep_context=empty)
-        return self.classifier.class_probs(self.classifier.encode(crops), text_embeddings)
+        valid = masks.flatten(1).any(dim=1)
+        p_clip = torch.ones((len(masks), len(text_embeddings)), device=self.classifier.device)
+        if valid.any():
+            crops = self.classifier.crops(image, masks[valid])
+            p_clip[valid.to(p_clip.device)] = self.classifier.class_probs(self.classifier.encode(crops), text_embeddings)
+        return p_clip
 
     @torch.no_grad()
     def __call__(

@@ -21,6 +21,7 @@ from detectron2.structures import ImageList
 from torch import nn
 
 from ...data import training_vocabulary
+from ...data.splits import seen_class_ids
 from ..clip import ClipEnsemble, unseen_class_mask
 from ..heads import TextClassifier, build_cel_head
 from ..losses import CELCriterion
@@ -37,6 +38,15 @@ def _dataset_classes(dataset_names: Sequence[str], setting: str) -> List[str]:
     if not hasattr(metadata, "stuff_classes"):
         raise ValueError(f"data set {dataset_names[0]!r} has no stuff_classes metadata; set {setting}")
     return list(metadata.stuff_classes)
+
+
+def _training_seen_classes(train_datasets: Sequence[str]) -> Optional[List[str]]:
+    """Seen classes of the first training data set (its ``stuff_classes`` without its
+    ``unseen_classes``); None without a training set."""
+    if not train_datasets:
+        return None
+    metadata = MetadataCatalog.get(train_datasets[0])
+    return [metadata.stuff_classes[i] for i in seen_class_ids(metadata)]
 
 
 @META_ARCH_REGISTRY.register()
@@ -60,6 +70,7 @@ class CELSegmentor(nn.Module):
         query_chunk: int = 16,
         max_dense_classes: int = 200,
         clip_ensemble: Optional[ClipEnsemble] = None,
+        seen_classes: Optional[Sequence[str]] = None,
     ):
         super().__init__()
         self.backbone = backbone
@@ -71,6 +82,7 @@ class CELSegmentor(nn.Module):
         self.query_chunk = query_chunk
         self.max_dense_classes = max_dense_classes
         self.clip_ensemble = clip_ensemble
+        self.seen_classes = None if seen_classes is None else list(seen_classes)
         self.register_buffer("pixel_mean", torch.tensor(pixel_mean).view(-1, 1, 1), persistent=False)
         self.register_buffer("pixel_std", torch.tensor(pixel_std).view(-1, 1, 1), persistent=False)
         self.train_vocabulary = validate_class_names(train_vocabulary, "the training vocabulary")
@@ -108,6 +120,7 @@ class CELSegmentor(nn.Module):
             "query_chunk": cfg.MODEL.CEL.TEST.QUERY_CHUNK,
             "max_dense_classes": cfg.MODEL.CEL.TEST.MAX_DENSE_CLASSES,
             "clip_ensemble": ClipEnsemble.from_config(cfg) if cfg.MODEL.CLIP.ENSEMBLE else None,
+            "seen_classes": _training_seen_classes(cfg.DATASETS.TRAIN),
         }
 
     @property
@@ -134,13 +147,24 @@ class CELSegmentor(nn.Module):
     def set_vocabulary(self, class_names: Sequence[str], unseen_classes: Optional[Sequence[str]] = None) -> None:
         """Use ``class_names`` at inference (open vocabulary; text embeddings come from the cache).
 
-        ``unseen_classes`` matter only to the CLIP ensemble; by default, the names that are not in
-        the training vocabulary."""
+        ``unseen_classes`` matter only to the CLIP ensemble; by default, the names that are not a
+        seen class of the training data (``seen_classes``, from DATASETS.TRAIN's metadata)."""
         self.test_vocabulary = validate_class_names(class_names, "the evaluation vocabulary")
         if unseen_classes is None:
-            unseen_classes = [name for name in self.test_vocabulary if name not in self.train_vocabulary]
+            unseen_classes = self._names_not_seen(self.test_vocabulary)
         self.test_unseen = unseen_class_mask(self.test_vocabulary, unseen_classes)
         logger.info(f"Evaluation vocabulary: {len(self.test_vocabulary)} classes")
+
+    def _names_not_seen(self, class_names: Sequence[str]) -> List[str]:
+        if self.seen_classes is None:
+            if self.clip_ensemble is not None:
+                raise ValueError(
+                    "MODEL.CLIP.ENSEMBLE needs the training data's seen classes: set DATASETS.TRAIN to "
+                    "the data set the model was trained on (only its metadata is read)"
+                )
+            return []
+        seen = set(self.seen_classes)
+        return [name for name in class_names if name not in seen]
 
     def forward(self, batched_inputs: List[dict]):
         """Training: a dict of weighted losses (eq. 8). Inference: per image ``sem_seg_label``

@@ -212,7 +212,15 @@ class MSDeformAttnPixelDecoder(nn.Module):
         Returns:
             mask_features: [B, mask_dim, H/common_stride, W/common_stride], the per-pixel embedding F(I).
             multi_scale_features: the encoder outputs [B, conv_dim, h_l, w_l], coarsest first.
+
+        Runs in float32 under mixed precision (autocast off, inputs cast), as Mask2Former does: the
+        compiled deformable-attention kernel has no half-precision path.
         """
+        device_type = next(iter(features.values())).device.type
+        with torch.autocast(device_type=device_type, enabled=False):
+            return self._forward_fp32({name: x.float() for name, x in features.items()})
+
+    def _forward_fp32(self, features: Dict[str, torch.Tensor]) -> Tuple[torch.Tensor, List[torch.Tensor]]:
         missing = [name for name in self.transformer_in_features + self.fpn_features if name not in features]
         if missing:
             raise KeyError(f"MSDeformAttnPixelDecoder: features {missing} missing (got {sorted(features)})")
