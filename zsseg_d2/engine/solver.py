@@ -46,8 +46,53 @@ def _with_gradient_clipping(cfg: CfgNode, optimizer_cls: type) -> type:
     return FullModelGradientClipping
 
 
+class JointOptimizer(torch.optim.Optimizer):
+    """Several optimizers stepped as one (Detectron2's trainer and LR schedulers see one optimizer).
+
+    ``param_groups`` are the inner optimizers' own group dicts, so a scheduler's learning rates
+    reach them."""
+
+    def __init__(self, optimizers: list):
+        self.optimizers = list(optimizers)
+        super().__init__([group for optimizer in self.optimizers for group in optimizer.param_groups], {})
+
+    @torch.no_grad()
+    def step(self, closure=None):
+        for optimizer in self.optimizers:
+            optimizer.step()
+
+    def zero_grad(self, set_to_none: bool = True) -> None:
+        for optimizer in self.optimizers:
+            optimizer.zero_grad(set_to_none=set_to_none)
+
+    def state_dict(self) -> dict:
+        return {"optimizers": [optimizer.state_dict() for optimizer in self.optimizers]}
+
+    def load_state_dict(self, state_dict: dict) -> None:
+        for optimizer, state in zip(self.optimizers, state_dict["optimizers"]):
+            optimizer.load_state_dict(state)
+
+
+def _generator_parameters(cfg: CfgNode, model: nn.Module) -> list:
+    generator = getattr(model, "generator", None)
+    if cfg.SOLVER.GENERATOR_LR <= 0 or generator is None:
+        return []
+    return [p for p in generator.parameters() if p.requires_grad]
+
+
 def build_optimizer(cfg: CfgNode, model: nn.Module) -> torch.optim.Optimizer:
-    params = optimizer_param_groups(cfg, model)
+    """``SOLVER.OPTIMIZER`` over the model; a ``generator`` module (ZS3Net's GMMN) gets its own
+    Adam at ``SOLVER.GENERATOR_LR`` when that is positive."""
+    generator_params = _generator_parameters(cfg, model)
+    generator_ids = {id(p) for p in generator_params}
+    params = [group for group in optimizer_param_groups(cfg, model) if id(group["params"][0]) not in generator_ids]
+    main = _main_optimizer(cfg, params)
+    if not generator_params:
+        return main
+    return JointOptimizer([main, torch.optim.Adam(generator_params, lr=cfg.SOLVER.GENERATOR_LR)])
+
+
+def _main_optimizer(cfg: CfgNode, params: list) -> torch.optim.Optimizer:
     name = cfg.SOLVER.OPTIMIZER
     if name == "ADAMW":
         return _with_gradient_clipping(cfg, torch.optim.AdamW)(params, cfg.SOLVER.BASE_LR)
