@@ -19,6 +19,7 @@ def add_zsseg_config(cfg: CN) -> None:
     _add_input_config(cfg)
     _add_solver_config(cfg)
     _add_pseudo_label_config(cfg)
+    _add_dataset_config(cfg)
 
 
 def _add_model_config(cfg: CN) -> None:
@@ -170,3 +171,11 @@ def _add_pseudo_label_config(cfg: CN) -> None:
     pl.CROP_BATCH_SIZE = 64  # crops per CLIP forward, batched across images
     pl.IMS_PER_BATCH = 4  # images per proposal-model forward (--batch-size)
     pl.ALL_IMAGES = False  # False: only images whose seen-only labels have unlabeled pixels
+
+
+def _add_dataset_config(cfg: CN) -> None:
+    # Training images holding unseen pixels: "keep" them and ignore those pixels (CEL), or "drop"
+    # every such image (SZN, ZS3Net). Which classes each image holds is cached per data set.
+    cfg.DATASETS.UNSEEN_IMAGES = "keep"
+    # With "drop": further class names whose images are dropped too (SZN step 1: train_unseen).
+    cfg.DATASETS.DROP_CLASSES = []
