@@ -12,6 +12,7 @@ from detectron2.config import CfgNode as CN
 def add_zsseg_config(cfg: CN) -> None:
     """Add all zsseg_d2 options to ``cfg`` in place (call before ``merge_from_file``)."""
     _add_model_config(cfg)
+    _add_vgg_config(cfg)
     _add_clip_config(cfg)
     _add_semantic_config(cfg)
     _add_loss_config(cfg)
@@ -68,6 +69,17 @@ def _add_model_config(cfg: CN) -> None:
     cel.TRAIN_VOCABULARY = []
     # Vocabulary used for evaluation ([]: each evaluated data set's ``stuff_classes``).
     cel.TEST_VOCABULARY = []
+
+
+def _add_vgg_config(cfg: CN) -> None:
+    # VGG-16 of the pixel-wise methods: FCN-32s (build_vgg16_fcn_backbone) and U-Net
+    # (build_unet_vgg16_backbone). Widths shrink for tiny CPU configs.
+    vgg = cfg.MODEL.VGG = CN()
+    vgg.BASE_CHANNELS = 64  # conv1 width; the blocks have 1, 2, 4, 8, 8 times it (64: VGG-16)
+    vgg.FC_CHANNELS = 4096  # fc6 / fc7 width of the FCN
+    vgg.DROPOUT = 0.5  # after fc6 and fc7 (VGG's, kept by FCN)
+    # torchvision's VGG-16 state dict file (vgg16-397923af.pth) for ImageNet weights; "": random.
+    vgg.PRETRAINED = ""
 
 
 def _add_clip_config(cfg: CN) -> None:
