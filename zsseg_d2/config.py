@@ -111,7 +111,10 @@ def _add_semantic_config(cfg: CN) -> None:
     # .npz (arrays "names", "vectors") or .npy with "<stem>.names.txt" beside it; several files are
     # concatenated per class (e.g. word2vec and fastText, 600-d).
     sem.FILES = []
-    sem.NORMALIZE = True  # L2-normalise each class vector (after concatenation)
+    sem.NORMALIZE = True  # L2-normalise each class vector (after concatenation, and after PCA)
+    # > 0: project to this many dimensions by PCA (SZN: j = 20), fitted on the class names of
+    # DATASETS.TRAIN and TEST (the thesis fits the whole word2vec vocabulary, not at hand here).
+    sem.PCA_DIM = 0
 
 
 def _add_loss_config(cfg: CN) -> None:
