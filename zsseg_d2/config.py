@@ -13,6 +13,7 @@ def add_zsseg_config(cfg: CN) -> None:
     """Add all zsseg_d2 options to ``cfg`` in place (call before ``merge_from_file``)."""
     _add_model_config(cfg)
     _add_vgg_config(cfg)
+    _add_szn_config(cfg)
     _add_clip_config(cfg)
     _add_semantic_config(cfg)
     _add_loss_config(cfg)
@@ -80,6 +81,27 @@ def _add_vgg_config(cfg: CN) -> None:
     vgg.DROPOUT = 0.5  # after fc6 and fc7 (VGG's, kept by FCN)
     # torchvision's VGG-16 state dict file (vgg16-397923af.pth) for ImageNet weights; "": random.
     vgg.PRETRAINED = ""
+
+
+def _add_szn_config(cfg: CN) -> None:
+    # Seenmask Zero-shot Network (Doshi 2018); its head is SEM_SEG_HEAD.NAME "SZNHead".
+    szn = cfg.MODEL.SZN = CN()
+    # "fcn_s": softmax over the seen classes (no zero-shot); "fcn_je": nearest class embedding over
+    # all classes, no seenmask (the thesis says "among train_seen", but its Table 4 reports unseen
+    # hits for FCN-JE: we infer among all); "szn": SEI with the seenmask; "szn_ps": SEI with the
+    # ground-truth seenmask (oracle, evaluation only, step 1's weights).
+    szn.VARIANT = "szn"
+    # 1: FCN + visual-embedding head (eq. 6 / 4) on train_seen pixels; 2: seenmask head (eq. 3) on
+    # the frozen FCN, from step 1's weights (MODEL.WEIGHTS). FCN-S trains its classifier in step 1.
+    szn.STEP = 1
+    # Seen class names held out as the seenmask's unseen examples (train_unseen). Their pixels are
+    # ignored in step 1 (and, with DATASETS.UNSEEN_IMAGES "drop", their images dropped via
+    # DATASETS.DROP_CLASSES); at test time they join U in SEI's unseen group.
+    szn.TRAIN_UNSEEN = []
+    szn.LOSS = "cosine"  # joint-embedding loss: "cosine" (eq. 6, the thesis's choice) or "mse" (eq. 4)
+    # Learn the 32x transposed convolutions (initialised to bilinear) or keep them fixed, as the
+    # PyTorch FCN the thesis adapts does.
+    szn.LEARN_UPSAMPLING = False
 
 
 def _add_clip_config(cfg: CN) -> None:
