@@ -9,7 +9,8 @@ from detectron2.config import get_cfg
 from detectron2.modeling import build_backbone
 
 from zsseg_d2.config import add_zsseg_config
-from zsseg_d2.engine.solver import JointOptimizer, build_optimizer
+from zsseg_d2.engine.joint_optimizer import JointOptimizer
+from zsseg_d2.engine.solver import build_optimizer
 from zsseg_d2.modeling.generators import GMMNGenerator
 from zsseg_d2.modeling.meta_arch.zs3net import ZS3Net, _check_previous_stage_weights, select_confident
 
@@ -192,24 +193,24 @@ def test_generator_gets_adam_and_the_classifier_sgd():
     model = _model("generator")
     cfg = get_cfg()
     add_zsseg_config(cfg)
-    cfg.SOLVER.OPTIMIZER, cfg.SOLVER.BASE_LR, cfg.SOLVER.GENERATOR_LR = "SGD", 0.01, 2e-4
+    cfg.SOLVER.OPTIMIZER, cfg.SOLVER.BASE_LR = "SGD", 0.01
+    second = cfg.SOLVER.SECOND_OPTIMIZER
+    second.MODULES, second.OPTIMIZER, second.BASE_LR = ["generator"], "ADAM", 2e-4
     optimizer = build_optimizer(cfg, model)
     assert isinstance(optimizer, JointOptimizer)
-    sgd, adam = optimizer.optimizers
+    sgd, adam = optimizer.scheduled, optimizer.constant
     assert isinstance(sgd, torch.optim.SGD) and isinstance(adam, torch.optim.Adam)
-    sgd_params = {id(p) for g in sgd.param_groups for p in g["params"]}
-    assert sgd_params == {id(p) for p in model.classifier.parameters()}
-    assert {id(p) for p in adam.param_groups[0]["params"]} == {id(p) for p in model.generator.parameters()}
-    assert adam.param_groups[0]["lr"] == 2e-4 and len(optimizer.param_groups) == len(sgd.param_groups) + 1
+    # The backbone is frozen after the segmentation stage: SGD holds the classifier only.
+    assert {id(p) for g in sgd.param_groups for p in g["params"]} == {id(p) for p in model.classifier.parameters()}
+    assert {id(p) for g in adam.param_groups for p in g["params"]} == {id(p) for p in model.generator.parameters()}
     losses = model.train()(_batch(with_unseen=False))
     sum(losses.values()).backward()
     before = [p.clone() for p in model.generator.parameters()] + [model.classifier.weight.clone()]
     optimizer.step()
     after = list(model.generator.parameters()) + [model.classifier.weight]
     assert all(not torch.equal(a, b) for a, b in zip(before, after))
-    state = optimizer.state_dict()
-    optimizer.load_state_dict(state)
-    assert len(state["optimizers"]) == 2
+    # In the segmentation stage the generator is frozen: one plain SGD optimizer.
+    assert isinstance(build_optimizer(cfg, _model("segmentation")), torch.optim.SGD)
 
 
 def test_full_label_mapper_keeps_unseen_pixels_where_the_standard_one_ignores_them(shared_data):
@@ -246,9 +247,10 @@ def test_every_stage_trains_through_train_net_and_evaluates_on_camvid(tmp_path, 
         if previous:
             command += ["MODEL.WEIGHTS", previous]
         subprocess.run(command, cwd=REPO, env=env, check=True, capture_output=True)
-        metrics = [json.loads(line) for line in (out / "metrics.json").read_text().splitlines()]
-        assert all(k in metrics[-1] for k in {"1_segmentation": ["loss_sem_seg"], "2_zs3net": ["loss_gmmn"],
-                                              "3_zs_mmd": ["loss_gmmn", "loss_zs_mmd"]}[stage])
+        logged = set().union(*(json.loads(line) for line in (out / "metrics.json").read_text().splitlines()))
+        expected = {"1_segmentation": {"loss_sem_seg"}, "2_zs3net": {"loss_sem_seg", "loss_gmmn"},
+                    "3_zs_mmd": {"loss_sem_seg", "loss_gmmn", "loss_zs_mmd"}}[stage]
+        assert {k for k in logged if k.startswith("loss_")} == expected, logged
         previous = str(out / "model_final.pth")
     evaluate = [sys.executable, "tools/train_net.py", "--config-file", str(tiny / "camvid_3_zs_mmd.yaml"), "--eval-only",
                 "OUTPUT_DIR", str(tmp_path / "eval"), "MODEL.WEIGHTS", previous]
@@ -261,3 +263,88 @@ def test_every_stage_trains_through_train_net_and_evaluates_on_camvid(tmp_path, 
         cwd=REPO, env=env, capture_output=True, text=True,
     )
     assert missing.returncode != 0 and "starts from the 'segmentation' stage's weights" in missing.stderr
+
+
+PAPER_TAU_GAMMA = {  # sec. IV-A
+    "voc": {2: (0.85, 1 / 40), 4: (0.7, 1 / 80), 6: (0.7, 1 / 80), 8: (0.7, 1 / 80), 10: (0.85, 1 / 40)},
+    "pascal_context": {2: (0.85, 1 / 160), 4: (0.7, 1 / 160), 6: (0.85, 1 / 80), 8: (0.85, 1 / 80), 10: (0.7, 1 / 160)},
+}
+UNSEEN_ORDER = ["cow", "motorbike", "aeroplane", "sofa", "cat", "tv monitor", "train", "bottle", "chair", "potted plant"]
+
+
+@pytest.mark.parametrize("dataset", ["voc", "pascal_context"])
+@pytest.mark.parametrize("k", [2, 4, 6, 8, 10])
+def test_paper_configs_chain_the_stages_with_the_papers_split_tau_and_gamma(dataset, k):
+    from detectron2.data import MetadataCatalog
+
+    from zsseg_d2.engine import load_config
+
+    folder = REPO / "configs" / "zs3net" / dataset
+    stages = [load_config(str(folder / f"k{k}_{name}.yaml")) for name in ("1_segmentation", "2_zs3net", "3_zs_mmd")]
+    assert [c.MODEL.ZS3NET.STAGE for c in stages] == ["segmentation", "generator", "recursive"]
+    for previous, current in zip(stages, stages[1:]):
+        assert current.MODEL.WEIGHTS == f"{previous.OUTPUT_DIR}/model_final.pth"
+    assert stages[0].DATASETS.UNSEEN_IMAGES == "drop" and stages[1].INPUT.DATASET_MAPPER_NAME == "zs_full_label"
+    tau, gamma = PAPER_TAU_GAMMA[dataset][k]
+    assert (stages[2].MODEL.ZS3NET.CONFIDENCE_THRESHOLD, stages[2].MODEL.ZS3NET.ZS_MMD_WEIGHT) == pytest.approx((tau, gamma))
+    metadata = MetadataCatalog.get(stages[0].DATASETS.TRAIN[0])
+    assert metadata.unseen_classes == UNSEEN_ORDER[:k]
+    assert len(metadata.stuff_classes) == (21 if dataset == "voc" else 60) and metadata.stuff_classes[0] == "background"
+    if dataset == "voc":
+        equal = load_config(str(folder / f"k{k}_3_zs_mmd_equal_weight.yaml"))
+        assert equal.MODEL.ZS3NET.EQUAL_WEIGHT and not stages[2].MODEL.ZS3NET.EQUAL_WEIGHT
+        assert equal.MODEL.ZS3NET.CONFIDENCE_THRESHOLD == tau
+
+
+def test_voc_classes_all_have_word2vec_vectors(shared_data):
+    from zsseg_d2.engine import load_config
+    from zsseg_d2.modeling.semantic import build_semantic_source
+
+    cfg = load_config(str(REPO / "configs" / "zs3net" / "voc" / "k10_2_zs3net.yaml"),
+                      ["MODEL.SEMANTIC.FILES", [str(shared_data / "word_vectors" / "voc_21.word2vec.npy")]])
+    from detectron2.data import MetadataCatalog
+
+    vectors = build_semantic_source(cfg)(MetadataCatalog.get(cfg.DATASETS.TRAIN[0]).stuff_classes)
+    assert vectors.shape == (21, 300) and torch.allclose(vectors.norm(dim=1), torch.ones(21), atol=1e-5)
+
+
+def test_prepare_pascal_context_60_makes_background_class_0(tmp_path, monkeypatch):
+    import importlib.util
+
+    import numpy as np
+    import scipy.io
+    from detectron2.data import DatasetCatalog, MetadataCatalog
+    from PIL import Image
+
+    from zsseg_d2.data import load_sem_seg
+    from zsseg_d2.data.class_lists import load_class_list
+
+    pc = tmp_path / "pascal_context"
+    (pc / "trainval").mkdir(parents=True)
+    names59 = load_class_list("pascal_context_59").names
+    names = sorted(list(names59) + ["accordion", "zebra"])  # two classes outside the 59
+    (pc / "labels.txt").write_text("".join(f"{i + 1}: {n}\n" for i, n in enumerate(names)))
+    raw = {n: i + 1 for i, n in enumerate(names)}
+    label_map = np.array([[0, raw["accordion"], raw["aeroplane"]], [raw["wood"], raw["zebra"], raw["cow"]]])
+    lists = tmp_path / "VOCdevkit/VOC2010/ImageSets/Main"
+    lists.mkdir(parents=True)
+    for split, image_id in (("train", "2008_000001"), ("val", "2008_000002")):
+        scipy.io.savemat(pc / f"trainval/{image_id}.mat", {"LabelMap": label_map.astype(np.uint16)})
+        (lists / f"{split}.txt").write_text(f"{image_id}\n")
+    spec = importlib.util.spec_from_file_location("prepare_pc60", REPO / "datasets" / "prepare_pascal_context_60.py")
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    script.main(["--root", str(tmp_path)])
+    label = np.asarray(Image.open(pc / "labels_60/train/2008_000001.png")).tolist()
+    # unlabeled and classes outside the 59 -> background 0; the 59 -> 1 + their pascal_context_59 index
+    assert label == [[0, 0, 1], [1 + names59.index("wood"), 0, 1 + names59.index("cow")]]
+    assert (pc / "labels_60/val/2008_000002.png").is_file()
+    monkeypatch.setenv("DETECTRON2_DATASETS", str(tmp_path))
+    image_dir = tmp_path / "VOCdevkit/VOC2010/JPEGImages"
+    image_dir.mkdir(parents=True)
+    Image.fromarray(np.zeros((2, 3, 3), np.uint8)).save(image_dir / "2008_000001.jpg")
+    (record,) = DatasetCatalog.get("pascal_context_60_zs3_k2_train")
+    metadata = MetadataCatalog.get("pascal_context_60_zs3_k2_train")
+    loaded = load_sem_seg(record["sem_seg_file_name"], metadata)
+    assert [metadata.stuff_classes[i] for i in loaded.flatten()] == [
+        "background", "background", "aeroplane", "wood", "background", "cow"]  # fmt: skip

@@ -197,9 +197,13 @@ def _add_solver_config(cfg: CN) -> None:
     cfg.SOLVER.BACKBONE_MULTIPLIER = 0.1
     cfg.SOLVER.WEIGHT_DECAY_EMBED = 0.0
     cfg.SOLVER.POLY_LR_POWER = 0.9  # for SOLVER.LR_SCHEDULER_NAME "WarmupPolyLR"
-    # Adam learning rate of a model's "generator" module (ZS3Net's GMMN), stepped with the main
-    # optimizer; 0: the generator trains with SOLVER.OPTIMIZER like the rest.
-    cfg.SOLVER.GENERATOR_LR = 0.0
+    # A second optimizer for the parameters of the named top-level modules (e.g. SIGN's
+    # ["generator", "discriminator"]): its own algorithm and a constant learning rate; the
+    # schedule applies to the first one only. [] = one optimizer for everything.
+    second = cfg.SOLVER.SECOND_OPTIMIZER = CN()
+    second.MODULES = []
+    second.OPTIMIZER = "ADAM"  # "ADAM" | "ADAMW" | "SGD"
+    second.BASE_LR = 2e-4
 
 
 def _add_pseudo_label_config(cfg: CN) -> None:

@@ -1,5 +1,8 @@
-"""Optimizer and learning-rate schedule in Mask2Former's recipe (AdamW, backbone multiplier, poly)."""
+"""Optimizer and learning-rate schedule in Mask2Former's recipe (AdamW, backbone multiplier, poly),
+optionally with a second optimizer for some modules (``SOLVER.SECOND_OPTIMIZER``)."""
 from __future__ import annotations
+
+from typing import Sequence
 
 import torch
 from detectron2.config import CfgNode
@@ -9,13 +12,22 @@ from detectron2.solver.lr_scheduler import LRMultiplier, WarmupParamScheduler
 from fvcore.common.param_scheduler import PolynomialDecayParamScheduler
 from torch import nn
 
+from .joint_optimizer import JointOptimizer
+
 _NORM_TYPES = (nn.modules.batchnorm._BatchNorm, nn.GroupNorm, nn.LayerNorm, nn.modules.instancenorm._InstanceNorm)
 
 
-def optimizer_param_groups(cfg: CfgNode, model: nn.Module) -> list:
-    """One group per parameter: backbone lr x BACKBONE_MULTIPLIER, no decay on norms/embeddings."""
+def _in_modules(module_name: str, prefixes: Sequence[str]) -> bool:
+    return any(module_name == p or module_name.startswith(p + ".") for p in prefixes)
+
+
+def optimizer_param_groups(cfg: CfgNode, model: nn.Module, exclude: Sequence[str] = ()) -> list:
+    """One group per parameter: backbone lr x BACKBONE_MULTIPLIER, no decay on norms/embeddings;
+    parameters of the top-level modules named in ``exclude`` are left out."""
     groups, seen = [], set()
     for module_name, module in model.named_modules():
+        if _in_modules(module_name, exclude):
+            continue
         for param in module.parameters(recurse=False):
             if not param.requires_grad or param in seen:
                 continue
@@ -46,65 +58,43 @@ def _with_gradient_clipping(cfg: CfgNode, optimizer_cls: type) -> type:
     return FullModelGradientClipping
 
 
-class JointOptimizer(torch.optim.Optimizer):
-    """Several optimizers stepped as one (Detectron2's trainer and LR schedulers see one optimizer).
-
-    ``param_groups`` are the inner optimizers' own group dicts, so a scheduler's learning rates
-    reach them."""
-
-    def __init__(self, optimizers: list):
-        self.optimizers = list(optimizers)
-        super().__init__([group for optimizer in self.optimizers for group in optimizer.param_groups], {})
-
-    @torch.no_grad()
-    def step(self, closure=None):
-        for optimizer in self.optimizers:
-            optimizer.step()
-
-    def zero_grad(self, set_to_none: bool = True) -> None:
-        for optimizer in self.optimizers:
-            optimizer.zero_grad(set_to_none=set_to_none)
-
-    def state_dict(self) -> dict:
-        return {"optimizers": [optimizer.state_dict() for optimizer in self.optimizers]}
-
-    def load_state_dict(self, state_dict: dict) -> None:
-        for optimizer, state in zip(self.optimizers, state_dict["optimizers"]):
-            optimizer.load_state_dict(state)
-
-
-def _generator_parameters(cfg: CfgNode, model: nn.Module) -> list:
-    generator = getattr(model, "generator", None)
-    if cfg.SOLVER.GENERATOR_LR <= 0 or generator is None:
-        return []
-    return [p for p in generator.parameters() if p.requires_grad]
-
-
-def build_optimizer(cfg: CfgNode, model: nn.Module) -> torch.optim.Optimizer:
-    """``SOLVER.OPTIMIZER`` over the model; a ``generator`` module (ZS3Net's GMMN) gets its own
-    Adam at ``SOLVER.GENERATOR_LR`` when that is positive."""
-    generator_params = _generator_parameters(cfg, model)
-    generator_ids = {id(p) for p in generator_params}
-    params = [group for group in optimizer_param_groups(cfg, model) if id(group["params"][0]) not in generator_ids]
-    main = _main_optimizer(cfg, params)
-    if not generator_params:
-        return main
-    return JointOptimizer([main, torch.optim.Adam(generator_params, lr=cfg.SOLVER.GENERATOR_LR)])
-
-
-def _main_optimizer(cfg: CfgNode, params: list) -> torch.optim.Optimizer:
-    name = cfg.SOLVER.OPTIMIZER
+def _make_optimizer(cfg: CfgNode, name: str, params: list, lr: float, setting: str) -> torch.optim.Optimizer:
+    if not params:
+        raise ValueError(f"{setting} {name!r} has no trainable parameters to optimize")
     if name == "ADAMW":
-        return _with_gradient_clipping(cfg, torch.optim.AdamW)(params, cfg.SOLVER.BASE_LR)
+        return _with_gradient_clipping(cfg, torch.optim.AdamW)(params, lr)
+    if name == "ADAM":
+        return _with_gradient_clipping(cfg, torch.optim.Adam)(params, lr)
     if name == "SGD":
         return _with_gradient_clipping(cfg, torch.optim.SGD)(
-            params, cfg.SOLVER.BASE_LR, momentum=cfg.SOLVER.MOMENTUM, nesterov=cfg.SOLVER.NESTEROV
+            params, lr, momentum=cfg.SOLVER.MOMENTUM, nesterov=cfg.SOLVER.NESTEROV
         )
-    raise ValueError(f"SOLVER.OPTIMIZER {name!r} unknown; use 'ADAMW' or 'SGD'")
+    raise ValueError(f"{setting} {name!r} unknown; use 'ADAMW', 'ADAM' or 'SGD'")
+
+
+def build_optimizer(cfg: CfgNode, model: nn.Module):
+    """SOLVER.OPTIMIZER over all parameters, or, with SOLVER.SECOND_OPTIMIZER.MODULES, a
+    :class:`JointOptimizer` whose second optimizer (constant lr) owns those modules' parameters."""
+    second = cfg.SOLVER.SECOND_OPTIMIZER
+    modules = list(second.MODULES)
+    main = _make_optimizer(cfg, cfg.SOLVER.OPTIMIZER, optimizer_param_groups(cfg, model, exclude=modules),
+                           cfg.SOLVER.BASE_LR, "SOLVER.OPTIMIZER")
+    if not modules:
+        return main
+    params = [p for name, module in model.named_children() if name in modules
+              for p in module.parameters() if p.requires_grad]
+    missing = [m for m in modules if not hasattr(model, m)]
+    if missing:
+        raise ValueError(f"SOLVER.SECOND_OPTIMIZER.MODULES names {missing}, which the model does not have")
+    if not params:
+        return main  # those modules are frozen in this stage
+    return JointOptimizer(main, _make_optimizer(cfg, second.OPTIMIZER, [{"params": params}], second.BASE_LR,
+                                                "SOLVER.SECOND_OPTIMIZER.OPTIMIZER"))
 
 
 def build_lr_scheduler(cfg: CfgNode, optimizer: torch.optim.Optimizer):
     """Detectron2's schedulers plus "WarmupPolyLR": lr * (1 - iter / MAX_ITER) ** POLY_LR_POWER."""
+    optimizer = getattr(optimizer, "scheduled", optimizer)  # a JointOptimizer's first optimizer
     if cfg.SOLVER.LR_SCHEDULER_NAME != "WarmupPolyLR":
         return build_d2_lr_scheduler(cfg, optimizer)
     schedule = WarmupParamScheduler(
