@@ -348,3 +348,18 @@ def test_prepare_pascal_context_60_makes_background_class_0(tmp_path, monkeypatc
     loaded = load_sem_seg(record["sem_seg_file_name"], metadata)
     assert [metadata.stuff_classes[i] for i in loaded.flatten()] == [
         "background", "background", "aeroplane", "wood", "background", "cow"]  # fmt: skip
+
+
+def test_comparison_benchmark_has_both_rows_sharing_the_first_two_stages(monkeypatch):
+    import importlib.util
+    import sys
+
+    spec = importlib.util.spec_from_file_location("bench_methods", REPO / "benchmarks" / "bench_methods.py")
+    bench = importlib.util.module_from_spec(spec)
+    monkeypatch.setitem(sys.modules, "bench_methods", bench)  # dataclasses look their module up
+    spec.loader.exec_module(bench)
+    methods = {m.name: m for m in bench.METHODS}
+    zs3net, zs_mmd = methods["ZS3Net"].stages, methods["ZS3Net+ZS-MMD"].stages
+    assert zs_mmd[:2] == zs3net  # trained once, shared by both rows
+    assert [s.weights_from for s in zs_mmd] == [None, zs_mmd[0].name, zs_mmd[1].name]
+    assert all((REPO / s.config).is_file() for s in zs_mmd)
