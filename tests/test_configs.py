@@ -8,6 +8,8 @@ from pathlib import Path
 import pytest
 from detectron2.modeling import META_ARCH_REGISTRY
 
+from detectron2.modeling import META_ARCH_REGISTRY
+
 from zsseg_d2.engine import load_config
 from zsseg_d2.engine.stage_weights import check_stage_weights
 
@@ -22,7 +24,7 @@ def _cfg(name: str):
 @pytest.mark.parametrize("path", CONFIGS, ids=[str(p.relative_to(ROOT / "configs")) for p in CONFIGS])
 def test_config_loads(path):
     cfg = load_config(str(path))
-    assert cfg.MODEL.META_ARCHITECTURE in META_ARCH_REGISTRY
+    assert cfg.MODEL.META_ARCHITECTURE in META_ARCH_REGISTRY  # CELSegmentor, SZNSegmentor, ...
     if cfg.MODEL.WEIGHTS_FROM:  # a later stage starts where its earlier stage writes model_final.pth
         earlier = load_config(str(ROOT / cfg.MODEL.WEIGHTS_FROM))
         assert cfg.MODEL.WEIGHTS == f"{earlier.OUTPUT_DIR}/model_final.pth"

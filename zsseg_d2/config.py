@@ -12,6 +12,8 @@ from detectron2.config import CfgNode as CN
 def add_zsseg_config(cfg: CN) -> None:
     """Add all zsseg_d2 options to ``cfg`` in place (call before ``merge_from_file``)."""
     _add_model_config(cfg)
+    _add_vgg_config(cfg)
+    _add_szn_config(cfg)
     _add_clip_config(cfg)
     _add_semantic_config(cfg)
     _add_loss_config(cfg)
@@ -21,6 +23,8 @@ def add_zsseg_config(cfg: CN) -> None:
     _add_pseudo_label_config(cfg)
     _add_dataset_config(cfg)
     _add_evaluation_config(cfg)
+    _add_deeplab_config(cfg)
+    _add_zs3net_config(cfg)
 
 
 def _add_model_config(cfg: CN) -> None:
@@ -74,6 +78,38 @@ def _add_model_config(cfg: CN) -> None:
     cel.TEST_VOCABULARY = []
 
 
+def _add_vgg_config(cfg: CN) -> None:
+    # VGG-16 of the pixel-wise methods: FCN-32s (build_vgg16_fcn_backbone) and U-Net
+    # (build_unet_vgg16_backbone). Widths shrink for tiny CPU configs.
+    vgg = cfg.MODEL.VGG = CN()
+    vgg.BASE_CHANNELS = 64  # conv1 width; the blocks have 1, 2, 4, 8, 8 times it (64: VGG-16)
+    vgg.FC_CHANNELS = 4096  # fc6 / fc7 width of the FCN
+    vgg.DROPOUT = 0.5  # after fc6 and fc7 (VGG's, kept by FCN)
+    # torchvision's VGG-16 state dict file (vgg16-397923af.pth) for ImageNet weights; "": random.
+    vgg.PRETRAINED = ""
+
+
+def _add_szn_config(cfg: CN) -> None:
+    # Seenmask Zero-shot Network (Doshi 2018); its head is SEM_SEG_HEAD.NAME "SZNHead".
+    szn = cfg.MODEL.SZN = CN()
+    # "fcn_s": softmax over the seen classes (no zero-shot); "fcn_je": nearest class embedding over
+    # all classes, no seenmask (the thesis says "among train_seen", but its Table 4 reports unseen
+    # hits for FCN-JE: we infer among all); "szn": SEI with the seenmask; "szn_ps": SEI with the
+    # ground-truth seenmask (oracle, evaluation only, step 1's weights).
+    szn.VARIANT = "szn"
+    # 1: FCN + visual-embedding head (eq. 6 / 4) on train_seen pixels; 2: seenmask head (eq. 3) on
+    # the frozen FCN, from step 1's weights (MODEL.WEIGHTS). FCN-S trains its classifier in step 1.
+    szn.STEP = 1
+    # Seen class names held out as the seenmask's unseen examples (train_unseen). Their pixels are
+    # ignored in step 1 (and, with DATASETS.UNSEEN_IMAGES "drop", their images dropped via
+    # DATASETS.DROP_CLASSES); at test time they join U in SEI's unseen group.
+    szn.TRAIN_UNSEEN = []
+    szn.LOSS = "cosine"  # joint-embedding loss: "cosine" (eq. 6, the thesis's choice) or "mse" (eq. 4)
+    # Learn the 32x transposed convolutions (initialised to bilinear) or keep them fixed, as the
+    # PyTorch FCN the thesis adapts does.
+    szn.LEARN_UPSAMPLING = False
+
+
 def _add_clip_config(cfg: CN) -> None:
     clip = cfg.MODEL.CLIP = CN()
     clip.MODEL_NAME = "ViT-B-16"  # an open_clip model name (or one registered by zsseg_d2, e.g. "ZSSeg-Tiny")
@@ -109,7 +145,10 @@ def _add_semantic_config(cfg: CN) -> None:
     # .npz (arrays "names", "vectors") or .npy with "<stem>.names.txt" beside it; several files are
     # concatenated per class (e.g. word2vec and fastText, 600-d).
     sem.FILES = []
-    sem.NORMALIZE = True  # L2-normalise each class vector (after concatenation)
+    sem.NORMALIZE = True  # L2-normalise each class vector (after concatenation, and after PCA)
+    # > 0: project to this many dimensions by PCA (SZN: j = 20), fitted on the class names of
+    # DATASETS.TRAIN and TEST (the thesis fits the whole word2vec vocabulary, not at hand here).
+    sem.PCA_DIM = 0
     # Checkpoints record the text settings above (and MODEL.CLIP's name, weights, templates) and
     # the training vocabulary; loading one with other settings is an error naming both values.
     # True: load it anyway, with a warning.
@@ -178,6 +217,13 @@ def _add_solver_config(cfg: CN) -> None:
     cfg.SOLVER.BACKBONE_MULTIPLIER = 0.1
     cfg.SOLVER.WEIGHT_DECAY_EMBED = 0.0
     cfg.SOLVER.POLY_LR_POWER = 0.9  # for SOLVER.LR_SCHEDULER_NAME "WarmupPolyLR"
+    # A second optimizer for the parameters of the named top-level modules (e.g. SIGN's
+    # ["generator", "discriminator"]): its own algorithm and a constant learning rate; the
+    # schedule applies to the first one only. [] = one optimizer for everything.
+    second = cfg.SOLVER.SECOND_OPTIMIZER = CN()
+    second.MODULES = []
+    second.OPTIMIZER = "ADAM"  # "ADAM" | "ADAMW" | "SGD"
+    second.BASE_LR = 2e-4
 
 
 def _add_pseudo_label_config(cfg: CN) -> None:
@@ -200,9 +246,60 @@ def _add_dataset_config(cfg: CN) -> None:
     # Data-set spec files (YAML/JSON, format in datasets/README.md) registered by every process
     # before DATASETS.TRAIN / TEST are looked up; $ZSSEG_DATASET_SPECS adds more.
     cfg.DATASETS.SPEC_FILES = []
+    # Training images holding unseen pixels: "keep" them and ignore those pixels (CEL), or "drop"
+    # every such image (SZN, ZS3Net). Which classes each image holds is cached per data set.
+    cfg.DATASETS.UNSEEN_IMAGES = "keep"
+    # With "drop": further class names whose images are dropped too (SZN step 1: train_unseen).
+    cfg.DATASETS.DROP_CLASSES = []
 
 
 def _add_evaluation_config(cfg: CN) -> None:
     # "all": GZS3, predictions over every class; "unseen": ZLSS, argmax over the unseen classes'
     # channels of the dense "sem_seg" scores, scored on pixels whose ground truth is unseen.
     cfg.TEST.LABEL_SPACE = "all"
+
+
+def _add_deeplab_config(cfg: CN) -> None:
+    # DeepLab backbones (build_deeplab_v3plus_backbone, build_deeplab_v2_backbone); the ResNet
+    # trunk reads MODEL.RESNETS (DEPTH 50/101/152, widths, NORM) and MODEL.BACKBONE.FREEZE_AT.
+    deeplab = cfg.MODEL.DEEPLAB = CN()
+    deeplab.BLOCKS_PER_STAGE = []  # bottleneck blocks of res2..res5 ([]: from MODEL.RESNETS.DEPTH); tiny models
+    deeplab.NORM = "BN"  # normalisation of the ASPP and decoder convolutions
+    # DeepLab-v3+ (ZS3Net's segmentation network): trunk output stride, multi-grid of res5, ASPP
+    # at stride OUTPUT_STRIDE, decoder fusing res2 projected to LOW_LEVEL_CHANNELS; output
+    # OUT_CHANNELS at stride 4 (256 in ZS3Net, sec. III-A).
+    deeplab.OUTPUT_STRIDE = 16
+    deeplab.MULTI_GRID = [1, 2, 4]
+    deeplab.ASPP_CHANNELS = 256
+    deeplab.ASPP_DILATIONS = [6, 12, 18]
+    deeplab.ASPP_DROPOUT = 0.1
+    deeplab.LOW_LEVEL_CHANNELS = 48
+    deeplab.OUT_CHANNELS = 256
+    # DeepLab-v2: trunk at output stride 8, ASPP-L summing 3x3 convolutions with these dilations.
+    deeplab.V2_OUTPUT_STRIDE = 8
+    deeplab.V2_DILATIONS = [6, 12, 18, 24]
+    deeplab.V2_OUT_CHANNELS = 256  # feature width ("dense" channels)
+
+
+def _add_zs3net_config(cfg: CN) -> None:
+    # ZS3Net and recursive training with ZS-MMD (Wang, Farazi, Barnes; meta-architecture "ZS3Net").
+    zs3 = cfg.MODEL.ZS3NET = CN()
+    # "segmentation": backbone + classifier on seen classes; "generator": ZS3Net's GMMN and
+    # classifier retraining (backbone frozen); "recursive": plus ZS-MMD (eq. 2). Each stage starts
+    # from the previous stage's MODEL.WEIGHTS.
+    zs3.STAGE = "segmentation"
+    zs3.GENERATOR_HIDDEN_DIM = 256  # GMMN hidden layer (ZS3Net's code); noise has the embedding's size
+    zs3.GENERATOR_DROPOUT = 0.5
+    zs3.GENERATOR_BATCH = 128  # features per class and MMD term (sec. IV-A)
+    # Images whose seen-class features train the GMMN: "unseen_free" (ZS3Net's code: only images
+    # without unseen pixels) | "all" (every image's seen pixels; for data where most images hold
+    # an unseen class, e.g. CamVid).
+    zs3.GENERATOR_IMAGES = "unseen_free"
+    # Gaussian-mixture kernel sum_s exp(-||x - y||^2 / (2 s)) of eq. 1-2 (ZS3Net's code's s).
+    zs3.MMD_BANDWIDTHS = [2.0, 5.0, 10.0, 20.0, 40.0, 80.0]
+    # Cross-entropy weight of unseen classes when retraining the classifier (ZS3Net's code: 100).
+    zs3.UNSEEN_CLASS_WEIGHT = 100.0
+    zs3.CONFIDENCE_THRESHOLD = 0.7  # tau: generated features kept when predicted right with c_i > tau
+    zs3.ZS_MMD_WEIGHT = 0.0125  # gamma, the scale of the ZS-MMD loss (VOC K = 4, 6, 8: 1/80)
+    # Table III ablation: the same confident features, each with weight 1 instead of c_i.
+    zs3.EQUAL_WEIGHT = False

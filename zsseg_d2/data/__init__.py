@@ -4,6 +4,7 @@ from .builtin import register_all
 from .image_labels import load_caption_nouns, load_pseudo_labels
 from .inference_mapper import InferenceImageMapper
 from .mapper import ZeroShotSemanticDatasetMapper
+from .protocols import class_presence, drop_images_with_classes, training_dataset_dicts
 from .sem_seg_io import load_sem_seg
 from .spec_files import register_spec_file, register_spec_files, register_specs_from_env
 from .splits import has_split, seen_class_ids, unseen_class_ids
@@ -18,6 +19,8 @@ __all__ = [
     "ZeroShotSemanticDatasetMapper",
     "build_dataset_mapper",
     "class_name_aliases",
+    "class_presence",
+    "drop_images_with_classes",
     "has_split",
     "load_caption_nouns",
     "load_pseudo_labels",
@@ -25,6 +28,7 @@ __all__ = [
     "register_spec_file",
     "register_spec_files",
     "seen_class_ids",
+    "training_dataset_dicts",
     "training_vocabulary",
     "unseen_class_ids",
 ]
