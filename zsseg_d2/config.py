@@ -22,6 +22,7 @@ def add_zsseg_config(cfg: CN) -> None:
     _add_solver_config(cfg)
     _add_pseudo_label_config(cfg)
     _add_dataset_config(cfg)
+    _add_evaluation_config(cfg)
 
 
 def _add_model_config(cfg: CN) -> None:
@@ -216,3 +217,9 @@ def _add_dataset_config(cfg: CN) -> None:
     cfg.DATASETS.UNSEEN_IMAGES = "keep"
     # With "drop": further class names whose images are dropped too (SZN step 1: train_unseen).
     cfg.DATASETS.DROP_CLASSES = []
+
+
+def _add_evaluation_config(cfg: CN) -> None:
+    # "all": GZS3, predictions over every class; "unseen": ZLSS, argmax over the unseen classes'
+    # channels of the dense "sem_seg" scores, scored on pixels whose ground truth is unseen.
+    cfg.TEST.LABEL_SPACE = "all"
