@@ -1,7 +1,7 @@
 """One comparison table of the framework's methods: each trained with a tiny config on CamVid
 (8 seen / 3 unseen classes), in one semantic space, evaluated by one evaluator, seeded.
 
-  python benchmarks/bench_methods.py [--iters 200] [--out output/bench_methods] [--methods CEL SZN]
+  python benchmarks/bench_methods.py [--iters 200] [--out output/bench_methods] [--methods CEL SZN] [--reuse]
 
 A method is a list of stages (:class:`Stage`): a config plus overrides, trained by
 tools/train_net.py unless ``train`` is False, from the weights of an earlier stage when
@@ -66,13 +66,16 @@ def _train_net(args: List[str], log: Path) -> None:
         raise RuntimeError(f"{' '.join(command)} failed (exit {done.returncode}); see {log}")
 
 
-def run_stage(stage: Stage, out: Path, iters: int, trained: Dict[str, Path]) -> Path:
-    """Train ``stage`` (once per name); the weights file it leaves, or its source's for eval-only stages."""
+def run_stage(stage: Stage, out: Path, iters: int, trained: Dict[str, Path], reuse: bool = False) -> Path:
+    """Train ``stage`` (once per name; with ``reuse``, not at all when an earlier benchmark left its
+    weights); the weights file it leaves, or its source's for eval-only stages."""
     if not stage.train:
         return trained[stage.weights_from]
+    folder = out / stage.name
+    if reuse and (folder / "model_final.pth").is_file():
+        trained[stage.name] = folder / "model_final.pth"
     if stage.name in trained:
         return trained[stage.name]
-    folder = out / stage.name
     folder.mkdir(parents=True, exist_ok=True)
     opts = [*COMMON, *stage.opts, "SOLVER.MAX_ITER", str(iters), "DATASETS.TEST", "()", "OUTPUT_DIR", str(folder)]
     if stage.weights_from:
@@ -106,6 +109,7 @@ def main(argv: Optional[List[str]] = None) -> Dict[str, dict]:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--iters", type=int, default=200, help="SOLVER.MAX_ITER of every training stage")
     parser.add_argument("--out", type=Path, default=REPO / "output" / "bench_methods")
+    parser.add_argument("--reuse", action="store_true", help="keep the weights an earlier run with the same --out left")
     parser.add_argument("--methods", nargs="*", default=[m.name for m in METHODS], choices=[m.name for m in METHODS])
     args = parser.parse_args(argv)
     trained: Dict[str, Path] = {}
@@ -113,7 +117,7 @@ def main(argv: Optional[List[str]] = None) -> Dict[str, dict]:
     for method in (m for m in METHODS if m.name in args.methods):
         weights = None
         for stage in method.stages:
-            weights = run_stage(stage, args.out, args.iters, trained)
+            weights = run_stage(stage, args.out, args.iters, trained, args.reuse)
         results[method.name] = evaluate(method, args.out, weights)
     table = format_table(results)
     print(f"CamVid val, tiny models, {args.iters} iterations per training stage, tiny random CLIP text space")
