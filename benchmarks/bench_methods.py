@@ -62,7 +62,8 @@ METHODS = [
 def _train_net(args: List[str], log: Path) -> None:
     command = [sys.executable, str(REPO / "tools/train_net.py"), *args]
     with open(log, "w") as f:
-        done = subprocess.run(command, cwd=REPO, stdout=f, stderr=subprocess.STDOUT, env={**os.environ, "PYTHONPATH": str(REPO)})
+        python_path = os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))
+        done = subprocess.run(command, cwd=REPO, stdout=f, stderr=subprocess.STDOUT, env={**os.environ, "PYTHONPATH": python_path})
     if done.returncode != 0:
         raise RuntimeError(f"{' '.join(command)} failed (exit {done.returncode}); see {log}")
 
