@@ -118,16 +118,17 @@ def main(argv: Optional[List[str]] = None) -> Dict[str, dict]:
     args = parser.parse_args(argv)
     trained: Dict[str, Path] = {}
     results: Dict[str, dict] = {}
+    title = f"CamVid val, tiny models, {args.iters} iterations per training stage on {args.device}, tiny random CLIP text space"
     for method in (m for m in METHODS if m.name in args.methods):
         weights = None
         for stage in method.stages:
             weights = run_stage(stage, args.out, args.iters, args.device, trained, args.reuse)
         results[method.name] = evaluate(method, args.out, weights, args.device)
-    table = format_table(results)
-    print(f"CamVid val, tiny models, {args.iters} iterations per training stage on {args.device}, tiny random CLIP text space")
-    print(table)
-    summary = {"iters": args.iters, "device": args.device, "table": table, "metrics": results}
-    (args.out / "results.json").write_text(json.dumps(summary, indent=1))
+        summary = {"title": title, "table": format_table(results), "metrics": results}
+        (args.out / "results.json").write_text(json.dumps(summary, indent=1))  # after each method
+        print(f"# {method.name} done", file=sys.stderr)
+    print(title)
+    print(format_table(results))
     return results
 
 
