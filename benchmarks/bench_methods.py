@@ -1,7 +1,7 @@
 """One comparison table of the framework's methods: each trained with a tiny config on CamVid
 (8 seen / 3 unseen classes), in one semantic space, evaluated by one evaluator, seeded.
 
-  python benchmarks/bench_methods.py [--iters 200] [--out output/bench_methods] [--methods CEL SZN]
+  python benchmarks/bench_methods.py [--iters 200] [--out output/bench_methods] [--methods CEL SZN] [--reuse]
 
 A method is a list of stages (:class:`Stage`): a config plus overrides, trained by
 tools/train_net.py unless ``train`` is False, from the weights of an earlier stage when
@@ -10,7 +10,8 @@ FCN-JE, SZN and SZN-PS). The last stage is evaluated on camvid_val with tools/tr
 --eval-only. A new method adds its row by adding one :data:`METHODS` entry.
 
 Common to all: DATASETS camvid_train / camvid_val, the tiny random CLIP text space
-(MODEL.SEMANTIC.SOURCE "clip_text", ZSSeg-Tiny, one prompt), SEED 0, SOLVER.MAX_ITER = --iters.
+(MODEL.SEMANTIC.SOURCE "clip_text", ZSSeg-Tiny, one prompt), SEED 0, SOLVER.MAX_ITER = --iters,
+MODEL.DEVICE = --device.
 Prints one table (metrics in %) and writes it, with each run's metrics, to <out>/results.json.
 """
 from __future__ import annotations
@@ -27,7 +28,7 @@ from typing import Dict, List, Optional, Sequence
 
 REPO = Path(__file__).resolve().parents[1]
 TEST_SET = "camvid_val"
-COMMON = ["SEED", "0", "MODEL.DEVICE", "cpu", "MODEL.SEMANTIC.SOURCE", "clip_text", "MODEL.CLIP.MODEL_NAME", "ZSSeg-Tiny",
+COMMON = ["SEED", "0", "MODEL.SEMANTIC.SOURCE", "clip_text", "MODEL.CLIP.MODEL_NAME", "ZSSeg-Tiny",
           "MODEL.CLIP.PRETRAINED", "", "MODEL.CLIP.PROMPT_TEMPLATES", "single",
           "DATASETS.TRAIN", "('camvid_train',)"]  # fmt: skip
 COLUMNS = [("mIoU(S)", "mIoU(S)"), ("mIoU(U)", "mIoU(U)"), ("hIoU", "hIoU"), ("PA", "pACC"), ("MA", "mACC"), ("fwIoU", "fwIoU")]
@@ -66,20 +67,25 @@ METHODS = [
 def _train_net(args: List[str], log: Path) -> None:
     command = [sys.executable, str(REPO / "tools/train_net.py"), *args]
     with open(log, "w") as f:
-        done = subprocess.run(command, cwd=REPO, stdout=f, stderr=subprocess.STDOUT, env={**os.environ, "PYTHONPATH": str(REPO)})
+        python_path = os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))
+        done = subprocess.run(command, cwd=REPO, stdout=f, stderr=subprocess.STDOUT, env={**os.environ, "PYTHONPATH": python_path})
     if done.returncode != 0:
         raise RuntimeError(f"{' '.join(command)} failed (exit {done.returncode}); see {log}")
 
 
-def run_stage(stage: Stage, out: Path, iters: int, trained: Dict[str, Path]) -> Path:
-    """Train ``stage`` (once per name); the weights file it leaves, or its source's for eval-only stages."""
+def run_stage(stage: Stage, out: Path, iters: int, device: str, trained: Dict[str, Path], reuse: bool = False) -> Path:
+    """Train ``stage`` (once per name; with ``reuse``, not at all when an earlier benchmark left its
+    weights); the weights file it leaves, or its source's for eval-only stages."""
     if not stage.train:
         return trained[stage.weights_from]
+    folder = out / stage.name
+    if reuse and (folder / "model_final.pth").is_file():
+        trained[stage.name] = folder / "model_final.pth"
     if stage.name in trained:
         return trained[stage.name]
-    folder = out / stage.name
     folder.mkdir(parents=True, exist_ok=True)
-    opts = [*COMMON, *stage.opts, "SOLVER.MAX_ITER", str(iters), "DATASETS.TEST", "()", "OUTPUT_DIR", str(folder)]
+    opts = [*COMMON, "MODEL.DEVICE", device, *stage.opts, "SOLVER.MAX_ITER", str(iters), "DATASETS.TEST", "()",
+            "OUTPUT_DIR", str(folder)]  # fmt: skip
     if stage.weights_from:
         opts += ["MODEL.WEIGHTS", str(trained[stage.weights_from])]
     start = time.perf_counter()
@@ -89,10 +95,10 @@ def run_stage(stage: Stage, out: Path, iters: int, trained: Dict[str, Path]) -> 
     return trained[stage.name]
 
 
-def evaluate(method: Method, out: Path, weights: Path) -> dict:
+def evaluate(method: Method, out: Path, weights: Path, device: str) -> dict:
     last = method.stages[-1]
     folder = out / f"eval_{method.name}"
-    opts = [*COMMON, *last.opts, "DATASETS.TEST", f"('{TEST_SET}',)", "OUTPUT_DIR", str(folder), "MODEL.WEIGHTS", str(weights)]
+    opts = [*COMMON, "MODEL.DEVICE", device, *last.opts, "DATASETS.TEST", f"('{TEST_SET}',)", "OUTPUT_DIR", str(folder), "MODEL.WEIGHTS", str(weights)]
     folder.mkdir(parents=True, exist_ok=True)
     _train_net(["--config-file", last.config, "--eval-only", *opts], folder / "eval.log")
     return json.loads((folder / "inference" / TEST_SET / "gzs3_metrics.json").read_text())
@@ -111,19 +117,23 @@ def main(argv: Optional[List[str]] = None) -> Dict[str, dict]:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--iters", type=int, default=200, help="SOLVER.MAX_ITER of every training stage")
     parser.add_argument("--out", type=Path, default=REPO / "output" / "bench_methods")
+    parser.add_argument("--device", default="cpu", help="MODEL.DEVICE of every run (cpu, cuda)")
+    parser.add_argument("--reuse", action="store_true", help="keep the weights an earlier run with the same --out left")
     parser.add_argument("--methods", nargs="*", default=[m.name for m in METHODS], choices=[m.name for m in METHODS])
     args = parser.parse_args(argv)
     trained: Dict[str, Path] = {}
     results: Dict[str, dict] = {}
+    title = f"CamVid val, tiny models, {args.iters} iterations per training stage on {args.device}, tiny random CLIP text space"
     for method in (m for m in METHODS if m.name in args.methods):
         weights = None
         for stage in method.stages:
-            weights = run_stage(stage, args.out, args.iters, trained)
-        results[method.name] = evaluate(method, args.out, weights)
-    table = format_table(results)
-    print(f"CamVid val, tiny models, {args.iters} iterations per training stage, tiny random CLIP text space")
-    print(table)
-    (args.out / "results.json").write_text(json.dumps({"iters": args.iters, "table": table, "metrics": results}, indent=1))
+            weights = run_stage(stage, args.out, args.iters, args.device, trained, args.reuse)
+        results[method.name] = evaluate(method, args.out, weights, args.device)
+        summary = {"title": title, "table": format_table(results), "metrics": results}
+        (args.out / "results.json").write_text(json.dumps(summary, indent=1))  # after each method
+        print(f"# {method.name} done", file=sys.stderr)
+    print(title)
+    print(format_table(results))
     return results
 
 

@@ -3,14 +3,13 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from detectron2.config import get_cfg
 from detectron2.data import DatasetCatalog, MetadataCatalog
 from PIL import Image
 
 from zsseg_d2.config import add_zsseg_config
-from zsseg_d2.data import class_presence, training_dataset_dicts
-from zsseg_d2.data import protocols
+from zsseg_d2.data import class_presence, load_sem_seg, protocols, training_dataset_dicts
 from zsseg_d2.data.class_lists import load_class_list
-from detectron2.config import get_cfg
 
 CAMVID_RAW = {"tree": 5, "car": 8, "bicyclist": 10, "fence": 7, "pole": 2}
 
@@ -86,8 +85,6 @@ def test_voc21_and_pascal_context_33_metadata(shared_data):
     # the shared VOC crops read 21-way: background pixels are class 0, not ignored
     meta = MetadataCatalog.get("voc21_szn_17-2-2_crops_val")
     d = DatasetCatalog.get("voc21_szn_17-2-2_crops_val")[0]
-    from zsseg_d2.data import load_sem_seg
-
     raw = np.asarray(Image.open(d["sem_seg_file_name"]))
     assert (load_sem_seg(d["sem_seg_file_name"], meta) == raw).all()
     assert (raw == 0).any()
