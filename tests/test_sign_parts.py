@@ -13,6 +13,7 @@ from zsseg_d2.modeling.sign import (
     FeatureDiscriminator, FeatureGenerator, PositionalEncoder, SpatialInformationModule, annealed_weights,
     positional_encoding, pseudo_label_unseen, top_fraction_mask,
 )
+from zsseg_d2.modeling.sign.transfer import random_relabel
 
 
 def test_rpe_values_match_eq_11_to_16():
@@ -73,22 +74,22 @@ def test_adversarial_gradient_signs():
     """D gets the gradient of -L_adv (it maximises eq. 7), G the gradient of +L_adv (it minimises)."""
     torch.manual_seed(0)
     generator, discriminator = FeatureGenerator(4, 2, 8, 6), FeatureDiscriminator(6, 8)
-    e, z, real = torch.randn(3, 4, 1, 1), torch.randn(3, 2, 1, 1), torch.randn(3, 6)
+    e, z, real = torch.randn(3, 4), torch.randn(3, 2), torch.randn(3, 6)
 
     def l_adv():  # eq. 7, written out
-        fake = generator(e, z).flatten(1)
+        fake = generator(e, z)
         d_real, d_fake = torch.sigmoid(discriminator(real)), torch.sigmoid(discriminator(fake))
         return torch.log(d_real).mean() + torch.log(1 - d_fake).mean()
 
     params = list(generator.parameters()) + list(discriminator.parameters())
     reference = torch.autograd.grad(l_adv(), params)
-    obtained = torch.autograd.grad(adversarial_loss(discriminator, real, generator(e, z).flatten(1)), params)
+    obtained = torch.autograd.grad(adversarial_loss(discriminator, real, generator(e, z)), params)
     n_g = len(list(generator.parameters()))
     for got, ref in zip(obtained[:n_g], reference[:n_g]):
         torch.testing.assert_close(got, ref, rtol=1e-4, atol=1e-6)  # G: descend L_adv
     for got, ref in zip(obtained[n_g:], reference[n_g:]):
         torch.testing.assert_close(got, -ref, rtol=1e-4, atol=1e-6)  # D: ascend L_adv
-    assert adversarial_loss(discriminator, real, generator(e, z).flatten(1)).item() == pytest.approx(-l_adv().item(), rel=1e-5)
+    assert adversarial_loss(discriminator, real, generator(e, z)).item() == pytest.approx(-l_adv().item(), rel=1e-5)
 
 
 def test_ast_weights_max_one_ordering_and_infinite_temperature():
@@ -135,3 +136,14 @@ def test_sim_shapes_and_deterministic_latent_at_inference(sim_type):
     sim.eval()
     x = torch.randn(1, 8, 4, 4)
     torch.testing.assert_close(sim(x).latent, sim(x).mean)
+
+
+def test_random_relabel_keeps_regions_and_ignore():
+    labels = torch.tensor([[[0, 0, 3], [255, 3, 3]]])
+    for seed in range(5):
+        out = random_relabel(labels, num_classes=11, generator=torch.Generator().manual_seed(seed))
+        assert out[0, 1, 0] == 255
+        assert out[0, 0, 0] == out[0, 0, 1] and out[0, 0, 2] == out[0, 1, 1] == out[0, 1, 2]
+        assert 0 <= out[0, 0, 0] < 11 and 0 <= out[0, 0, 2] < 11
+    drawn = {random_relabel(labels, 11, generator=torch.Generator().manual_seed(s))[0, 0, 0].item() for s in range(40)}
+    assert len(drawn) > 5  # classes are drawn, not copied

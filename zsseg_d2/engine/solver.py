@@ -1,5 +1,8 @@
-"""Optimizer and learning-rate schedule in Mask2Former's recipe (AdamW, backbone multiplier, poly)."""
+"""Optimizer and learning-rate schedule in Mask2Former's recipe (AdamW, backbone multiplier, poly),
+optionally with a second optimizer for some modules (``SOLVER.SECOND_OPTIMIZER``)."""
 from __future__ import annotations
+
+from typing import Sequence
 
 import torch
 from detectron2.config import CfgNode
@@ -9,13 +12,22 @@ from detectron2.solver.lr_scheduler import LRMultiplier, WarmupParamScheduler
 from fvcore.common.param_scheduler import PolynomialDecayParamScheduler
 from torch import nn
 
+from .joint_optimizer import JointOptimizer
+
 _NORM_TYPES = (nn.modules.batchnorm._BatchNorm, nn.GroupNorm, nn.LayerNorm, nn.modules.instancenorm._InstanceNorm)
 
 
-def optimizer_param_groups(cfg: CfgNode, model: nn.Module) -> list:
-    """One group per parameter: backbone lr x BACKBONE_MULTIPLIER, no decay on norms/embeddings."""
+def _in_modules(module_name: str, prefixes: Sequence[str]) -> bool:
+    return any(module_name == p or module_name.startswith(p + ".") for p in prefixes)
+
+
+def optimizer_param_groups(cfg: CfgNode, model: nn.Module, exclude: Sequence[str] = ()) -> list:
+    """One group per parameter: backbone lr x BACKBONE_MULTIPLIER, no decay on norms/embeddings;
+    parameters of the top-level modules named in ``exclude`` are left out."""
     groups, seen = [], set()
     for module_name, module in model.named_modules():
+        if _in_modules(module_name, exclude):
+            continue
         for param in module.parameters(recurse=False):
             if not param.requires_grad or param in seen:
                 continue
@@ -46,20 +58,43 @@ def _with_gradient_clipping(cfg: CfgNode, optimizer_cls: type) -> type:
     return FullModelGradientClipping
 
 
-def build_optimizer(cfg: CfgNode, model: nn.Module) -> torch.optim.Optimizer:
-    params = optimizer_param_groups(cfg, model)
-    name = cfg.SOLVER.OPTIMIZER
+def _make_optimizer(cfg: CfgNode, name: str, params: list, lr: float, setting: str) -> torch.optim.Optimizer:
+    if not params:
+        raise ValueError(f"{setting} {name!r} has no trainable parameters to optimize")
     if name == "ADAMW":
-        return _with_gradient_clipping(cfg, torch.optim.AdamW)(params, cfg.SOLVER.BASE_LR)
+        return _with_gradient_clipping(cfg, torch.optim.AdamW)(params, lr)
+    if name == "ADAM":
+        return _with_gradient_clipping(cfg, torch.optim.Adam)(params, lr)
     if name == "SGD":
         return _with_gradient_clipping(cfg, torch.optim.SGD)(
-            params, cfg.SOLVER.BASE_LR, momentum=cfg.SOLVER.MOMENTUM, nesterov=cfg.SOLVER.NESTEROV
+            params, lr, momentum=cfg.SOLVER.MOMENTUM, nesterov=cfg.SOLVER.NESTEROV
         )
-    raise ValueError(f"SOLVER.OPTIMIZER {name!r} unknown; use 'ADAMW' or 'SGD'")
+    raise ValueError(f"{setting} {name!r} unknown; use 'ADAMW', 'ADAM' or 'SGD'")
+
+
+def build_optimizer(cfg: CfgNode, model: nn.Module):
+    """SOLVER.OPTIMIZER over all parameters, or, with SOLVER.SECOND_OPTIMIZER.MODULES, a
+    :class:`JointOptimizer` whose second optimizer (constant lr) owns those modules' parameters."""
+    second = cfg.SOLVER.SECOND_OPTIMIZER
+    modules = list(second.MODULES)
+    main = _make_optimizer(cfg, cfg.SOLVER.OPTIMIZER, optimizer_param_groups(cfg, model, exclude=modules),
+                           cfg.SOLVER.BASE_LR, "SOLVER.OPTIMIZER")
+    if not modules:
+        return main
+    params = [p for name, module in model.named_children() if name in modules
+              for p in module.parameters() if p.requires_grad]
+    missing = [m for m in modules if not hasattr(model, m)]
+    if missing:
+        raise ValueError(f"SOLVER.SECOND_OPTIMIZER.MODULES names {missing}, which the model does not have")
+    if not params:
+        return main  # those modules are frozen in this stage
+    return JointOptimizer(main, _make_optimizer(cfg, second.OPTIMIZER, [{"params": params}], second.BASE_LR,
+                                                "SOLVER.SECOND_OPTIMIZER.OPTIMIZER"))
 
 
 def build_lr_scheduler(cfg: CfgNode, optimizer: torch.optim.Optimizer):
     """Detectron2's schedulers plus "WarmupPolyLR": lr * (1 - iter / MAX_ITER) ** POLY_LR_POWER."""
+    optimizer = getattr(optimizer, "scheduled", optimizer)  # a JointOptimizer's first optimizer
     if cfg.SOLVER.LR_SCHEDULER_NAME != "WarmupPolyLR":
         return build_d2_lr_scheduler(cfg, optimizer)
     schedule = WarmupParamScheduler(

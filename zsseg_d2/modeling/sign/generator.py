@@ -1,4 +1,4 @@
-"""SIGN's generator G and discriminator D (Sec. 3.2), both applied per pixel (1x1 convolutions).
+"""SIGN's generator G and discriminator D (Sec. 3.2), both applied to one pixel's vector at a time.
 
 G maps a class's semantic embedding e = M(y) concatenated with the latent z to a synthetic
 feature F^_x = G(e ⊕ z); D scores a feature as real (logit > 0) or synthetic (eq. 7).
@@ -9,22 +9,16 @@ import torch
 from torch import nn
 
 
-def _pixel_mlp(in_dim: int, hidden: int, out_dim: int, final_activation: bool) -> nn.Sequential:
-    layers = [nn.Conv2d(in_dim, hidden, 1), nn.LeakyReLU(0.2, inplace=True), nn.Conv2d(hidden, out_dim, 1)]
-    if final_activation:
-        layers.append(nn.LeakyReLU(0.2, inplace=True))
-    return nn.Sequential(*layers)
-
-
 class FeatureGenerator(nn.Module):
-    """G(e ⊕ z): ``[B, E, H, W]`` embeddings and ``[B, Z, H, W]`` latents -> ``[B, D, H, W]`` features."""
+    """G(e ⊕ z): ``[N, E]`` embeddings and ``[N, Z]`` latents -> ``[N, D]`` synthetic features."""
 
     def __init__(self, embed_dim: int, latent_dim: int, hidden_dim: int, feature_dim: int):
         super().__init__()
-        self.net = _pixel_mlp(embed_dim + latent_dim, hidden_dim, feature_dim, final_activation=False)
+        self.net = nn.Sequential(nn.Linear(embed_dim + latent_dim, hidden_dim), nn.LeakyReLU(0.2, inplace=True),
+                                 nn.Linear(hidden_dim, feature_dim))
 
     def forward(self, embeddings: torch.Tensor, latent: torch.Tensor) -> torch.Tensor:
-        return self.net(torch.cat([embeddings, latent], dim=1))
+        return self.net(torch.cat([embeddings, latent], dim=-1))
 
 
 class FeatureDiscriminator(nn.Module):
