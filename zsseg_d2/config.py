@@ -215,6 +215,10 @@ def _add_relation_net_config(cfg: CN) -> None:
     rn.IN_FEATURE = "dense"  # image embedding module output (U-Net VGG-16 or DeepLab-v3)
     rn.WORD_HIDDEN = 256  # FC word-embedding module: embedding -> hidden -> hidden, tiled over H x W
     rn.RELATION_CHANNELS = 128  # width of the relation module's convolutions
-    rn.EPISODE_CLASSES = 10  # classes drawn per episode from the seen classes
-    rn.BINARY_THRESHOLD = 0.5  # binary ZLSS: a pixel is the target class when r >= this
+    rn.EPISODE_CLASSES = 10  # classes drawn per episode
+    # "all": drawn from all classes, then the unseen dropped (the paper's Sec. IV-D); "seen": drawn
+    # from the seen classes only (always EPISODE_CLASSES classes).
+    rn.EPISODE_POOL = "all"
+    rn.BINARY = False  # binary ZLSS mode: inference also returns "binary_sem_seg" (r >= BINARY_THRESHOLD per class)
+    rn.BINARY_THRESHOLD = 0.5
     rn.CLASS_CHUNK = 32  # classes scored per relation-module pass at inference (memory bound)

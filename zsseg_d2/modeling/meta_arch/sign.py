@@ -20,13 +20,12 @@ from typing import Dict, List, Optional, Sequence
 import torch
 import torch.nn.functional as F
 from detectron2.config import configurable
-from detectron2.data import MetadataCatalog
 from detectron2.modeling import META_ARCH_REGISTRY, build_backbone
 from detectron2.modeling.backbone import Backbone
 from detectron2.structures import ImageList
 from torch import nn
 
-from ...data.splits import unseen_class_ids
+from ..class_split import split_classes
 from ..losses.sign_losses import (
     adversarial_loss, kl_to_standard_normal, per_class_mmd, weighted_cross_entropy,
 )
@@ -37,15 +36,6 @@ from ..sign import (
 )
 
 STEPS = ("train", "transfer", "self_training")
-
-
-def split_classes(cfg) -> tuple[list[str], list[int]]:
-    """Class names and unseen ids of the training set (or of the first test set for evaluation)."""
-    names = cfg.DATASETS.TRAIN or cfg.DATASETS.TEST
-    if not names:
-        raise ValueError("no data set in DATASETS.TRAIN or DATASETS.TEST: the method needs one for its classes")
-    metadata = MetadataCatalog.get(names[0])
-    return list(metadata.stuff_classes), unseen_class_ids(metadata)
 
 
 def pixels_last(x: torch.Tensor) -> torch.Tensor:
