@@ -6,8 +6,9 @@ and writes
   <root>/VOCdevkit/VOC2012/SegmentationClassZS/train_aug/*.png   VOC train + SBD train/val - VOC val
   <root>/VOCdevkit/VOC2012/SegmentationClassZS/val/*.png         VOC val (1449)
   <root>/VOCdevkit/VOC2012/SegmentationClassZS_seen/train_aug/*.png   the 5 unseen set to 255
+  <root>/VOCdevkit/VOC2012/SegmentationClass21/{train_aug,val}/*.png  21-way: background 0, 1..20
 VOC's own annotation is used where an image has both. Raw 0 (background) becomes 255 (ignored in
-the GZS3 VOC setting), raw 1..20 become 0..19.
+the GZS3 VOC setting), raw 1..20 become 0..19; the 21-way copy keeps the raw ids (background a class, void 255).
 Usage: python datasets/prepare_voc_sbd.py [--root $DETECTRON2_DATASETS] [--workers 8]
 """
 from __future__ import annotations
@@ -33,6 +34,7 @@ from zsseg_d2.data.prepare_utils import (
 from zsseg_d2.data.sem_seg_io import read_label_png
 
 VOC_LUT = build_lut(raw_ids=range(1, 21), ignore_raw_ids=(0, 255), size=256)
+VOC21_LUT = build_lut(raw_ids=range(0, 21), ignore_raw_ids=(255,), size=256)
 
 
 def read_sbd_mat(path: Path) -> np.ndarray:
@@ -46,6 +48,8 @@ def convert(image_id: str, voc_dir: Path, sbd_dir: Path, out_dir: Path, seen_dir
     raw = read_label_png(source) if source.suffix == ".png" else read_sbd_mat(source)
     label = apply_lut(raw, VOC_LUT, 255, str(source))
     write_label_png(out_dir / f"{image_id}.png", label, 255)
+    voc21_file = out_dir.parents[1] / "SegmentationClass21" / out_dir.name / f"{image_id}.png"
+    write_label_png(voc21_file, apply_lut(raw, VOC21_LUT, 255, str(source)), 255)
     if seen_dir is not None:
         write_label_png(seen_dir / f"{image_id}.png", seen_only(label, MetadataCatalog.get("voc_gzs3_train_aug")), 255)
 

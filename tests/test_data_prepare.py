@@ -86,6 +86,36 @@ def test_voc_sbd(tmp_path, monkeypatch):
     _jpg(voc / "JPEGImages/2007_000002.jpg", (2, 2))
     (d,) = DatasetCatalog.get("voc20_val")
     assert load_sem_seg(d["sem_seg_file_name"], MetadataCatalog.get("voc20_val")).tolist() == [[19, 19], [255, 14]]
+    # 21-way: background is class 0, raw ids kept
+    voc21 = voc / "SegmentationClass21"
+    assert np.asarray(Image.open(voc21 / "train_aug/2007_000001.png")).tolist() == [[0, 1], [17, 255]]
+    assert np.asarray(Image.open(voc21 / "train_aug/2008_000003.png")).tolist() == [[3, 0], [0, 16]]
+    (d,) = DatasetCatalog.get("voc21_szn_17-2-2_val")
+    metadata = MetadataCatalog.get("voc21_szn_17-2-2_val")
+    label = load_sem_seg(d["sem_seg_file_name"], metadata)
+    assert [metadata.stuff_classes[i] for i in label.ravel()] == ["tv monitor", "tv monitor", "background", "person"]
+    assert metadata.unseen_classes == ["sheep", "train"]
+
+
+def test_pascal_context_33(tmp_path, monkeypatch):
+    pc = tmp_path / "pascal_context"
+    lists = tmp_path / "VOCdevkit/VOC2010/ImageSets/Main"
+    lists.mkdir(parents=True)
+    (lists / "train.txt").write_text("2008_000001\n")
+    (lists / "val.txt").write_text("2008_000002\n")
+    _png(pc / "33_context_labels/2008_000001.png", [[0, 1], [33, 17]])  # unlabeled, aeroplane, ceiling, sheep
+    _png(pc / "33_context_labels/2008_000002.png", [[21, 21], [19, 0]])
+    _png(pc / "33_context_labels/2008_000009.png", [[1, 1], [1, 1]])  # in neither list: not copied
+    _script("prepare_pascal_context_33").main(["--root", str(tmp_path)])
+    assert [p.name for p in (pc / "labels_33/train").iterdir()] == ["2008_000001.png"]
+    monkeypatch.setenv("DETECTRON2_DATASETS", str(tmp_path))
+    _jpg(tmp_path / "VOCdevkit/VOC2010/JPEGImages/2008_000001.jpg", (2, 2))
+    (d,) = DatasetCatalog.get("pascal_context_33_train")
+    metadata = MetadataCatalog.get("pascal_context_33_train")
+    label = load_sem_seg(d["sem_seg_file_name"], metadata)
+    assert label[0, 0] == 255
+    assert [metadata.stuff_classes[i] for i in label.ravel()[1:]] == ["aeroplane", "ceiling", "sheep"]
+    assert metadata.unseen_classes == ["sheep", "train"]
 
 
 def test_pascal_context(tmp_path, monkeypatch):

@@ -12,6 +12,8 @@ from detectron2.config import CfgNode as CN
 def add_zsseg_config(cfg: CN) -> None:
     """Add all zsseg_d2 options to ``cfg`` in place (call before ``merge_from_file``)."""
     _add_model_config(cfg)
+    _add_vgg_config(cfg)
+    _add_szn_config(cfg)
     _add_clip_config(cfg)
     _add_semantic_config(cfg)
     _add_loss_config(cfg)
@@ -21,6 +23,7 @@ def add_zsseg_config(cfg: CN) -> None:
     _add_pseudo_label_config(cfg)
     _add_sign_config(cfg)
     _add_relation_net_config(cfg)
+    _add_dataset_config(cfg)
 
 
 def _add_model_config(cfg: CN) -> None:
@@ -71,6 +74,38 @@ def _add_model_config(cfg: CN) -> None:
     cel.TEST_VOCABULARY = []
 
 
+def _add_vgg_config(cfg: CN) -> None:
+    # VGG-16 of the pixel-wise methods: FCN-32s (build_vgg16_fcn_backbone) and U-Net
+    # (build_unet_vgg16_backbone). Widths shrink for tiny CPU configs.
+    vgg = cfg.MODEL.VGG = CN()
+    vgg.BASE_CHANNELS = 64  # conv1 width; the blocks have 1, 2, 4, 8, 8 times it (64: VGG-16)
+    vgg.FC_CHANNELS = 4096  # fc6 / fc7 width of the FCN
+    vgg.DROPOUT = 0.5  # after fc6 and fc7 (VGG's, kept by FCN)
+    # torchvision's VGG-16 state dict file (vgg16-397923af.pth) for ImageNet weights; "": random.
+    vgg.PRETRAINED = ""
+
+
+def _add_szn_config(cfg: CN) -> None:
+    # Seenmask Zero-shot Network (Doshi 2018); its head is SEM_SEG_HEAD.NAME "SZNHead".
+    szn = cfg.MODEL.SZN = CN()
+    # "fcn_s": softmax over the seen classes (no zero-shot); "fcn_je": nearest class embedding over
+    # all classes, no seenmask (the thesis says "among train_seen", but its Table 4 reports unseen
+    # hits for FCN-JE: we infer among all); "szn": SEI with the seenmask; "szn_ps": SEI with the
+    # ground-truth seenmask (oracle, evaluation only, step 1's weights).
+    szn.VARIANT = "szn"
+    # 1: FCN + visual-embedding head (eq. 6 / 4) on train_seen pixels; 2: seenmask head (eq. 3) on
+    # the frozen FCN, from step 1's weights (MODEL.WEIGHTS). FCN-S trains its classifier in step 1.
+    szn.STEP = 1
+    # Seen class names held out as the seenmask's unseen examples (train_unseen). Their pixels are
+    # ignored in step 1 (and, with DATASETS.UNSEEN_IMAGES "drop", their images dropped via
+    # DATASETS.DROP_CLASSES); at test time they join U in SEI's unseen group.
+    szn.TRAIN_UNSEEN = []
+    szn.LOSS = "cosine"  # joint-embedding loss: "cosine" (eq. 6, the thesis's choice) or "mse" (eq. 4)
+    # Learn the 32x transposed convolutions (initialised to bilinear) or keep them fixed, as the
+    # PyTorch FCN the thesis adapts does.
+    szn.LEARN_UPSAMPLING = False
+
+
 def _add_clip_config(cfg: CN) -> None:
     clip = cfg.MODEL.CLIP = CN()
     clip.MODEL_NAME = "ViT-B-16"  # an open_clip model name (or one registered by zsseg_d2, e.g. "ZSSeg-Tiny")
@@ -100,7 +135,10 @@ def _add_semantic_config(cfg: CN) -> None:
     # .npz (arrays "names", "vectors") or .npy with "<stem>.names.txt" beside it; several files are
     # concatenated per class (e.g. word2vec and fastText, 600-d).
     sem.FILES = []
-    sem.NORMALIZE = True  # L2-normalise each class vector (after concatenation)
+    sem.NORMALIZE = True  # L2-normalise each class vector (after concatenation, and after PCA)
+    # > 0: project to this many dimensions by PCA (SZN: j = 20), fitted on the class names of
+    # DATASETS.TRAIN and TEST (the thesis fits the whole word2vec vocabulary, not at hand here).
+    sem.PCA_DIM = 0
 
 
 def _add_loss_config(cfg: CN) -> None:
@@ -222,3 +260,11 @@ def _add_relation_net_config(cfg: CN) -> None:
     rn.BINARY = False  # binary ZLSS mode: inference also returns "binary_sem_seg" (r >= BINARY_THRESHOLD per class)
     rn.BINARY_THRESHOLD = 0.5
     rn.CLASS_CHUNK = 32  # classes scored per relation-module pass at inference (memory bound)
+
+
+def _add_dataset_config(cfg: CN) -> None:
+    # Training images holding unseen pixels: "keep" them and ignore those pixels (CEL), or "drop"
+    # every such image (SZN, ZS3Net). Which classes each image holds is cached per data set.
+    cfg.DATASETS.UNSEEN_IMAGES = "keep"
+    # With "drop": further class names whose images are dropped too (SZN step 1: train_unseen).
+    cfg.DATASETS.DROP_CLASSES = []

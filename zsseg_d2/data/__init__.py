@@ -4,6 +4,7 @@ from .builtin import register_all
 from .image_labels import load_caption_nouns, load_pseudo_labels
 from .inference_mapper import InferenceImageMapper
 from .mapper import ZeroShotSemanticDatasetMapper
+from .protocols import class_presence, drop_images_with_classes, training_dataset_dicts
 from .sem_seg_io import load_sem_seg
 from .splits import has_split, seen_class_ids, unseen_class_ids
 from .vocabulary import class_name_aliases, training_vocabulary
@@ -16,11 +17,14 @@ __all__ = [
     "ZeroShotSemanticDatasetMapper",
     "build_dataset_mapper",
     "class_name_aliases",
+    "class_presence",
+    "drop_images_with_classes",
     "has_split",
     "load_caption_nouns",
     "load_pseudo_labels",
     "load_sem_seg",
     "seen_class_ids",
+    "training_dataset_dicts",
     "training_vocabulary",
     "unseen_class_ids",
 ]

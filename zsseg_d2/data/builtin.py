@@ -5,6 +5,8 @@ the metadata as prompt names (``unseen_classes`` is a subset of ``stuff_classes`
 
 - COCO-Stuff-164k, 171 classes, 156 seen / 15 unseen (the GZS3 split of the paper);
 - Pascal VOC 2012 + SBD, 20 classes (background ignored), 15 seen / 5 unseen;
+- Pascal VOC 2012 + SBD, 21 classes (background a class, as ZS3Net and SZN), with the SZN thesis's
+  unseen sets U of its (9, 2, 10) and (17, 2, 2) splits; Pascal Context 33 with U of (31, 2, 2);
 - CamVid (local, 11 classes), 8 seen / 3 unseen: tree (a stuff class, 9.7% of training pixels),
   car (a frequent thing, 5.9%) and bicyclist (a rare thing, 0.3%), so that the unseen side mixes
   stuff, frequent and rare classes as COCO-Stuff's does;
@@ -30,6 +32,15 @@ COCO_STUFF_UNSEEN = (
     "clouds", "grass", "playingfield", "river", "road", "tree", "wall-concrete",
 )  # fmt: skip
 VOC_UNSEEN = ("pottedplant", "sheep", "sofa", "train", "tvmonitor")
+# Unseen sets U of the SZN thesis's splits (|train_seen|, |train_unseen|, |U|). The thesis names
+# sheep and train in every U, and dog and car in U of (9, 2, 10) (section 8.2.1); the other six of
+# that U follow the thesis code's 10-class split, with dog in place of pottedplant.
+SZN_UNSEEN = {
+    "szn_9-2-10": ("bus", "car", "dog", "horse", "motorbike", "person", "sheep", "sofa", "train", "tvmonitor"),
+    "szn_17-2-2": ("sheep", "train"),
+    "szn_21-0-0": (),  # no unseen class: the supervised baselines of Table 2
+}
+PASCAL_CONTEXT_33_UNSEEN = ("sheep", "train")  # U of the thesis's (31, 2, 2) split
 CAMVID_UNSEEN = ("Tree", "Car", "Bicyclist")
 
 VOC_LABEL_FIELDS = {"label_offset": 1, "raw_ignore_ids": (0,)}  # raw 0 = background: ignored
@@ -83,7 +94,13 @@ def _register_prepared() -> None:
         if split == "val":
             register_sem_seg("voc20_val", files, class_fields(voc))
 
+    _register_voc21()
+
     pc_images = "VOCdevkit/VOC2010/JPEGImages"
+    pc33 = class_fields(load_class_list("pascal_context_33"), PASCAL_CONTEXT_33_UNSEEN)
+    for split in ("train", "val"):
+        files = SplitFiles(DATASETS_ENV, pc_images, f"pascal_context/labels_33/{split}")
+        register_sem_seg(f"pascal_context_33_{split}", files, pc33, **VOC_LABEL_FIELDS)
     register_sem_seg(
         "pascal_context_59_val",
         SplitFiles(DATASETS_ENV, pc_images, "pascal_context/labels_59/val"),
@@ -120,6 +137,18 @@ def _register_prepared() -> None:
         )
 
 
+def _register_voc21() -> None:
+    """VOC with background as class 0 (21-way): ``voc21_<split key>_{train_aug,val}`` per key of
+    :data:`SZN_UNSEEN` (labels written by datasets/prepare_voc_sbd.py)."""
+    voc21 = load_class_list("voc_21")
+    for key, unseen in SZN_UNSEEN.items():
+        for split in ("train_aug", "val"):
+            files = SplitFiles(
+                DATASETS_ENV, "VOCdevkit/VOC2012/JPEGImages", f"VOCdevkit/VOC2012/SegmentationClass21/{split}"
+            )
+            register_sem_seg(f"voc21_{key}_{split}", files, class_fields(voc21, unseen))
+
+
 def _register_shared() -> None:
     """The small real data sets of $ZSSEG_SHARED_DATA (see its README.md)."""
     camvid = class_fields(load_class_list("camvid_11"), CAMVID_UNSEEN)
@@ -130,6 +159,8 @@ def _register_shared() -> None:
     voc = class_fields(load_class_list("voc_20"), VOC_UNSEEN)
     crops = SplitFiles(SHARED_DATA_ENV, "voc2012_val_crops/images", "voc2012_val_crops/labels", ".png")
     register_sem_seg("voc2012_crops_val", crops, voc, **VOC_LABEL_FIELDS)
+    for key, unseen in SZN_UNSEEN.items():  # the same crops, 21-way (background a class)
+        register_sem_seg(f"voc21_{key}_crops_val", crops, class_fields(load_class_list("voc_21"), unseen))
     labelme = SplitFiles(
         SHARED_DATA_ENV, "labelme_voc2011/JPEGImages", "labelme_voc2011/SegmentationClass"
     )

@@ -22,7 +22,7 @@ from detectron2.evaluation import inference_on_dataset, print_csv_format
 from detectron2.utils import comm
 from torch.nn.parallel import DistributedDataParallel
 
-from ..data import InferenceImageMapper, build_dataset_mapper
+from ..data import InferenceImageMapper, build_dataset_mapper, training_dataset_dicts
 from ..evaluation import TRANSFER_SETS, build_evaluator, format_gzs3_table, format_transfer_table
 from .checkpoint import Checkpointer
 from .solver import build_lr_scheduler, build_optimizer
@@ -78,7 +78,8 @@ class Trainer(DefaultTrainer):
 
     @classmethod
     def build_train_loader(cls, cfg: CfgNode):
-        return build_detection_train_loader(cfg, mapper=build_dataset_mapper(cfg, is_train=True))
+        dataset = training_dataset_dicts(cfg)  # DATASETS.UNSEEN_IMAGES protocol
+        return build_detection_train_loader(cfg, mapper=build_dataset_mapper(cfg, is_train=True), dataset=dataset)
 
     @classmethod
     def build_test_loader(cls, cfg: CfgNode, dataset_name: str):

@@ -5,7 +5,7 @@ One framework, several methods: ``meta_arch/`` holds one module per method; ``he
 embeddings all methods score against (CLIP text, precomputed files); ``clip/`` CLIP's image tower
 on mask crops (pseudo labels, ensemble).
 """
-from . import heads, meta_arch, pixel_decoder, transformer_decoder  # noqa: F401  (registration)
+from . import backbone, heads, meta_arch, pixel_decoder, transformer_decoder  # noqa: F401  (registration)
 from .meta_arch import CELSegmentor
 
 __all__ = ["CELSegmentor"]

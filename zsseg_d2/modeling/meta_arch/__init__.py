@@ -2,5 +2,6 @@
 from .cel import CELSegmentor
 from .relation_net import RelationNet
 from .sign import SIGN
+from .szn import SZNSegmentor
 
-__all__ = ["CELSegmentor", "RelationNet", "SIGN"]
+__all__ = ["CELSegmentor", "RelationNet", "SIGN", "SZNSegmentor"]

@@ -5,10 +5,12 @@ from typing import Callable, Sequence
 
 import torch
 from detectron2.config import CfgNode
+from detectron2.data import MetadataCatalog
 
 from ...data.vocabulary import class_name_aliases
 from .clip_text import TextEmbedder
 from .embedding_file import EmbeddingFileSource
+from .pca import PCAProjectedSource
 
 SemanticSource = Callable[[Sequence[str]], torch.Tensor]
 SOURCES = ("clip_text", "file")
@@ -16,7 +18,18 @@ SOURCES = ("clip_text", "file")
 
 def build_semantic_source(cfg: CfgNode) -> SemanticSource:
     """A callable mapping class names to ``[C, D]`` vectors: the CLIP text tower of ``MODEL.CLIP``
-    ("clip_text") or precomputed vectors from ``MODEL.SEMANTIC.FILES`` ("file")."""
+    ("clip_text") or precomputed vectors from ``MODEL.SEMANTIC.FILES`` ("file"); projected to
+    ``MODEL.SEMANTIC.PCA_DIM`` dimensions when that is > 0 (fitted on the data sets' classes)."""
+    source = _build_source(cfg)
+    if cfg.MODEL.SEMANTIC.PCA_DIM <= 0:
+        return source
+    fit_names = [name for d in (*cfg.DATASETS.TRAIN, *cfg.DATASETS.TEST) for name in MetadataCatalog.get(d).stuff_classes]
+    if not fit_names:
+        raise ValueError("MODEL.SEMANTIC.PCA_DIM > 0 needs DATASETS.TRAIN or TEST: PCA is fitted on their class names")
+    return PCAProjectedSource(source, fit_names, cfg.MODEL.SEMANTIC.PCA_DIM, cfg.MODEL.SEMANTIC.NORMALIZE)
+
+
+def _build_source(cfg: CfgNode) -> SemanticSource:
     source = cfg.MODEL.SEMANTIC.SOURCE
     if source == "clip_text":
         clip = cfg.MODEL.CLIP

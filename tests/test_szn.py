@@ -1,0 +1,162 @@
+"""Seenmask Zero-shot Network: hand-derived losses (eq. 3, 4, 6), bilinear heads, SEI, the two
+training steps and the variants on a tiny model with real CamVid images."""
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+import torch.nn.functional as F
+from detectron2.data import DatasetCatalog
+
+from zsseg_d2.data import InferenceImageMapper, load_sem_seg
+from zsseg_d2.engine import load_config
+from zsseg_d2.engine.trainer import Trainer
+from zsseg_d2.modeling.heads import UpsamplingHead, bilinear_upsampling_weight
+from zsseg_d2.modeling.losses import pixelwise_cosine_loss, pixelwise_mse_loss, seenmask_bce_loss
+from zsseg_d2.modeling.meta_arch.szn import sei_scores
+
+TINY = "configs/szn/tiny/camvid_step1.yaml"
+# two labelled pixels and one ignored: v = (1, 0) of class 0, v = (0, 2) of class 1
+EMBEDDINGS = torch.tensor([[1.0, 0.0, 9.0], [0.0, 2.0, 9.0]]).view(1, 2, 1, 3)
+LABELS = torch.tensor([[[0, 1, 255]]])
+
+
+def test_cosine_loss_eq6_by_hand():
+    vectors = torch.tensor([[1.0, 1.0], [0.0, 1.0]])
+    # pixel 1: 1 - cos((1,0), (1,1)) = 1 - 1/sqrt(2); pixel 2: 1 - cos((0,2), (0,1)) = 0
+    expected = (1 - 1 / math.sqrt(2)) / 2
+    assert pixelwise_cosine_loss(EMBEDDINGS, LABELS, vectors).item() == pytest.approx(expected, abs=1e-6)
+
+
+def test_mse_loss_eq4_by_hand():
+    vectors = torch.tensor([[3.0, 4.0], [0.0, 1.0]])  # max norm 5: targets (0.6, 0.8), (0, 0.2)
+    # pixel 1: 0.4^2 + 0.8^2 = 0.8; pixel 2: 1.8^2 = 3.24
+    assert pixelwise_mse_loss(EMBEDDINGS, LABELS, vectors).item() == pytest.approx((0.8 + 3.24) / 2, abs=1e-6)
+
+
+def test_seenmask_bce_eq3_by_hand():
+    logits = torch.tensor([[0.0, math.log(3.0)], [0.0, 0.0], [5.0, -5.0]]).T.reshape(1, 2, 1, 3)
+    seen = torch.tensor([[[1, 0, 255]]])  # p_seen = 3/4 labelled seen; p_seen = 1/2 labelled unseen
+    expected = (-math.log(0.75) - math.log(0.5)) / 2
+    assert seenmask_bce_loss(logits, seen).item() == pytest.approx(expected, abs=1e-6)
+
+
+def test_losses_without_labelled_pixels_are_zero_with_gradient():
+    embeddings = torch.randn(1, 2, 2, 2, requires_grad=True)
+    loss = pixelwise_cosine_loss(embeddings, torch.full((1, 2, 2), 255), torch.eye(2))
+    loss.backward()
+    assert loss.item() == 0.0 and embeddings.grad is not None
+
+
+def test_bilinear_kernel_and_upsampling():
+    ramp = torch.tensor([0.25, 0.75, 0.75, 0.25])
+    torch.testing.assert_close(bilinear_upsampling_weight(2), ramp[:, None] * ramp[None, :])
+    head = UpsamplingHead(3, 3, factor=32)
+    x = torch.randn(1, 3, 4, 5)
+    up = head.upsample(x)
+    assert up.shape == (1, 3, 128, 160)
+    # away from the border the transposed conv is bilinear interpolation (half-pixel centres)
+    reference = F.interpolate(x, scale_factor=32, mode="bilinear", align_corners=False)
+    torch.testing.assert_close(up[..., 16:-16, 16:-16], reference[..., 16:-16, 16:-16], atol=1e-5, rtol=0)
+    assert not head.upsample.weight.requires_grad  # fixed, as in the FCN the thesis adapts
+
+
+def test_sei_picks_nearest_class_of_the_seenmask_group():
+    seen_group = torch.tensor([True, False, False])  # class 0 seen; 1, 2 unseen (U or train_unseen)
+    cosine = torch.tensor([[0.9, 0.5, 0.7], [0.9, 0.5, 0.7], [0.2, 0.6, 0.1]]).T.reshape(3, 1, 3)
+    seenmask = torch.tensor([[True, False, True]])
+    scores = sei_scores(cosine, seen_group, seenmask)
+    assert scores.argmax(dim=0).tolist() == [[0, 2, 0]]  # pixel 3: seen although class 1 is nearer
+    assert (scores[1:].argmax(dim=0) + 1).tolist() == [[2, 2, 1]]  # within U: the nearest unseen (ZLSS)
+
+
+@pytest.fixture(scope="module")
+def camvid_batch(shared_data):
+    cfg = load_config(TINY)
+    return next(iter(Trainer.build_train_loader(cfg)))
+
+
+def _model(opts=()):
+    return Trainer.build_model(load_config(TINY, list(opts)))
+
+
+def test_step1_trains_embedding_on_train_seen_pixels_only(camvid_batch):
+    model = _model().train()
+    loss = model(camvid_batch)
+    assert set(loss) == {"loss_embedding"}
+    loss["loss_embedding"].backward()
+    assert model.backbone.fc7.weight.grad.abs().sum() > 0
+    assert model.head.heads["seenmask"].score.weight.grad is None
+    # the targets: train_unseen (fence, pedestrian) and U pixels are ignored, train_seen kept
+    names = model.train_vocabulary
+    labels = torch.stack([x["sem_seg"] for x in camvid_batch])
+    targets = model.embedding_lut[labels]
+    for name in ("fence", "pedestrian", "tree", "car"):
+        assert not (targets == names.index(name)).any()
+    assert (targets == names.index("road")).sum() == (labels == names.index("road")).sum() > 0
+
+
+def test_step2_trains_only_the_seenmask_head(camvid_batch, tmp_path):
+    weights = tmp_path / "step1.pth"
+    step1 = _model()
+    torch.save({"model": step1.state_dict()}, weights)
+    model = _model(["MODEL.SZN.STEP", 2, "MODEL.WEIGHTS", str(weights)]).train()
+    assert not model.backbone.training  # frozen FCN: dropout off
+    loss = model(camvid_batch)
+    assert set(loss) == {"loss_seenmask"}
+    loss["loss_seenmask"].backward()
+    trainable = {n for n, p in model.named_parameters() if p.requires_grad}
+    assert trainable == {"head.heads.seenmask.score.weight", "head.heads.seenmask.score.bias"}
+    labels = torch.stack([x["sem_seg"] for x in camvid_batch])
+    seen = model.seenmask_lut[labels]
+    names = model.train_vocabulary
+    assert (seen[labels == names.index("fence")] == 0).all() and (seen[labels == names.index("road")] == 1).all()
+    assert (seen[labels == 255] == 255).all()
+
+
+def test_config_errors(shared_data, tmp_path):
+    with pytest.raises(ValueError, match="set MODEL.WEIGHTS to step 1's model_final.pth"):
+        _model(["MODEL.SZN.STEP", 2])
+    with pytest.raises(FileNotFoundError, match="run step 1 first"):
+        _model(["MODEL.SZN.STEP", 2, "MODEL.WEIGHTS", str(tmp_path / "missing.pth")])
+    with pytest.raises(ValueError, match=r"TRAIN_UNSEEN \['tree'\] must be seen classes"):
+        _model(["MODEL.SZN.TRAIN_UNSEEN", ["tree"]])
+    with pytest.raises(ValueError, match="set DATASETS.DROP_CLASSES to \\['fence', 'pedestrian'\\]"):
+        _model(["DATASETS.UNSEEN_IMAGES", "drop"])
+    with pytest.raises(ValueError, match="step 2 .* exists only for 'szn'"):
+        _model(["MODEL.SZN.VARIANT", "fcn_je", "MODEL.SZN.STEP", 2])
+    with pytest.raises(ValueError, match="VARIANT must be one of"):
+        _model(["MODEL.SZN.VARIANT", "zsl"])
+
+
+@pytest.fixture(scope="module")
+def val_input(shared_data):
+    cfg = load_config(TINY)
+    d = DatasetCatalog.get("camvid_val")[0]
+    return InferenceImageMapper(cfg)(d)
+
+
+@pytest.mark.parametrize("variant", ["fcn_s", "fcn_je", "szn", "szn_ps"])
+def test_variants_return_dense_scores_at_label_size(variant, val_input):
+    model = _model(["MODEL.SZN.VARIANT", variant]).eval()
+    with torch.no_grad():
+        (out,) = model([val_input])
+    assert out["sem_seg"].shape == (11, val_input["height"], val_input["width"])
+    label = out["sem_seg"].argmax(dim=0)
+    unseen_ids = [model.test_vocabulary.index(n) for n in ("tree", "car", "bicyclist")]
+    if variant == "fcn_s":  # a softmax over the seen classes never predicts U
+        assert not torch.isin(label, torch.tensor(unseen_ids)).any()
+
+
+def test_szn_ps_follows_the_true_seenmask(val_input):
+    model = _model(["MODEL.SZN.VARIANT", "szn_ps"]).eval()
+    with torch.no_grad():
+        label = model([val_input])[0]["sem_seg"].argmax(dim=0)
+    from detectron2.data import MetadataCatalog
+
+    gt = torch.as_tensor(load_sem_seg(val_input["sem_seg_file_name"], MetadataCatalog.get("camvid_val")).astype("int64"))
+    group = model.test_seen_group  # seen group: train_seen; unseen group: U + fence, pedestrian
+    labelled = gt != 255
+    assert torch.equal(group[label][labelled], group[gt[labelled]])
+    assert (~group[gt[labelled]]).any()  # the image has unseen-group pixels

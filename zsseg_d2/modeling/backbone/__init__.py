@@ -1,0 +1,14 @@
+"""Backbones of the pixel-wise methods, registered in ``BACKBONE_REGISTRY`` on import. Each returns
+one feature map under ``"dense"`` (``output_shape()["dense"]`` gives its channels and stride)."""
+from .unet import UNetDecoder, UNetVGG16, build_unet_vgg16_backbone
+from .vgg import VGG16FCN, VGG16Encoder, build_vgg16_fcn_backbone, load_torchvision_vgg16
+
+__all__ = [
+    "UNetDecoder",
+    "UNetVGG16",
+    "VGG16Encoder",
+    "VGG16FCN",
+    "build_unet_vgg16_backbone",
+    "build_vgg16_fcn_backbone",
+    "load_torchvision_vgg16",
+]
