@@ -6,12 +6,8 @@ from pathlib import Path
 import pytest
 from detectron2.modeling import META_ARCH_REGISTRY
 
-<<<<<<< HEAD
-import zsseg_d2  # noqa: F401  (registers the meta-architectures)
-=======
-from detectron2.modeling import META_ARCH_REGISTRY
 
->>>>>>> i12
+import zsseg_d2  # noqa: F401  (registers the meta-architectures)
 from zsseg_d2.engine import load_config
 
 CONFIGS = sorted((Path(__file__).resolve().parents[1] / "configs").rglob("*.yaml"))
@@ -20,11 +16,7 @@ CONFIGS = sorted((Path(__file__).resolve().parents[1] / "configs").rglob("*.yaml
 @pytest.mark.parametrize("path", CONFIGS, ids=[p.name for p in CONFIGS])
 def test_config_loads(path):
     cfg = load_config(str(path))
-<<<<<<< HEAD
-    assert cfg.MODEL.META_ARCHITECTURE in META_ARCH_REGISTRY  # a registered method
-=======
     assert cfg.MODEL.META_ARCHITECTURE in META_ARCH_REGISTRY  # CELSegmentor, SZNSegmentor, ...
->>>>>>> i12
     assert cfg.MODEL.DEVICE == "cpu"  # no GPU here: chosen automatically
 
 

@@ -6,8 +6,9 @@ import math
 import pytest
 import torch
 
+from zsseg_d2.modeling.losses.mmd import gaussian_kernel_mixture, mmd_squared
 from zsseg_d2.modeling.losses.sign_losses import (
-    adversarial_loss, class_mmd, gaussian_kernel, kl_to_standard_normal, per_class_mmd, weighted_cross_entropy,
+    SIGN_BANDWIDTHS, adversarial_loss, kl_to_standard_normal, per_class_mmd, weighted_cross_entropy,
 )
 from zsseg_d2.modeling.sign import (
     FeatureDiscriminator, FeatureGenerator, PositionalEncoder, SpatialInformationModule, annealed_weights,
@@ -62,9 +63,9 @@ def test_mmd_with_the_papers_kernel_by_hand():
     r, f = real.tolist(), fake.tolist()
     expected = (sum(k(a, b) for a in r for b in r) / 4 + sum(k(a, b) for a in f for b in f) / 4
                 - 2 * sum(k(a, b) for a in r for b in f) / 4)
-    assert gaussian_kernel(real, fake)[1, 0].item() == pytest.approx(math.exp(-2.5), rel=1e-6)
-    assert class_mmd(real, fake).item() == pytest.approx(expected, rel=1e-5)
-    assert class_mmd(real, real).item() == pytest.approx(0.0, abs=1e-6)
+    assert gaussian_kernel_mixture(real, fake, SIGN_BANDWIDTHS)[1, 0].item() == pytest.approx(math.exp(-2.5), rel=1e-6)
+    assert mmd_squared(real, fake, SIGN_BANDWIDTHS).item() == pytest.approx(expected, rel=1e-5)
+    assert per_class_mmd(real, real, torch.tensor([1, 1])).item() == pytest.approx(0.0, abs=1e-6)
     labels = torch.tensor([0, 0, 3, 3])
     both = per_class_mmd(torch.cat([real, real]), torch.cat([fake, real]), labels)
     assert both.item() == pytest.approx(expected, rel=1e-5)  # class 3 matches exactly: adds 0

@@ -24,6 +24,8 @@ def add_zsseg_config(cfg: CN) -> None:
     _add_sign_config(cfg)
     _add_relation_net_config(cfg)
     _add_dataset_config(cfg)
+    _add_deeplab_config(cfg)
+    _add_zs3net_config(cfg)
 
 
 def _add_model_config(cfg: CN) -> None:
@@ -204,6 +206,9 @@ def _add_solver_config(cfg: CN) -> None:
     second.MODULES = []
     second.OPTIMIZER = "ADAM"  # "ADAM" | "ADAMW" | "SGD"
     second.BASE_LR = 2e-4
+    # Adam learning rate of a model's "generator" module (ZS3Net's GMMN), stepped with the main
+    # optimizer; 0: the generator trains with SOLVER.OPTIMIZER like the rest.
+    cfg.SOLVER.GENERATOR_LR = 0.0
 
 
 def _add_pseudo_label_config(cfg: CN) -> None:
@@ -268,3 +273,45 @@ def _add_dataset_config(cfg: CN) -> None:
     cfg.DATASETS.UNSEEN_IMAGES = "keep"
     # With "drop": further class names whose images are dropped too (SZN step 1: train_unseen).
     cfg.DATASETS.DROP_CLASSES = []
+
+
+def _add_deeplab_config(cfg: CN) -> None:
+    # DeepLab backbones (build_deeplab_v3plus_backbone, build_deeplab_v2_backbone); the ResNet
+    # trunk reads MODEL.RESNETS (DEPTH 50/101/152, widths, NORM) and MODEL.BACKBONE.FREEZE_AT.
+    deeplab = cfg.MODEL.DEEPLAB = CN()
+    deeplab.BLOCKS_PER_STAGE = []  # bottleneck blocks of res2..res5 ([]: from MODEL.RESNETS.DEPTH); tiny models
+    deeplab.NORM = "BN"  # normalisation of the ASPP and decoder convolutions
+    # DeepLab-v3+ (ZS3Net's segmentation network): trunk output stride, multi-grid of res5, ASPP
+    # at stride OUTPUT_STRIDE, decoder fusing res2 projected to LOW_LEVEL_CHANNELS; output
+    # OUT_CHANNELS at stride 4 (256 in ZS3Net, sec. III-A).
+    deeplab.OUTPUT_STRIDE = 16
+    deeplab.MULTI_GRID = [1, 2, 4]
+    deeplab.ASPP_CHANNELS = 256
+    deeplab.ASPP_DILATIONS = [6, 12, 18]
+    deeplab.ASPP_DROPOUT = 0.1
+    deeplab.LOW_LEVEL_CHANNELS = 48
+    deeplab.OUT_CHANNELS = 256
+    # DeepLab-v2: trunk at output stride 8, ASPP-L summing 3x3 convolutions with these dilations.
+    deeplab.V2_OUTPUT_STRIDE = 8
+    deeplab.V2_DILATIONS = [6, 12, 18, 24]
+    deeplab.V2_OUT_CHANNELS = 256  # feature width ("dense" channels)
+
+
+def _add_zs3net_config(cfg: CN) -> None:
+    # ZS3Net and recursive training with ZS-MMD (Wang, Farazi, Barnes; meta-architecture "ZS3Net").
+    zs3 = cfg.MODEL.ZS3NET = CN()
+    # "segmentation": backbone + classifier on seen classes; "generator": ZS3Net's GMMN and
+    # classifier retraining (backbone frozen); "recursive": plus ZS-MMD (eq. 2). Each stage starts
+    # from the previous stage's MODEL.WEIGHTS.
+    zs3.STAGE = "segmentation"
+    zs3.GENERATOR_HIDDEN_DIM = 256  # GMMN hidden layer (ZS3Net's code); noise has the embedding's size
+    zs3.GENERATOR_DROPOUT = 0.5
+    zs3.GENERATOR_BATCH = 128  # features per class and MMD term (sec. IV-A)
+    # Gaussian-mixture kernel sum_s exp(-||x - y||^2 / (2 s)) of eq. 1-2 (ZS3Net's code's s).
+    zs3.MMD_BANDWIDTHS = [2.0, 5.0, 10.0, 20.0, 40.0, 80.0]
+    # Cross-entropy weight of unseen classes when retraining the classifier (ZS3Net's code: 100).
+    zs3.UNSEEN_CLASS_WEIGHT = 100.0
+    zs3.CONFIDENCE_THRESHOLD = 0.7  # tau: generated features kept when predicted right with c_i > tau
+    zs3.ZS_MMD_WEIGHT = 0.0125  # gamma, the scale of the ZS-MMD loss (VOC K = 4, 6, 8: 1/80)
+    # Table III ablation: the same confident features, each with weight 1 instead of c_i.
+    zs3.EQUAL_WEIGHT = False

@@ -10,6 +10,8 @@ from typing import Optional
 import torch
 import torch.nn.functional as F
 
+from .mmd import mmd_squared
+
 
 def kl_to_standard_normal(mean: torch.Tensor, log_var: torch.Tensor) -> torch.Tensor:
     """KL(N(mu, sigma^2) || N(0, 1)) (eq. 2), averaged over all latent elements:
@@ -17,27 +19,19 @@ def kl_to_standard_normal(mean: torch.Tensor, log_var: torch.Tensor) -> torch.Te
     return -0.5 * torch.mean(1 + log_var - mean.pow(2) - log_var.exp())
 
 
-def gaussian_kernel(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    """``[N, M]`` matrix of k(x_i, y_j) = exp(-||x_i - y_j||^2 / 2), SIGN's kernel."""
-    return torch.exp(-0.5 * torch.cdist(x, y).pow(2))
-
-
-def class_mmd(real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
-    """Eq. 6 for one class, each sum divided by its number of pairs (the biased MMD^2 estimate):
-    mean k(f, f') + mean k(f^, f^') - 2 mean k(f, f^)."""
-    return (gaussian_kernel(real, real).mean() + gaussian_kernel(fake, fake).mean()
-            - 2 * gaussian_kernel(real, fake).mean())
+SIGN_BANDWIDTHS = (1.0,)  # k(f, f') = exp(-||f - f'||^2 / 2): one Gaussian of bandwidth s = 1
 
 
 def per_class_mmd(real: torch.Tensor, fake: torch.Tensor, labels: torch.Tensor, max_per_class: int = 512) -> torch.Tensor:
     """Eq. 5: the sum over the classes present in ``labels`` [N] of eq. 6 between the real and
-    synthetic features [N, D] of that class (at most ``max_per_class`` random pixels each)."""
+    synthetic features [N, D] of that class (at most ``max_per_class`` random pixels each). Eq. 6's
+    kernel sums are divided by their numbers of pairs (the usual MMD^2 estimate, ``mmd_squared``)."""
     total = real.new_zeros(())
     for class_id in labels.unique().tolist():
         index = torch.nonzero(labels == class_id).squeeze(1)
         if index.numel() > max_per_class:
             index = index[torch.randperm(index.numel(), device=index.device)[:max_per_class]]
-        total = total + class_mmd(real[index], fake[index])
+        total = total + mmd_squared(real[index], fake[index], SIGN_BANDWIDTHS)
     return total
 
 
