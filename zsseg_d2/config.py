@@ -26,6 +26,7 @@ def add_zsseg_config(cfg: CN) -> None:
     _add_dataset_config(cfg)
     _add_deeplab_config(cfg)
     _add_zs3net_config(cfg)
+    _add_evaluation_config(cfg)
 
 
 def _add_model_config(cfg: CN) -> None:
@@ -315,3 +316,9 @@ def _add_zs3net_config(cfg: CN) -> None:
     zs3.ZS_MMD_WEIGHT = 0.0125  # gamma, the scale of the ZS-MMD loss (VOC K = 4, 6, 8: 1/80)
     # Table III ablation: the same confident features, each with weight 1 instead of c_i.
     zs3.EQUAL_WEIGHT = False
+
+
+def _add_evaluation_config(cfg: CN) -> None:
+    # "all": GZS3, predictions over every class; "unseen": ZLSS, argmax over the unseen classes'
+    # channels of the dense "sem_seg" scores, scored on pixels whose ground truth is unseen.
+    cfg.TEST.LABEL_SPACE = "all"

@@ -1,7 +1,7 @@
 """GZS3 and open-vocabulary evaluators, metrics and result tables."""
 from .gzs3_evaluator import GZS3Evaluator, build_evaluator
-from .metrics import confusion_matrix, harmonic_iou, segmentation_metrics
-from .tables import TRANSFER_SETS, format_gzs3_table, format_transfer_table
+from .metrics import confusion_matrix, harmonic_iou, segmentation_metrics, split_metrics
+from .tables import TRANSFER_SETS, format_gzs3_table, format_split_table, format_transfer_table
 
 __all__ = [
     "GZS3Evaluator",
@@ -9,7 +9,9 @@ __all__ = [
     "build_evaluator",
     "confusion_matrix",
     "format_gzs3_table",
+    "format_split_table",
     "format_transfer_table",
     "harmonic_iou",
     "segmentation_metrics",
+    "split_metrics",
 ]

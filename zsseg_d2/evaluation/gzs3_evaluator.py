@@ -17,33 +17,42 @@ from detectron2.utils import comm
 from ..data.sem_seg_io import load_sem_seg
 from ..data.splits import unseen_class_ids
 from ..utils.file_io import atomic_write
-from .metrics import confusion_matrix, segmentation_metrics
-from .tables import format_gzs3_table
+from .metrics import LABEL_SPACES, confusion_matrix, segmentation_metrics
+from .tables import format_gzs3_table, format_split_table
 
 logger = logging.getLogger(__name__)
 
 
 class GZS3Evaluator(DatasetEvaluator):
-    """Accumulates one confusion matrix over a data set and reports, in %:
-    mIoU, mIoU(S), mIoU(U), hIoU = 2SU/(S+U) (seen/unseen from the metadata split; the last three
-    only for data sets with a split), mACC, pACC and per-class IoU.
+    """Accumulates one confusion matrix over a data set and reports, in %, mIoU, fwIoU, mACC, pACC
+    over all classes, over the seen "(S)" and unseen "(U)" classes of the metadata split, hIoU and
+    per-class IoU, by Detectron2's rules (see :mod:`zsseg_d2.evaluation.metrics`): a class
+    predicted but absent from the ground truth counts 0 in mIoU; hIoU is 0 when mIoU(S) or mIoU(U)
+    is 0 or undefined.
 
-    Classes absent from the ground truth of the whole data set are left out of all means (their
-    IoU is nan); hIoU is 0, not nan, when mIoU(S) or mIoU(U) is 0 or undefined.
-
-    Predictions are read from ``output["sem_seg_label"]`` (H x W class ids) when present, else as
-    the argmax of ``output["sem_seg"]`` (C x H x W scores), at the label's resolution; ids index
-    the evaluated data set's ``stuff_classes``. Only the matrix is kept between images. Across
-    processes the matrices are summed on the main process (which alone returns results).
+    ``label_space`` "all" (GZS3): predictions are read from ``output["sem_seg_label"]`` (H x W class
+    ids) when present, else as the argmax of ``output["sem_seg"]`` (C x H x W scores).
+    "unseen" (ZLSS): the argmax over the unseen classes' channels of ``output["sem_seg"]``, scored on
+    the pixels whose ground truth is unseen (seen split and hIoU not reported).
+    Predictions are at the label's resolution; ids index the evaluated data set's
+    ``stuff_classes``. Only the matrix is kept between images. Across processes the matrices are
+    summed on the main process (which alone returns results).
     """
 
-    def __init__(self, dataset_name: str, distributed: bool = True, output_dir: Optional[str] = None):
+    def __init__(
+        self,
+        dataset_name: str,
+        distributed: bool = True,
+        output_dir: Optional[str] = None,
+        label_space: str = "all",
+    ):
         self.dataset_name = dataset_name
         self.metadata = MetadataCatalog.get(dataset_name)
         self.class_names = list(self.metadata.stuff_classes)
         self.num_classes = len(self.class_names)
         self.ignore_label = int(self.metadata.ignore_label)
         self.unseen_ids = unseen_class_ids(self.metadata)
+        self.label_space = _checked_label_space(label_space, dataset_name, self.unseen_ids)
         self._distributed = distributed
         self._output_dir = output_dir
         self._gt_files = {d["file_name"]: d["sem_seg_file_name"] for d in DatasetCatalog.get(dataset_name)}
@@ -59,6 +68,8 @@ class GZS3Evaluator(DatasetEvaluator):
                 raise KeyError(f"{inp['file_name']} is not an image of data set '{self.dataset_name}'")
             gt = load_sem_seg(gt_file, self.metadata)
             pred = self._prediction(out, gt_file)
+            if self.label_space == "unseen":
+                gt = np.where(np.isin(gt, self.unseen_ids), gt, self.ignore_label)
             if pred.shape != gt.shape:
                 raise ValueError(
                     f"prediction for {inp['file_name']} is {tuple(pred.shape)} but its label "
@@ -68,7 +79,9 @@ class GZS3Evaluator(DatasetEvaluator):
             self.confusion += confusion_matrix(gt, pred, self.num_classes, self.ignore_label)
 
     def _prediction(self, output: dict, gt_file: str) -> np.ndarray:
-        if "sem_seg_label" in output:
+        if self.label_space == "unseen":
+            pred = self._unseen_prediction(output, gt_file)
+        elif "sem_seg_label" in output:
             pred = output["sem_seg_label"]
         else:
             pred = output["sem_seg"].argmax(dim=0)
@@ -81,6 +94,18 @@ class GZS3Evaluator(DatasetEvaluator):
             )
         return pred
 
+    def _unseen_prediction(self, output: dict, gt_file: str) -> torch.Tensor:
+        scores = output.get("sem_seg")
+        if scores is None or scores.shape[0] != self.num_classes:
+            raise ValueError(
+                f"TEST.LABEL_SPACE 'unseen' needs the dense 'sem_seg' scores [{self.num_classes}, H, W] "
+                f"of every class for {gt_file}; the model returned "
+                f"{'none' if scores is None else tuple(scores.shape)} (raise "
+                "MODEL.CEL.TEST.MAX_DENSE_CLASSES, or return 'sem_seg' from a pixel-wise model)"
+            )
+        unseen = torch.as_tensor(self.unseen_ids, device=scores.device)
+        return unseen[scores.index_select(0, unseen).argmax(dim=0)]
+
     def evaluate(self) -> Optional["OrderedDict[str, dict]"]:
         confusion = self.confusion
         if self._distributed and comm.get_world_size() > 1:
@@ -89,7 +114,7 @@ class GZS3Evaluator(DatasetEvaluator):
             if not comm.is_main_process():
                 return None
             confusion = np.sum(gathered, axis=0)
-        metrics = segmentation_metrics(confusion, self.class_names, self.unseen_ids)
+        metrics = segmentation_metrics(confusion, self.class_names, self.unseen_ids, self.label_space)
         if self._output_dir:
             with atomic_write(os.path.join(self._output_dir, "gzs3_metrics.json"), "w") as f:
                 json.dump(metrics, f, indent=1)
@@ -97,6 +122,7 @@ class GZS3Evaluator(DatasetEvaluator):
                 np.save(f, confusion)
         results = OrderedDict(sem_seg=metrics)
         logger.info("\n" + format_gzs3_table({self.dataset_name: results}))
+        logger.info("\n" + format_split_table({self.dataset_name: results}))
         return results
 
 
@@ -110,4 +136,15 @@ def build_evaluator(cfg: CfgNode, dataset_name: str, output_folder: Optional[str
             "'gzs3' data sets (register it through zsseg_d2.data.registration.register_sem_seg)"
         )
     output_folder = output_folder or os.path.join(cfg.OUTPUT_DIR, "inference", dataset_name)
-    return GZS3Evaluator(dataset_name, distributed=True, output_dir=output_folder)
+    return GZS3Evaluator(dataset_name, distributed=True, output_dir=output_folder, label_space=cfg.TEST.LABEL_SPACE)
+
+
+def _checked_label_space(label_space: str, dataset_name: str, unseen_ids: list[int]) -> str:
+    if label_space not in LABEL_SPACES:
+        raise ValueError(f"TEST.LABEL_SPACE is {label_space!r}; use one of {LABEL_SPACES}")
+    if label_space == "unseen" and not unseen_ids:
+        raise ValueError(
+            f"TEST.LABEL_SPACE 'unseen' (ZLSS) needs unseen classes, but data set '{dataset_name}' "
+            "has no split (metadata unseen_classes is empty); use TEST.LABEL_SPACE 'all'"
+        )
+    return label_space

@@ -1,4 +1,5 @@
-"""Plain-text result tables: GZS3 (one row per data set) and open-vocabulary transfer."""
+"""Plain-text result tables: GZS3 (one row per data set), the older papers' metrics per split,
+and open-vocabulary transfer."""
 from __future__ import annotations
 
 import math
@@ -12,7 +13,9 @@ TRANSFER_SETS = {
     "PC-59": "pascal_context_59_val",
     "VOC-20": "voc20_val",
 }
-GZS3_COLUMNS = ("mIoU(S)", "mIoU(U)", "hIoU", "mIoU", "pACC")
+GZS3_COLUMNS = ("mIoU(S)", "mIoU(U)", "hIoU", "mIoU", "fwIoU", "mACC", "pACC")
+SPLITS = {"all": "", "seen": "(S)", "unseen": "(U)"}
+SPLIT_COLUMNS = ("pACC", "mACC", "mIoU", "fwIoU")  # PA, MA, mIoU, fwIoU of FCN / SZN / ZS3Net
 
 
 def _metrics(result: Mapping) -> Mapping:
@@ -31,9 +34,21 @@ def _render(header: list[str], rows: list[list[str]]) -> str:
 
 
 def format_gzs3_table(results: Mapping[str, Mapping]) -> str:
-    """One row per data set: mIoU(S), mIoU(U), hIoU, mIoU, pACC ("-" where not reported)."""
+    """One row per data set: mIoU(S), mIoU(U), hIoU, mIoU, fwIoU, mACC, pACC ("-" where not
+    reported)."""
     rows = [[name] + [_cell(_metrics(r).get(c)) for c in GZS3_COLUMNS] for name, r in results.items()]
     return _render(["dataset", *GZS3_COLUMNS], rows)
+
+
+def format_split_table(results: Mapping[str, Mapping]) -> str:
+    """One row per data set and split (all / seen / unseen, those reported): pACC, mACC, mIoU, fwIoU."""
+    rows = []
+    for name, result in results.items():
+        metrics = _metrics(result)
+        for split, suffix in SPLITS.items():
+            if any(c + suffix in metrics for c in SPLIT_COLUMNS):
+                rows.append([name, split] + [_cell(metrics.get(c + suffix)) for c in SPLIT_COLUMNS])
+    return _render(["dataset", "classes", *SPLIT_COLUMNS], rows)
 
 
 def format_transfer_table(results: Mapping[str, Mapping], row_name: str = "mIoU") -> str:
