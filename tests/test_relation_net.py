@@ -125,3 +125,30 @@ def test_binary_iou_on_real_camvid_labels(shared_data):
     inter, union = binary_intersection_union(binary_prediction(scores), labels, road)
     assert inter == int(predicted.sum()) and union == int(truth.sum())
     assert 0 < inter < union
+
+
+def test_zlss_and_gzlss_label_spaces_on_hand_made_relation_scores(shared_data):
+    """Each pixel's true class scores 0.6, but unseen pixels score 0.9 for 'sky' (seen): GZLSS
+    (all classes) misses every unseen pixel; ZLSS (unseen classes only) gets them all right."""
+    from detectron2.data import DatasetCatalog, MetadataCatalog
+
+    from zsseg_d2.data.sem_seg_io import load_sem_seg
+    from zsseg_d2.evaluation import GZS3Evaluator
+
+    meta, unseen = MetadataCatalog.get("camvid_val"), [5, 8, 10]
+    inputs, outputs = [], []
+    for d in DatasetCatalog.get("camvid_val")[:3]:
+        gt = torch.from_numpy(load_sem_seg(d["sem_seg_file_name"], meta).astype(np.int64))
+        scores = torch.full((11, *gt.shape), 0.1)
+        scores.scatter_(0, gt.clamp(max=10)[None], 0.6)
+        scores[0][torch.isin(gt, torch.tensor(unseen))] = 0.9
+        inputs.append({"file_name": d["file_name"]})
+        outputs.append({"sem_seg": scores})
+    results = {}
+    for space in ("all", "unseen"):
+        evaluator = GZS3Evaluator("camvid_val", distributed=False, label_space=space)
+        evaluator.reset()
+        evaluator.process(inputs, outputs)
+        results[space] = evaluator.evaluate()["sem_seg"]
+    assert results["all"]["mIoU(U)"] == 0 and results["all"]["hIoU"] == 0
+    assert results["unseen"]["mIoU"] == pytest.approx(100)
