@@ -14,19 +14,22 @@ from PIL import Image
 from zsseg_d2.engine import load_config
 from zsseg_d2.modeling.losses.relation_loss import relation_bce
 from zsseg_d2.modeling.relation_net import (
-    RelationHead, binary_intersection_union, binary_prediction, episode_targets, sample_episode, tile_pairs,
+    RelationHead, RelationModule, binary_intersection_union, binary_prediction, episode_targets, sample_episode,
 )
 
 TINY = str(Path(__file__).resolve().parents[1] / "configs" / "relation_net" / "tiny" / "camvid.yaml")
 
 
-def test_tiling_pairs_every_image_with_every_class():
-    visual = torch.arange(2 * 3 * 2 * 2, dtype=torch.float).view(2, 3, 2, 2)
-    semantic = torch.tensor([[10.0, 11.0], [20.0, 21.0], [30.0, 31.0], [40.0, 41.0]])
-    pairs = tile_pairs(visual, semantic)
-    assert pairs.shape == (8, 5, 2, 2)
-    torch.testing.assert_close(pairs[1 * 4 + 2, :3], visual[1])  # image 1, class 2
-    torch.testing.assert_close(pairs[1 * 4 + 2, 3:], semantic[2][:, None, None].expand(2, 2, 2))
+def test_fused_pairs_equal_a_1x1_convolution_of_the_tiled_concatenation():
+    """Every (image, class) pair: [f_2(x); f_1(v_c) tiled] through one 1x1 convolution."""
+    module = RelationModule(visual_channels=3, semantic_channels=2, channels=4)
+    visual, semantic = torch.randn(2, 3, 5, 6), torch.randn(4, 2)
+    weight = torch.cat([module.visual_proj.weight[:, :, 0, 0], module.semantic_proj.weight], dim=1)
+    for b in range(2):
+        for c in range(4):
+            concat = torch.cat([visual[b], semantic[c][:, None, None].expand(2, 5, 6)])  # tiled class features
+            expected = torch.einsum("oi,ihw->ohw", weight, concat) + module.visual_proj.bias[:, None, None]
+            torch.testing.assert_close(module.fused_pairs(visual, semantic)[b * 4 + c], expected)
 
 
 def test_relation_head_shapes_and_score_range():

@@ -3,6 +3,11 @@
 r_{i,j,k,c} = g(f_1(v_c) ⊕ f_2(x_{i,j,k})) (eq. 4): the word-embedding module f_1 (FC layers on the
 class vector, tiled over the feature map), the image-embedding module f_2 (a backbone), and the
 relation module g (convolutions on the concatenation, one sigmoid score per pixel and class).
+
+g starts with a 1x1 convolution of the concatenation [f_2(x); tiled f_1(v_c)]. That convolution is
+linear, so it equals W_x f_2(x) + W_v f_1(v_c): the visual part is computed once per image and the
+class part once per class, and the (image, class) pairs are formed by a broadcast sum instead of
+materialising B x C concatenated maps (the same numbers, far less memory at U-Net's stride 1).
 """
 from __future__ import annotations
 
@@ -22,40 +27,40 @@ class WordEmbeddingModule(nn.Module):
         return self.net(class_vectors)
 
 
-def tile_pairs(visual: torch.Tensor, semantic: torch.Tensor) -> torch.Tensor:
-    """Every (image, class) pair: ``[B, V, h, w]`` and ``[C, H]`` -> ``[B * C, V + H, h, w]``, the
-    class features repeated over the map (image-major: pair b * C + c)."""
-    b, _, h, w = visual.shape
-    c = semantic.shape[0]
-    visual = visual[:, None].expand(b, c, *visual.shape[1:])
-    semantic = semantic[None, :, :, None, None].expand(b, c, semantic.shape[1], h, w)
-    return torch.cat([visual, semantic], dim=2).flatten(0, 1)
-
-
 class RelationModule(nn.Module):
-    """g: concatenated pair features -> one relation logit per pixel (sigmoid gives r in (0, 1))."""
+    """g: (visual map, class features) pairs -> one relation logit per pixel and pair.
 
-    def __init__(self, in_channels: int, channels: int):
+    1x1 convolution of the concatenation (as the sum of its two parts), then 3x3 convolutions with
+    batch norm and ReLU, then a 1x1 convolution to the logit (sigmoid gives r in (0, 1))."""
+
+    def __init__(self, visual_channels: int, semantic_channels: int, channels: int):
         super().__init__()
-        self.net = nn.Sequential(
-            nn.Conv2d(in_channels, channels, 3, padding=1), nn.BatchNorm2d(channels), nn.ReLU(inplace=True),
+        self.visual_proj = nn.Conv2d(visual_channels, channels, 1)
+        self.semantic_proj = nn.Linear(semantic_channels, channels, bias=False)
+        self.body = nn.Sequential(
+            nn.BatchNorm2d(channels), nn.ReLU(inplace=True),
             nn.Conv2d(channels, channels, 3, padding=1), nn.BatchNorm2d(channels), nn.ReLU(inplace=True),
             nn.Conv2d(channels, 1, 1),
         )
 
-    def forward(self, pairs: torch.Tensor) -> torch.Tensor:
-        return self.net(pairs)[:, 0]
+    def fused_pairs(self, visual: torch.Tensor, semantic: torch.Tensor) -> torch.Tensor:
+        """The first 1x1 convolution on every (image, class) concatenation: ``[B * C, R, h, w]``."""
+        pairs = self.visual_proj(visual)[:, None] + self.semantic_proj(semantic)[None, :, :, None, None]
+        return pairs.flatten(0, 1)
+
+    def forward(self, visual: torch.Tensor, semantic: torch.Tensor) -> torch.Tensor:
+        logits = self.body(self.fused_pairs(visual, semantic))[:, 0]
+        return logits.view(visual.shape[0], semantic.shape[0], *logits.shape[-2:])
 
 
 class RelationHead(nn.Module):
-    """f_1, tiling and g together: visual ``[B, V, h, w]`` and class vectors ``[C, E]`` ->
-    relation logits ``[B, C, h, w]`` (r = sigmoid of them)."""
+    """f_1 and g together: visual ``[B, V, h, w]`` and class vectors ``[C, E]`` -> relation logits
+    ``[B, C, h, w]`` (r = their sigmoid)."""
 
     def __init__(self, visual_channels: int, embed_dim: int, word_hidden: int, relation_channels: int):
         super().__init__()
         self.word_embedding = WordEmbeddingModule(embed_dim, word_hidden)
-        self.relation = RelationModule(visual_channels + word_hidden, relation_channels)
+        self.relation = RelationModule(visual_channels, word_hidden, relation_channels)
 
     def forward(self, visual: torch.Tensor, class_vectors: torch.Tensor) -> torch.Tensor:
-        logits = self.relation(tile_pairs(visual, self.word_embedding(class_vectors)))
-        return logits.view(visual.shape[0], class_vectors.shape[0], *logits.shape[-2:])
+        return self.relation(visual, self.word_embedding(class_vectors))
