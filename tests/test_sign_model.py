@@ -107,3 +107,21 @@ def test_generator_and_discriminator_get_constant_lr_adam_beside_scheduled_sgd()
     state = optimizer.state_dict()
     optimizer.load_state_dict(state)
     assert set(state) == {"scheduled", "constant"}
+
+
+def test_paper_configs_chain_the_steps_and_switch_one_thing_each():
+    root = Path(TINY).parents[1]
+    for dataset in ("voc_15-5", "pascal_context_33-4", "coco_stuff_156-15"):
+        train, transfer, st, ast = (load_config(str(root / f"{dataset}{s}.yaml")) for s in ("", "_transfer", "_st", "_ast"))
+        assert (train.MODEL.SIGN.STEP, transfer.MODEL.SIGN.STEP, st.MODEL.SIGN.STEP) == ("train", "transfer", "self_training")
+        assert (st.MODEL.SIGN.SELF_TRAINING, ast.MODEL.SIGN.SELF_TRAINING) == ("st", "ast")
+        assert transfer.MODEL.WEIGHTS == f"{train.OUTPUT_DIR}/model_final.pth"
+        assert st.MODEL.WEIGHTS == ast.MODEL.WEIGHTS == f"{transfer.OUTPUT_DIR}/model_final.pth"
+        assert train.SOLVER.SECOND_OPTIMIZER.MODULES == ["generator", "discriminator"]
+        assert (train.MODEL.SIGN.KL_WEIGHT, train.MODEL.SIGN.MMD_WEIGHT, train.SOLVER.BASE_LR) == (100.0, 50.0, 2.5e-4)
+    pe = [load_config(str(root / "ablations" / f"voc_15-5_pe_{m}.yaml")).MODEL.SIGN.POSITIONAL_ENCODING
+          for m in ("none", "absolute", "absolute_interp")]
+    assert pe == ["none", "absolute", "absolute_interp"]
+    from detectron2.data import MetadataCatalog
+
+    assert sorted(MetadataCatalog.get("pascal_context_33_sign_train").unseen_classes) == ["cat", "cow", "motorbike", "sofa"]
