@@ -3,6 +3,7 @@ training steps and the variants on a tiny model with real CamVid images."""
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import pytest
 import torch
@@ -160,3 +161,55 @@ def test_szn_ps_follows_the_true_seenmask(val_input):
     labelled = gt != 255
     assert torch.equal(group[label][labelled], group[gt[labelled]])
     assert (~group[gt[labelled]]).any()  # the image has unseen-group pixels
+
+
+def test_szn_scores_feed_the_zlss_evaluator(val_input):
+    """ZLSS (TEST.LABEL_SPACE "unseen") takes the argmax over U's channels of "sem_seg": for SZN
+    that is the nearest unseen class by cosine, whatever the seenmask says."""
+    from zsseg_d2.evaluation import GZS3Evaluator
+
+    model = _model().eval()
+    with torch.no_grad():
+        (out,) = model([val_input])
+    evaluator = GZS3Evaluator("camvid_val", distributed=False, label_space="unseen")
+    evaluator.process([val_input], [out])
+    unseen = [model.test_vocabulary.index(n) for n in ("tree", "car", "bicyclist")]
+    scores = out["sem_seg"][unseen]
+    cosine = scores - scores.max(dim=0).values + scores.max()  # any per-pixel shift keeps the order
+    predicted = torch.tensor(unseen)[cosine.argmax(dim=0)]
+    gt = torch.as_tensor(load_sem_seg(val_input["sem_seg_file_name"], evaluator.metadata).astype("int64"))
+    on_unseen = torch.isin(gt, torch.tensor(unseen))
+    hits = int((predicted[on_unseen] == gt[on_unseen]).sum())
+    assert int(evaluator.confusion.trace()) == hits
+    assert int(evaluator.confusion.sum()) == int(on_unseen.sum()) > 0
+
+
+@pytest.mark.slow
+def test_train_net_runs_both_steps_and_evaluates_all_metrics(tmp_path, shared_data):
+    import json
+    import os
+    import subprocess
+    import sys
+
+    repo = Path(__file__).resolve().parents[1]
+    env = {**os.environ, "ZSSEG_CACHE": str(tmp_path / "cache"), "PYTHONPATH": str(repo)}
+
+    def train_net(config, *opts):
+        command = [sys.executable, "tools/train_net.py", "--config-file", config, *opts]
+        return subprocess.run(command, cwd=repo, env=env, check=True, capture_output=True, text=True)
+
+    step1, step2 = tmp_path / "step1", tmp_path / "step2"
+    train_net(TINY, "SOLVER.MAX_ITER", "40", "DATASETS.TEST", "()", "OUTPUT_DIR", str(step1))
+    lines = (step1 / "metrics.json").read_text().splitlines()
+    losses = [json.loads(line)["total_loss"] for line in lines if "total_loss" in line]  # = loss_embedding
+    assert losses[-1] < losses[0], losses
+    train_net("configs/szn/tiny/camvid_step2.yaml", "SOLVER.MAX_ITER", "10", "DATASETS.TEST", "('camvid_val',)",
+              "MODEL.WEIGHTS", str(step1 / "model_final.pth"), "OUTPUT_DIR", str(step2))  # fmt: skip
+    metrics = json.loads((step2 / "inference/camvid_val/gzs3_metrics.json").read_text())
+    for key in ("pACC", "mACC", "mIoU", "fwIoU", "mIoU(S)", "mIoU(U)", "fwIoU(U)", "pACC(S)", "hIoU"):
+        assert key in metrics, key
+    # step 2 left the FCN and the embedding head as step 1 trained them
+    first = torch.load(step1 / "model_final.pth", weights_only=False)["model"]
+    second = torch.load(step2 / "model_final.pth", weights_only=False)["model"]
+    assert torch.equal(first["backbone.fc7.weight"], second["backbone.fc7.weight"])
+    assert not torch.equal(first["head.heads.seenmask.score.weight"], second["head.heads.seenmask.score.weight"])

@@ -14,7 +14,6 @@ over the seen classes, no zero-shot), "fcn_je" (nearest embedding over all class
 """
 from __future__ import annotations
 
-import logging
 import os
 from typing import Dict, List, Optional, Sequence
 
@@ -30,8 +29,6 @@ from torch import nn
 from ...data import load_sem_seg, seen_class_ids, training_vocabulary
 from ..losses import pixelwise_cosine_loss, pixelwise_mse_loss, seenmask_bce_loss
 from ..semantic import SemanticSource, build_semantic_source, validate_class_names
-
-logger = logging.getLogger(__name__)
 
 VARIANTS = ("fcn_s", "fcn_je", "szn", "szn_ps")
 EMBEDDING_LOSSES = {"cosine": pixelwise_cosine_loss, "mse": pixelwise_mse_loss}
@@ -55,13 +52,24 @@ def _check_config(cfg: CfgNode) -> None:
     if szn.LOSS not in EMBEDDING_LOSSES:
         raise ValueError(f"MODEL.SZN.LOSS must be one of {sorted(EMBEDDING_LOSSES)}, got {szn.LOSS!r}")
     if szn.STEP not in (1, 2) or (szn.STEP == 2 and szn.VARIANT != "szn"):
-        raise ValueError(f"MODEL.SZN.STEP {szn.STEP} with VARIANT {szn.VARIANT!r}: step 2 (the seenmask head) exists only for 'szn'; other variants train in step 1")
+        raise ValueError(
+            f"MODEL.SZN.STEP {szn.STEP} with VARIANT {szn.VARIANT!r}: step 2 (the seenmask head) exists "
+            "only for 'szn'; other variants train in step 1"
+        )
     if szn.VARIANT in ("szn", "szn_ps") and not szn.TRAIN_UNSEEN:
-        raise ValueError(f"MODEL.SZN.VARIANT {szn.VARIANT!r} needs MODEL.SZN.TRAIN_UNSEEN: seen classes held out as the seenmask's unseen examples")
+        raise ValueError(
+            f"MODEL.SZN.VARIANT {szn.VARIANT!r} needs MODEL.SZN.TRAIN_UNSEEN: seen classes held out as "
+            "the seenmask's unseen examples"
+        )
     if szn.STEP == 2 and not cfg.MODEL.WEIGHTS:
-        raise ValueError("MODEL.SZN.STEP 2 trains the seenmask head on step 1's frozen FCN: set MODEL.WEIGHTS to step 1's model_final.pth")
+        raise ValueError(
+            "MODEL.SZN.STEP 2 trains the seenmask head on step 1's frozen FCN: set MODEL.WEIGHTS to "
+            "step 1's model_final.pth"
+        )
     if szn.STEP == 2 and "://" not in cfg.MODEL.WEIGHTS and not os.path.isfile(cfg.MODEL.WEIGHTS):
-        raise FileNotFoundError(f"MODEL.WEIGHTS {cfg.MODEL.WEIGHTS!r} (step 1's weights for SZN step 2) does not exist: run step 1 first")
+        raise FileNotFoundError(
+            f"MODEL.WEIGHTS {cfg.MODEL.WEIGHTS!r} (step 1's weights for SZN step 2) does not exist: run step 1 first"
+        )
     if cfg.DATASETS.TRAIN and cfg.DATASETS.UNSEEN_IMAGES == "drop" and szn.VARIANT != "fcn_s":
         expected = set(szn.TRAIN_UNSEEN) if szn.STEP == 1 else set()
         if set(cfg.DATASETS.DROP_CLASSES) != expected:
