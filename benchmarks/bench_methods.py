@@ -50,12 +50,17 @@ class Method:
 
 
 SZN_STEP1 = Stage("szn_step1", "configs/szn/tiny/camvid_step1.yaml")
+ZS3_SEGMENTATION = Stage("zs3_segmentation", "configs/zs3net/tiny/camvid_1_segmentation.yaml")
+ZS3_GENERATOR = Stage("zs3_generator", "configs/zs3net/tiny/camvid_2_zs3net.yaml", weights_from="zs3_segmentation")
 METHODS = [
     Method("CEL", [Stage("cel", "configs/tiny/camvid_8-3.yaml")]),
     Method("FCN-S", [Stage("fcn_s", "configs/szn/tiny/camvid_fcn_s.yaml")]),
     Method("FCN-JE", [SZN_STEP1, Stage("fcn_je", SZN_STEP1.config, ("MODEL.SZN.VARIANT", "fcn_je"), False, "szn_step1")]),
     Method("SZN", [SZN_STEP1, Stage("szn_step2", "configs/szn/tiny/camvid_step2.yaml", weights_from="szn_step1")]),
     Method("SZN-PS", [SZN_STEP1, Stage("szn_ps", SZN_STEP1.config, ("MODEL.SZN.VARIANT", "szn_ps"), False, "szn_step1")]),
+    Method("ZS3Net", [ZS3_SEGMENTATION, ZS3_GENERATOR]),
+    Method("ZS3Net+ZS-MMD", [ZS3_SEGMENTATION, ZS3_GENERATOR,
+                             Stage("zs3_zs_mmd", "configs/zs3net/tiny/camvid_3_zs_mmd.yaml", weights_from="zs3_generator")]),
 ]
 
 

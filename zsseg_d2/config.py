@@ -207,9 +207,6 @@ def _add_solver_config(cfg: CN) -> None:
     second.MODULES = []
     second.OPTIMIZER = "ADAM"  # "ADAM" | "ADAMW" | "SGD"
     second.BASE_LR = 2e-4
-    # Adam learning rate of a model's "generator" module (ZS3Net's GMMN), stepped with the main
-    # optimizer; 0: the generator trains with SOLVER.OPTIMIZER like the rest.
-    cfg.SOLVER.GENERATOR_LR = 0.0
 
 
 def _add_pseudo_label_config(cfg: CN) -> None:
@@ -308,6 +305,10 @@ def _add_zs3net_config(cfg: CN) -> None:
     zs3.GENERATOR_HIDDEN_DIM = 256  # GMMN hidden layer (ZS3Net's code); noise has the embedding's size
     zs3.GENERATOR_DROPOUT = 0.5
     zs3.GENERATOR_BATCH = 128  # features per class and MMD term (sec. IV-A)
+    # Images whose seen-class features train the GMMN: "unseen_free" (ZS3Net's code: only images
+    # without unseen pixels) | "all" (every image's seen pixels; for data where most images hold
+    # an unseen class, e.g. CamVid).
+    zs3.GENERATOR_IMAGES = "unseen_free"
     # Gaussian-mixture kernel sum_s exp(-||x - y||^2 / (2 s)) of eq. 1-2 (ZS3Net's code's s).
     zs3.MMD_BANDWIDTHS = [2.0, 5.0, 10.0, 20.0, 40.0, 80.0]
     # Cross-entropy weight of unseen classes when retraining the classifier (ZS3Net's code: 100).

@@ -5,9 +5,13 @@ from typing import Callable
 
 from detectron2.config import CfgNode
 
+from .full_label_mapper import FullLabelDatasetMapper
 from .mapper import ZeroShotSemanticDatasetMapper
 
-DATASET_MAPPERS: dict[str, type] = {"zs_semantic": ZeroShotSemanticDatasetMapper}
+DATASET_MAPPERS: dict[str, type] = {
+    "zs_semantic": ZeroShotSemanticDatasetMapper,
+    "zs_full_label": FullLabelDatasetMapper,  # keeps unseen pixels (ZS3Net's protocol)
+}
 
 
 def build_dataset_mapper(cfg: CfgNode, is_train: bool = True) -> Callable[[dict], dict]:

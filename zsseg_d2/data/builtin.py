@@ -7,6 +7,8 @@ the metadata as prompt names (``unseen_classes`` is a subset of ``stuff_classes`
 - Pascal VOC 2012 + SBD, 20 classes (background ignored), 15 seen / 5 unseen;
 - Pascal VOC 2012 + SBD, 21 classes (background a class, as ZS3Net and SZN), with the SZN thesis's
   unseen sets U of its (9, 2, 10) and (17, 2, 2) splits; Pascal Context 33 with U of (31, 2, 2);
+- Pascal VOC 2012 + SBD (21 classes) and Pascal Context 60 (59 + background) with ZS3Net's
+  K = 2, 4, 6, 8, 10 unseen classes;
 - CamVid (local, 11 classes), 8 seen / 3 unseen: tree (a stuff class, 9.7% of training pixels),
   car (a frequent thing, 5.9%) and bicyclist (a rare thing, 0.3%), so that the unseen side mixes
   stuff, frequent and rare classes as COCO-Stuff's does;
@@ -42,6 +44,11 @@ SZN_UNSEEN = {
 }
 PASCAL_CONTEXT_33_UNSEEN = ("sheep", "train")  # U of the thesis's (31, 2, 2) split
 PASCAL_CONTEXT_33_SIGN_UNSEEN = ("cow", "motorbike", "sofa", "cat")  # SIGN's / CaGNet's 4 unseen
+# ZS3Net's and the recursive-training paper's splits: the first K of this list unseen, K = 2..10.
+ZS3NET_UNSEEN_ORDER = (
+    "cow", "motorbike", "aeroplane", "sofa", "cat", "tvmonitor", "train", "bottle", "chair", "pottedplant",
+)  # fmt: skip
+ZS3NET_K = (2, 4, 6, 8, 10)
 CAMVID_UNSEEN = ("Tree", "Car", "Bicyclist")
 
 VOC_LABEL_FIELDS = {"label_offset": 1, "raw_ignore_ids": (0,)}  # raw 0 = background: ignored
@@ -96,6 +103,7 @@ def _register_prepared() -> None:
             register_sem_seg("voc20_val", files, class_fields(voc))
 
     _register_voc21()
+    _register_zs3net_splits()
 
     pc_images = "VOCdevkit/VOC2010/JPEGImages"
     pc33 = class_fields(load_class_list("pascal_context_33"), PASCAL_CONTEXT_33_UNSEEN)
@@ -150,6 +158,23 @@ def _register_voc21() -> None:
                 DATASETS_ENV, "VOCdevkit/VOC2012/JPEGImages", f"VOCdevkit/VOC2012/SegmentationClass21/{split}"
             )
             register_sem_seg(f"voc21_{key}_{split}", files, class_fields(voc21, unseen))
+
+
+def _register_zs3net_splits() -> None:
+    """``voc21_zs3_k{K}_{train_aug,val}`` (VOC-21, labels of datasets/prepare_voc_sbd.py) and
+    ``pascal_context_60_zs3_k{K}_{train,val}`` (datasets/prepare_pascal_context_60.py): background
+    a class, the first K of :data:`ZS3NET_UNSEEN_ORDER` unseen."""
+    voc21, pc60 = load_class_list("voc_21"), load_class_list("pascal_context_60")
+    for k in ZS3NET_K:
+        unseen = ZS3NET_UNSEEN_ORDER[:k]
+        for split in ("train_aug", "val"):
+            files = SplitFiles(
+                DATASETS_ENV, "VOCdevkit/VOC2012/JPEGImages", f"VOCdevkit/VOC2012/SegmentationClass21/{split}"
+            )
+            register_sem_seg(f"voc21_zs3_k{k}_{split}", files, class_fields(voc21, unseen))
+        for split in ("train", "val"):
+            files = SplitFiles(DATASETS_ENV, "VOCdevkit/VOC2010/JPEGImages", f"pascal_context/labels_60/{split}")
+            register_sem_seg(f"pascal_context_60_zs3_k{k}_{split}", files, class_fields(pc60, unseen))
 
 
 def _register_shared() -> None:

@@ -3,5 +3,6 @@ from .cel import CELSegmentor
 from .relation_net import RelationNet
 from .sign import SIGN
 from .szn import SZNSegmentor
+from .zs3net import ZS3Net
 
-__all__ = ["CELSegmentor", "RelationNet", "SIGN", "SZNSegmentor"]
+__all__ = ["CELSegmentor", "RelationNet", "SIGN", "SZNSegmentor", "ZS3Net"]

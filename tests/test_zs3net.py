@@ -1,0 +1,365 @@
+"""ZS3Net stages: losses per stage, what trains, confident-sample selection, inference, errors."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+from detectron2.config import get_cfg
+from detectron2.modeling import build_backbone
+
+from zsseg_d2.config import add_zsseg_config
+from zsseg_d2.engine.joint_optimizer import JointOptimizer
+from zsseg_d2.engine.solver import build_optimizer
+from zsseg_d2.modeling.generators import GMMNGenerator
+from zsseg_d2.modeling.meta_arch.zs3net import ZS3Net, _check_previous_stage_weights, select_confident
+
+REPO = Path(__file__).resolve().parents[1]
+CLASSES = ["road", "sky", "tree", "car"]  # tree and car unseen
+UNSEEN = torch.tensor([False, False, True, True])
+EMBED_DIM = 6
+
+
+def _backbone():
+    cfg = get_cfg()
+    add_zsseg_config(cfg)
+    cfg.MODEL.BACKBONE.NAME = "build_deeplab_v3plus_backbone"
+    cfg.MODEL.BACKBONE.FREEZE_AT = 0
+    res, deeplab = cfg.MODEL.RESNETS, cfg.MODEL.DEEPLAB
+    res.STEM_OUT_CHANNELS, res.RES2_OUT_CHANNELS, res.WIDTH_PER_GROUP, res.NORM = 8, 16, 4, "BN"
+    deeplab.BLOCKS_PER_STAGE, deeplab.ASPP_CHANNELS, deeplab.LOW_LEVEL_CHANNELS, deeplab.OUT_CHANNELS = [1, 1, 1, 1], 8, 4, 8
+    return build_backbone(cfg)
+
+
+def _model(stage: str, **kwargs) -> ZS3Net:
+    backbone = _backbone()
+    return ZS3Net(
+        backbone=backbone,
+        generator=GMMNGenerator(EMBED_DIM, 8, hidden_dim=8),
+        class_names=CLASSES,
+        class_embeddings=torch.eye(4, EMBED_DIM),
+        unseen=UNSEEN,
+        stage=stage,
+        pixel_mean=[0.0, 0.0, 0.0],
+        pixel_std=[1.0, 1.0, 1.0],
+        generator_batch=16,
+        **kwargs,
+    )
+
+
+def _batch(with_unseen: bool):
+    label = torch.zeros(32, 32, dtype=torch.long)
+    label[16:] = 1
+    if with_unseen:
+        label[:, :8] = 2
+    label[0, 0] = 255
+    return [{"image": torch.rand(3, 32, 32) * 255, "sem_seg": label, "height": 32, "width": 32} for _ in range(2)]
+
+
+def _grads(module) -> bool:
+    return any(p.grad is not None and p.grad.abs().sum() > 0 for p in module.parameters())
+
+
+def test_select_confident_needs_the_right_class_and_confidence_above_tau():
+    probs = torch.tensor([[0.1, 0.9], [0.2, 0.8], [0.75, 0.25], [0.3, 0.7]])
+    assert select_confident(probs, 1, 0.75).tolist() == [True, True, False, False]
+    # Right class but not above tau (strict), wrong arg-max despite high probability for class 0.
+    assert select_confident(probs, 0, 0.75).tolist() == [False, False, False, False]
+    assert select_confident(probs, 0, 0.5).tolist() == [False, False, True, False]
+
+
+def test_segmentation_stage_trains_backbone_and_seen_columns_only():
+    model = _model("segmentation").train()
+    losses = model(_batch(with_unseen=False))
+    assert set(losses) == {"loss_sem_seg"}
+    losses["loss_sem_seg"].backward()
+    assert _grads(model.backbone)
+    grad = model.classifier.weight.grad.flatten(1)
+    assert grad[~UNSEEN].abs().sum() > 0 and grad[UNSEEN].abs().sum() == 0  # unseen columns untouched
+    assert not any(p.requires_grad for p in model.generator.parameters())
+
+
+def test_generator_stage_freezes_the_backbone_and_routes_each_loss_to_its_module():
+    model = _model("generator").train()
+    assert not model.backbone.training  # batch-norm statistics frozen too
+    losses = model(_batch(with_unseen=False))
+    assert set(losses) == {"loss_sem_seg", "loss_gmmn"} and losses["loss_gmmn"] > 0
+    losses["loss_gmmn"].backward()
+    assert _grads(model.generator) and model.classifier.weight.grad is None
+    model.zero_grad()
+    losses = model(_batch(with_unseen=False))
+    losses["loss_sem_seg"].backward()
+    assert _grads(model.classifier) and not _grads(model.generator)
+    assert all(p.grad is None for p in model.backbone.parameters())
+
+
+def test_images_with_unseen_pixels_train_the_classifier_on_generated_features_only():
+    model = _model("generator").train()
+    losses = model(_batch(with_unseen=True))
+    # ZS3Net's code: no generator update from an image holding unseen pixels.
+    assert losses["loss_gmmn"].item() == 0.0
+    losses["loss_sem_seg"].backward()
+    assert _grads(model.classifier) and model.classifier.weight.grad.flatten(1)[2].abs().sum() > 0
+    # "all": the seen classes of that image train the generator as well.
+    assert _model("generator", generator_images="all").train()(_batch(with_unseen=True))["loss_gmmn"].item() > 0
+
+
+def test_unseen_classes_weigh_more_in_the_classifier_loss():
+    torch.manual_seed(1)
+    heavy = _model("generator", unseen_class_weight=100.0).train()
+    torch.manual_seed(1)
+    light = _model("generator", unseen_class_weight=1.0).train()
+    light.load_state_dict(heavy.state_dict())
+    torch.manual_seed(2)
+    heavy_loss = heavy(_batch(with_unseen=True))["loss_sem_seg"]
+    torch.manual_seed(2)
+    light_loss = light(_batch(with_unseen=True))["loss_sem_seg"]
+    assert heavy_loss.item() != pytest.approx(light_loss.item(), rel=1e-3)
+
+
+def _class2_classifier(model: ZS3Net, scale: float) -> None:
+    """Class 2 (unseen) scores ``scale * sum(feature)``, the others 0: confidences vary per feature."""
+    with torch.no_grad():
+        model.classifier.weight.zero_()
+        model.classifier.weight[2] = scale
+        model.classifier.bias.zero_()
+
+
+def test_recursive_stage_adds_zs_mmd_scaled_by_gamma_and_training_only_the_generator():
+    model = _model("recursive", zs_mmd_weight=1.0, confidence_threshold=0.5).train()
+    _class2_classifier(model, 3.0)
+    torch.manual_seed(3)
+    unscaled = model(_batch(with_unseen=False))["loss_zs_mmd"].item()
+    model.zs_mmd_weight = 0.25
+    torch.manual_seed(3)  # the same random draws: only gamma differs
+    losses = model(_batch(with_unseen=False))
+    assert set(losses) == {"loss_sem_seg", "loss_gmmn", "loss_zs_mmd"}
+    assert unscaled > 0 and losses["loss_zs_mmd"].item() == pytest.approx(0.25 * unscaled, rel=1e-5)
+    losses["loss_zs_mmd"].backward()
+    assert _grads(model.generator) and model.classifier.weight.grad is None
+
+
+def test_all_samples_confident_with_equal_weights_gives_no_gradient():
+    # a = b and every c_i = 1: eq. 2 is MMD(b, b) = 0 with a zero gradient, which is why the
+    # "equal weight" ablation (Table III) keeps the confident selection and only drops the weights.
+    model = _model("recursive", confidence_threshold=0.0, equal_weight=True).train()
+    with torch.no_grad():
+        model.classifier.weight.zero_()
+        model.classifier.bias.copy_(torch.tensor([0.0, 0.0, 20.0, 40.0]))  # class 3 always wins
+    loss = model._recursive_loss()  # class 2: nothing selected; class 3: everything selected
+    loss.backward()
+    assert loss.item() == pytest.approx(0.0, abs=1e-6) and not _grads(model.generator)
+
+
+def test_equal_weight_changes_the_loss_only_through_the_weights():
+    model = _model("recursive", confidence_threshold=0.0).train()
+    model.generator.eval()  # no dropout: the same generated batch for both calls
+    with torch.no_grad():
+        model.classifier.weight.zero_()
+        model.classifier.weight[2, :, 0, 0] = 1.0  # confidences vary with the features
+    torch.manual_seed(4)
+    weighted = model._recursive_loss()
+    model.equal_weight = True
+    torch.manual_seed(4)
+    equal = model._recursive_loss()
+    assert weighted.item() != pytest.approx(equal.item(), rel=1e-4)
+
+
+def test_inference_returns_dense_probabilities_at_the_output_size():
+    model = _model("generator").eval()
+    batch = [{"image": torch.rand(3, 32, 48) * 255, "height": 64, "width": 96}]
+    with torch.no_grad():
+        (result,) = model(batch)
+    assert result["sem_seg"].shape == (4, 64, 96)
+    assert torch.allclose(result["sem_seg"].sum(0), torch.ones(64, 96), atol=1e-5)
+
+
+def test_evaluating_other_classes_is_refused():
+    model = _model("generator")
+    model.set_vocabulary(CLASSES)
+    with pytest.raises(ValueError, match="classifies into the 4 classes it was trained with"):
+        model.set_vocabulary(["road", "sky"])
+
+
+def test_later_stages_need_the_previous_stage_weights(tmp_path):
+    _check_previous_stage_weights("segmentation", "")
+    with pytest.raises(ValueError, match="'generator' starts from the 'segmentation' stage's weights.*empty"):
+        _check_previous_stage_weights("generator", "")
+    with pytest.raises(FileNotFoundError, match="'recursive' starts from the 'generator' stage.*does not exist"):
+        _check_previous_stage_weights("recursive", str(tmp_path / "model_final.pth"))
+
+
+def test_generator_gets_adam_and_the_classifier_sgd():
+    model = _model("generator")
+    cfg = get_cfg()
+    add_zsseg_config(cfg)
+    cfg.SOLVER.OPTIMIZER, cfg.SOLVER.BASE_LR = "SGD", 0.01
+    second = cfg.SOLVER.SECOND_OPTIMIZER
+    second.MODULES, second.OPTIMIZER, second.BASE_LR = ["generator"], "ADAM", 2e-4
+    optimizer = build_optimizer(cfg, model)
+    assert isinstance(optimizer, JointOptimizer)
+    sgd, adam = optimizer.scheduled, optimizer.constant
+    assert isinstance(sgd, torch.optim.SGD) and isinstance(adam, torch.optim.Adam)
+    # The backbone is frozen after the segmentation stage: SGD holds the classifier only.
+    assert {id(p) for g in sgd.param_groups for p in g["params"]} == {id(p) for p in model.classifier.parameters()}
+    assert {id(p) for g in adam.param_groups for p in g["params"]} == {id(p) for p in model.generator.parameters()}
+    losses = model.train()(_batch(with_unseen=False))
+    sum(losses.values()).backward()
+    before = [p.clone() for p in model.generator.parameters()] + [model.classifier.weight.clone()]
+    optimizer.step()
+    after = list(model.generator.parameters()) + [model.classifier.weight]
+    assert all(not torch.equal(a, b) for a, b in zip(before, after))
+    # In the segmentation stage the generator is frozen: one plain SGD optimizer.
+    assert isinstance(build_optimizer(cfg, _model("segmentation")), torch.optim.SGD)
+
+
+def test_full_label_mapper_keeps_unseen_pixels_where_the_standard_one_ignores_them(shared_data):
+    from detectron2.data import DatasetCatalog
+
+    from zsseg_d2.data.build import build_dataset_mapper
+    from zsseg_d2.engine import load_config
+
+    cfg = load_config(str(REPO / "configs" / "zs3net" / "tiny" / "camvid_1_segmentation.yaml"))
+    record = DatasetCatalog.get("camvid_train")[0]
+    seen_only = build_dataset_mapper(cfg, is_train=False)(record)["sem_seg"]
+    cfg.INPUT.DATASET_MAPPER_NAME = "zs_full_label"
+    full = build_dataset_mapper(cfg, is_train=False)(record)["sem_seg"]
+    differs = seen_only != full
+    # Only pixels the standard mapper ignores change, and they become unseen ids (Tree 5, Car 8, Bicyclist 10).
+    assert differs.any() and (seen_only[differs] == 255).all()
+    assert set(full[differs].unique().tolist()) <= {5, 8, 10}
+
+
+@pytest.mark.slow
+def test_every_stage_trains_through_train_net_and_evaluates_on_camvid(tmp_path, shared_data):
+    import json
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "ZSSEG_CACHE": str(tmp_path / "cache"), "ZSSEG_SHARED_DATA": str(shared_data)}
+    tiny = REPO / "configs" / "zs3net" / "tiny"
+    previous = ""
+    for stage in ("1_segmentation", "2_zs3net", "3_zs_mmd"):
+        out = tmp_path / stage
+        command = [sys.executable, "tools/train_net.py", "--config-file", str(tiny / f"camvid_{stage}.yaml"),
+                   "OUTPUT_DIR", str(out), "SOLVER.MAX_ITER", "8", "DATASETS.TEST", "()"]
+        if previous:
+            command += ["MODEL.WEIGHTS", previous]
+        subprocess.run(command, cwd=REPO, env=env, check=True, capture_output=True)
+        logged = set().union(*(json.loads(line) for line in (out / "metrics.json").read_text().splitlines()))
+        expected = {"1_segmentation": {"loss_sem_seg"}, "2_zs3net": {"loss_sem_seg", "loss_gmmn"},
+                    "3_zs_mmd": {"loss_sem_seg", "loss_gmmn", "loss_zs_mmd"}}[stage]
+        assert {k for k in logged if k.startswith("loss_")} == expected, logged
+        previous = str(out / "model_final.pth")
+    evaluate = [sys.executable, "tools/train_net.py", "--config-file", str(tiny / "camvid_3_zs_mmd.yaml"), "--eval-only",
+                "OUTPUT_DIR", str(tmp_path / "eval"), "MODEL.WEIGHTS", previous]
+    log = subprocess.run(evaluate, cwd=REPO, env=env, check=True, capture_output=True, text=True)
+    text = log.stdout + log.stderr
+    assert "mIoU(S) | mIoU(U) | hIoU" in text and "camvid_val" in text
+    missing = subprocess.run(
+        [sys.executable, "tools/train_net.py", "--config-file", str(tiny / "camvid_2_zs3net.yaml"),
+         "OUTPUT_DIR", str(tmp_path / "x"), "MODEL.WEIGHTS", str(tmp_path / "none.pth")],
+        cwd=REPO, env=env, capture_output=True, text=True,
+    )
+    assert missing.returncode != 0 and "starts from the 'segmentation' stage's weights" in missing.stderr
+
+
+PAPER_TAU_GAMMA = {  # sec. IV-A
+    "voc": {2: (0.85, 1 / 40), 4: (0.7, 1 / 80), 6: (0.7, 1 / 80), 8: (0.7, 1 / 80), 10: (0.85, 1 / 40)},
+    "pascal_context": {2: (0.85, 1 / 160), 4: (0.7, 1 / 160), 6: (0.85, 1 / 80), 8: (0.85, 1 / 80), 10: (0.7, 1 / 160)},
+}
+UNSEEN_ORDER = ["cow", "motorbike", "aeroplane", "sofa", "cat", "tv monitor", "train", "bottle", "chair", "potted plant"]
+
+
+@pytest.mark.parametrize("dataset", ["voc", "pascal_context"])
+@pytest.mark.parametrize("k", [2, 4, 6, 8, 10])
+def test_paper_configs_chain_the_stages_with_the_papers_split_tau_and_gamma(dataset, k):
+    from detectron2.data import MetadataCatalog
+
+    from zsseg_d2.engine import load_config
+
+    folder = REPO / "configs" / "zs3net" / dataset
+    stages = [load_config(str(folder / f"k{k}_{name}.yaml")) for name in ("1_segmentation", "2_zs3net", "3_zs_mmd")]
+    assert [c.MODEL.ZS3NET.STAGE for c in stages] == ["segmentation", "generator", "recursive"]
+    for previous, current in zip(stages, stages[1:]):
+        assert current.MODEL.WEIGHTS == f"{previous.OUTPUT_DIR}/model_final.pth"
+    assert stages[0].DATASETS.UNSEEN_IMAGES == "drop" and stages[1].INPUT.DATASET_MAPPER_NAME == "zs_full_label"
+    tau, gamma = PAPER_TAU_GAMMA[dataset][k]
+    assert (stages[2].MODEL.ZS3NET.CONFIDENCE_THRESHOLD, stages[2].MODEL.ZS3NET.ZS_MMD_WEIGHT) == pytest.approx((tau, gamma))
+    metadata = MetadataCatalog.get(stages[0].DATASETS.TRAIN[0])
+    assert metadata.unseen_classes == UNSEEN_ORDER[:k]
+    assert len(metadata.stuff_classes) == (21 if dataset == "voc" else 60) and metadata.stuff_classes[0] == "background"
+    if dataset == "voc":
+        equal = load_config(str(folder / f"k{k}_3_zs_mmd_equal_weight.yaml"))
+        assert equal.MODEL.ZS3NET.EQUAL_WEIGHT and not stages[2].MODEL.ZS3NET.EQUAL_WEIGHT
+        assert equal.MODEL.ZS3NET.CONFIDENCE_THRESHOLD == tau
+
+
+def test_voc_classes_all_have_word2vec_vectors(shared_data):
+    from zsseg_d2.engine import load_config
+    from zsseg_d2.modeling.semantic import build_semantic_source
+
+    cfg = load_config(str(REPO / "configs" / "zs3net" / "voc" / "k10_2_zs3net.yaml"),
+                      ["MODEL.SEMANTIC.FILES", [str(shared_data / "word_vectors" / "voc_21.word2vec.npy")]])
+    from detectron2.data import MetadataCatalog
+
+    vectors = build_semantic_source(cfg)(MetadataCatalog.get(cfg.DATASETS.TRAIN[0]).stuff_classes)
+    assert vectors.shape == (21, 300) and torch.allclose(vectors.norm(dim=1), torch.ones(21), atol=1e-5)
+
+
+def test_prepare_pascal_context_60_makes_background_class_0(tmp_path, monkeypatch):
+    import importlib.util
+
+    import numpy as np
+    import scipy.io
+    from detectron2.data import DatasetCatalog, MetadataCatalog
+    from PIL import Image
+
+    from zsseg_d2.data import load_sem_seg
+    from zsseg_d2.data.class_lists import load_class_list
+
+    pc = tmp_path / "pascal_context"
+    (pc / "trainval").mkdir(parents=True)
+    names59 = load_class_list("pascal_context_59").names
+    names = sorted(list(names59) + ["accordion", "zebra"])  # two classes outside the 59
+    (pc / "labels.txt").write_text("".join(f"{i + 1}: {n}\n" for i, n in enumerate(names)))
+    raw = {n: i + 1 for i, n in enumerate(names)}
+    label_map = np.array([[0, raw["accordion"], raw["aeroplane"]], [raw["wood"], raw["zebra"], raw["cow"]]])
+    lists = tmp_path / "VOCdevkit/VOC2010/ImageSets/Main"
+    lists.mkdir(parents=True)
+    for split, image_id in (("train", "2008_000001"), ("val", "2008_000002")):
+        scipy.io.savemat(pc / f"trainval/{image_id}.mat", {"LabelMap": label_map.astype(np.uint16)})
+        (lists / f"{split}.txt").write_text(f"{image_id}\n")
+    spec = importlib.util.spec_from_file_location("prepare_pc60", REPO / "datasets" / "prepare_pascal_context_60.py")
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    script.main(["--root", str(tmp_path)])
+    label = np.asarray(Image.open(pc / "labels_60/train/2008_000001.png")).tolist()
+    # unlabeled and classes outside the 59 -> background 0; the 59 -> 1 + their pascal_context_59 index
+    assert label == [[0, 0, 1], [1 + names59.index("wood"), 0, 1 + names59.index("cow")]]
+    assert (pc / "labels_60/val/2008_000002.png").is_file()
+    monkeypatch.setenv("DETECTRON2_DATASETS", str(tmp_path))
+    image_dir = tmp_path / "VOCdevkit/VOC2010/JPEGImages"
+    image_dir.mkdir(parents=True)
+    Image.fromarray(np.zeros((2, 3, 3), np.uint8)).save(image_dir / "2008_000001.jpg")
+    (record,) = DatasetCatalog.get("pascal_context_60_zs3_k2_train")
+    metadata = MetadataCatalog.get("pascal_context_60_zs3_k2_train")
+    loaded = load_sem_seg(record["sem_seg_file_name"], metadata)
+    assert [metadata.stuff_classes[i] for i in loaded.flatten()] == [
+        "background", "background", "aeroplane", "wood", "background", "cow"]  # fmt: skip
+
+
+def test_comparison_benchmark_has_both_rows_sharing_the_first_two_stages(monkeypatch):
+    import importlib.util
+    import sys
+
+    spec = importlib.util.spec_from_file_location("bench_methods", REPO / "benchmarks" / "bench_methods.py")
+    bench = importlib.util.module_from_spec(spec)
+    monkeypatch.setitem(sys.modules, "bench_methods", bench)  # dataclasses look their module up
+    spec.loader.exec_module(bench)
+    methods = {m.name: m for m in bench.METHODS}
+    zs3net, zs_mmd = methods["ZS3Net"].stages, methods["ZS3Net+ZS-MMD"].stages
+    assert zs_mmd[:2] == zs3net  # trained once, shared by both rows
+    assert [s.weights_from for s in zs_mmd] == [None, zs_mmd[0].name, zs_mmd[1].name]
+    assert all((REPO / s.config).is_file() for s in zs_mmd)
