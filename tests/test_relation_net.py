@@ -86,6 +86,11 @@ def _model(*opts: str):
     return build_model(load_config(TINY, list(opts)))
 
 
+def test_unknown_episode_pool_is_named():
+    with pytest.raises(ValueError, match="EPISODE_POOL"):
+        _model("MODEL.RELATION_NET.EPISODE_POOL", "unseen")
+
+
 def test_training_returns_the_episode_loss_and_learns():
     model = _model().train()
     labels = torch.randint(0, 11, (1, 32, 32))

@@ -21,7 +21,7 @@ from torch import nn
 
 from ..class_split import split_classes
 from ..losses.relation_loss import relation_bce
-from ..relation_net import RelationHead, binary_prediction, episode_targets, sample_episode
+from ..relation_net import EPISODE_POOLS, RelationHead, binary_prediction, episode_targets, sample_episode
 from ..semantic import SemanticSource, build_semantic_source, validate_class_names
 
 
@@ -46,7 +46,8 @@ class RelationNet(nn.Module):
         self.register_buffer("pixel_std", torch.tensor(pixel_std).view(-1, 1, 1), persistent=False)
         self.register_buffer("class_vectors", semantic_source(self.class_names).float(), persistent=False)
         self.register_buffer("test_class_vectors", self.class_vectors.clone(), persistent=False)
-        sample_episode(len(class_names), self.seen_ids, episode_classes, episode_pool)  # validates the pool
+        if episode_pool not in EPISODE_POOLS:
+            raise ValueError(f"MODEL.RELATION_NET.EPISODE_POOL must be one of {EPISODE_POOLS}, got {episode_pool!r}")
 
     @classmethod
     def from_config(cls, cfg) -> dict:

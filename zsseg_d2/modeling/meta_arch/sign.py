@@ -65,7 +65,7 @@ class SIGN(nn.Module):
                 "step needs SELF_TRAINING 'st' or 'ast', and the other steps need 'none'"
             )
         self.backbone, self.in_feature, self.sim = backbone, in_feature, sim
-        self.classifier = nn.Linear(sim.mean.in_channels, len(class_names))
+        self.classifier = nn.Linear(sim.feature_dim, len(class_names))
         self.generator, self.discriminator = generator, discriminator
         self.class_names = list(class_names)
         self.step, self.self_training = step, self_training

@@ -63,6 +63,7 @@ class SpatialInformationModule(nn.Module):
         if sim_type not in SIM_TYPES:
             raise ValueError(f"MODEL.SIGN.SIM_TYPE must be one of {SIM_TYPES}, got {sim_type!r}")
         self.positional_encoder = positional_encoder
+        self.feature_dim = feature_dim
         self.input_proj = nn.Conv2d(in_channels + positional_encoder.out_channels, feature_dim, 1)
         make_block = (lambda: SelfAttentionBlock(feature_dim, heads, feedforward)) if sim_type != "conv" else (
             lambda: ConvResidualBlock(feature_dim))
