@@ -52,6 +52,8 @@ class Method:
 SZN_STEP1 = Stage("szn_step1", "configs/szn/tiny/camvid_step1.yaml")
 ZS3_SEGMENTATION = Stage("zs3_segmentation", "configs/zs3net/tiny/camvid_1_segmentation.yaml")
 ZS3_GENERATOR = Stage("zs3_generator", "configs/zs3net/tiny/camvid_2_zs3net.yaml", weights_from="zs3_segmentation")
+SIGN_TRAIN = Stage("sign_train", "configs/sign/tiny/camvid.yaml")
+SIGN_TRANSFER = Stage("sign_transfer", "configs/sign/tiny/camvid_transfer.yaml", weights_from="sign_train")
 METHODS = [
     Method("CEL", [Stage("cel", "configs/tiny/camvid_8-3.yaml")]),
     Method("FCN-S", [Stage("fcn_s", "configs/szn/tiny/camvid_fcn_s.yaml")]),
@@ -61,6 +63,12 @@ METHODS = [
     Method("ZS3Net", [ZS3_SEGMENTATION, ZS3_GENERATOR]),
     Method("ZS3Net+ZS-MMD", [ZS3_SEGMENTATION, ZS3_GENERATOR,
                              Stage("zs3_zs_mmd", "configs/zs3net/tiny/camvid_3_zs_mmd.yaml", weights_from="zs3_generator")]),
+    Method("SIGN", [SIGN_TRAIN, SIGN_TRANSFER]),
+    Method("SIGN+ST", [SIGN_TRAIN, SIGN_TRANSFER,
+                       Stage("sign_st", "configs/sign/tiny/camvid_st.yaml", weights_from="sign_transfer")]),
+    Method("SIGN+AST", [SIGN_TRAIN, SIGN_TRANSFER,
+                        Stage("sign_ast", "configs/sign/tiny/camvid_ast.yaml", weights_from="sign_transfer")]),
+    Method("RelationNet", [Stage("relation_net", "configs/relation_net/tiny/camvid.yaml")]),
 ]
 
 

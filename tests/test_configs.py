@@ -8,8 +8,7 @@ from pathlib import Path
 import pytest
 from detectron2.modeling import META_ARCH_REGISTRY
 
-from detectron2.modeling import META_ARCH_REGISTRY
-
+import zsseg_d2  # noqa: F401  (registers the meta-architectures)
 from zsseg_d2.engine import load_config
 from zsseg_d2.engine.stage_weights import check_stage_weights
 

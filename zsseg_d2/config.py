@@ -12,8 +12,6 @@ from detectron2.config import CfgNode as CN
 def add_zsseg_config(cfg: CN) -> None:
     """Add all zsseg_d2 options to ``cfg`` in place (call before ``merge_from_file``)."""
     _add_model_config(cfg)
-    _add_vgg_config(cfg)
-    _add_szn_config(cfg)
     _add_clip_config(cfg)
     _add_semantic_config(cfg)
     _add_loss_config(cfg)
@@ -23,8 +21,13 @@ def add_zsseg_config(cfg: CN) -> None:
     _add_pseudo_label_config(cfg)
     _add_dataset_config(cfg)
     _add_evaluation_config(cfg)
+    # pixel-wise methods and their backbones
+    _add_vgg_config(cfg)
     _add_deeplab_config(cfg)
+    _add_szn_config(cfg)
     _add_zs3net_config(cfg)
+    _add_sign_config(cfg)
+    _add_relation_net_config(cfg)
 
 
 def _add_model_config(cfg: CN) -> None:
@@ -240,6 +243,49 @@ def _add_pseudo_label_config(cfg: CN) -> None:
     pl.CROP_BATCH_SIZE = 64  # crops per CLIP forward, batched across images
     pl.IMS_PER_BATCH = 4  # images per proposal-model forward (--batch-size)
     pl.ALL_IMAGES = False  # False: only images whose seen-only labels have unlabeled pixels
+
+
+def _add_sign_config(cfg: CN) -> None:
+    """SIGN (Cheng et al., ICCV 2021); defaults are the paper's (Sec. 3, 4.2)."""
+    sign = cfg.MODEL.SIGN = CN()
+    # "train": Training Steps (SIM) and (G) jointly (eq. 4 + eq. 8); "transfer": C on real and
+    # synthetic features (eq. 10); "self_training": eq. 10 plus pseudo-labelled unseen pixels.
+    sign.STEP = "train"
+    sign.IN_FEATURE = "dense"  # backbone output read as E(x)
+    sign.POSITIONAL_ENCODING = "relative"  # "relative" (RPE) | "absolute" | "absolute_interp" | "none" (Table 3)
+    sign.PE_DIM = 300  # d_model per direction (eq. 11-14); the encoding has 2 * PE_DIM channels
+    sign.PE_SCALE = 512.0  # c of eq. 15-16
+    sign.PE_TRAIN_SIZE = (41, 41)  # training feature size, for "absolute_interp" at test time
+    sign.SIM_TYPE = "multihead_attention"  # "multihead_attention" (Table 2 best) | "conv"
+    sign.SIM_BLOCKS = 1  # residual attention (or conv) blocks in the encoding module
+    sign.SIM_HEADS = 8
+    sign.SIM_FEEDFORWARD = 1024
+    sign.FEATURE_DIM = 600  # channels of F_x (and of the synthetic features)
+    sign.LATENT_DIM = 300  # channels of z
+    sign.GENERATOR_HIDDEN = 600
+    sign.DISCRIMINATOR_HIDDEN = 256
+    sign.KL_WEIGHT = 100.0  # alpha (eq. 4)
+    sign.MMD_WEIGHT = 50.0  # beta (eq. 8)
+    sign.ADV_WEIGHT = 1.0  # weight of L_adv (eq. 8)
+    sign.MMD_MAX_PIXELS = 512  # pixels per class sampled for the O(n^2) kernel sums of eq. 6
+    sign.SELF_TRAINING = "none"  # "none" | "st" (top fraction, ZS3Net) | "ast" (eq. 17)
+    sign.ST_FRACTION = 0.75  # ST: the most confident fraction of each unseen class's pixels
+    sign.AST_TEMPERATURE = 2.0  # T of eq. 17
+
+
+def _add_relation_net_config(cfg: CN) -> None:
+    """Relation Network for ZLSS / GZLSS (Zhang & Khriyenko); defaults are the paper's (Sec. III-IV)."""
+    rn = cfg.MODEL.RELATION_NET = CN()
+    rn.IN_FEATURE = "dense"  # image embedding module output (U-Net VGG-16 or DeepLab-v3)
+    rn.WORD_HIDDEN = 256  # FC word-embedding module: embedding -> hidden -> hidden, tiled over H x W
+    rn.RELATION_CHANNELS = 128  # width of the relation module's convolutions
+    rn.EPISODE_CLASSES = 10  # classes drawn per episode
+    # "all": drawn from all classes, then the unseen dropped (the paper's Sec. IV-D); "seen": drawn
+    # from the seen classes only (always EPISODE_CLASSES classes).
+    rn.EPISODE_POOL = "all"
+    rn.BINARY = False  # binary ZLSS mode: inference also returns "binary_sem_seg" (r >= BINARY_THRESHOLD per class)
+    rn.BINARY_THRESHOLD = 0.5
+    rn.CLASS_CHUNK = 32  # classes scored per relation-module pass at inference (memory bound)
 
 
 def _add_dataset_config(cfg: CN) -> None:

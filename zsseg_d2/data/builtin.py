@@ -43,6 +43,7 @@ SZN_UNSEEN = {
     "szn_21-0-0": (),  # no unseen class: the supervised baselines of Table 2
 }
 PASCAL_CONTEXT_33_UNSEEN = ("sheep", "train")  # U of the thesis's (31, 2, 2) split
+PASCAL_CONTEXT_33_SIGN_UNSEEN = ("cow", "motorbike", "sofa", "cat")  # SIGN's / CaGNet's 4 unseen
 # ZS3Net's and the recursive-training paper's splits: the first K of this list unseen, K = 2..10.
 ZS3NET_UNSEEN_ORDER = (
     "cow", "motorbike", "aeroplane", "sofa", "cat", "tvmonitor", "train", "bottle", "chair", "pottedplant",
@@ -109,6 +110,8 @@ def _register_prepared() -> None:
     for split in ("train", "val"):
         files = SplitFiles(DATASETS_ENV, pc_images, f"pascal_context/labels_33/{split}")
         register_sem_seg(f"pascal_context_33_{split}", files, pc33, **VOC_LABEL_FIELDS)
+        pc33_sign = class_fields(load_class_list("pascal_context_33"), PASCAL_CONTEXT_33_SIGN_UNSEEN)
+        register_sem_seg(f"pascal_context_33_sign_{split}", files, pc33_sign, **VOC_LABEL_FIELDS)
     register_sem_seg(
         "pascal_context_59_val",
         SplitFiles(DATASETS_ENV, pc_images, "pascal_context/labels_59/val"),
