@@ -13,11 +13,13 @@ Steps are reused from --output while their settings are unchanged (zsseg_d2/util
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import subprocess
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -31,6 +33,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--clip-steps", type=int, default=800)
     parser.add_argument("--stage1-iters", type=int, default=1000)
     parser.add_argument("--stage3-iters", type=int, default=200)
+    parser.add_argument("--jobs", type=int, default=1, help="stage-3 variants trained at once")
     parser.add_argument("opts", nargs=argparse.REMAINDER, help="config overrides for every stage, KEY VALUE ...")
     return parser.parse_args()
 
@@ -83,15 +86,21 @@ def main() -> None:
         "pseudo, rank scale 1/tau": ("camvid_pseudo.yaml", ["MODEL.CEL.LOSS.RANK_SCALE", 100.0]),
     }
     models = {"stage 1 (labels: none)": (CONFIGS / "camvid_stage1.yaml", stage1)}
+    stage3_jobs = []
     for name, (config, extra) in variants.items():
         folder = output / ("stage3_" + name.replace(", rank scale 1/tau", "_rank100"))
-        weights = folder / "model_final.pth"
         step = f"stage 3, labels {name}"
         command = ["tools/train_net.py", "--config-file", CONFIGS / config, "OUTPUT_DIR", folder, "MODEL.WEIGHTS", stage1,
                    "SOLVER.MAX_ITER", args.stage3_iters, "INPUT.IMAGE_LABELS.PSEUDO_LABEL_FILE", pseudo,
                    "DATASETS.TEST", "()", *opts, *extra]
-        run_stage(step, folder, {**settings, step: command}, weights, lambda: timed_run(command, timings, step))
-        models[f"stage 3 (labels: {name})"] = (CONFIGS / config, weights)
+        stage3_jobs.append((step, folder, {**settings, step: command}, command))
+        models[f"stage 3 (labels: {name})"] = (CONFIGS / config, folder / "model_final.pth")
+    with ThreadPoolExecutor(max_workers=args.jobs) as pool:
+        futures = [pool.submit(run_stage, step, folder, stage_settings, folder / "model_final.pth",
+                               functools.partial(timed_run, command, timings, step))
+                   for step, folder, stage_settings, command in stage3_jobs]
+        for future in futures:
+            future.result()
 
     results = {}
     start = time.monotonic()

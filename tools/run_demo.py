@@ -5,7 +5,8 @@
      captioned regions of the training scenes, all classes taking part (tools/train_clip.py);
   1. train the tiny model on the seen classes (masks and image labels of seen classes only);
   2. tools/generate_pseudo_labels.py: unseen image-level labels from CLIP crops of its proposals;
-  3. fine-tune with the pseudo labels (ranking + background-aware losses);
+  3. fine-tune with the pseudo labels (ranking + background-aware losses), ranking similarities
+     scaled by 1/tau (--rank-scale; with eq. 6's raw cosines the unseen classes stay at mIoU 0);
 then evaluate stages 1 and 3, each without and with the CLIP ensemble (mIoU(S), mIoU(U), hIoU),
 report the pseudo labels' precision/recall (all also in <output>/results.json) and draw overlays.
 
@@ -40,6 +41,8 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--clip-steps", type=int, default=400, help="small-CLIP training steps (0: random CLIP)")
     parser.add_argument("--stage1-iters", type=int, default=600)
     parser.add_argument("--stage3-iters", type=int, default=200)
+    parser.add_argument("--rank-scale", type=float, default=100.0,
+                        help="stage 3's MODEL.CEL.LOSS.RANK_SCALE: 100 = 1/tau; 1 (eq. 6 as printed) leaves mIoU(U) at 0")
     parser.add_argument("--num-train", type=int, default=300)
     parser.add_argument("--num-val", type=int, default=60)
     parser.add_argument("opts", nargs=argparse.REMAINDER, help="config overrides for every stage, KEY VALUE ...")
@@ -143,7 +146,7 @@ def main() -> None:
     stage3 = output / "stage3" / "model_final.pth"
     settings["stage3"] = train_command(stage3.parent, args.stage3_iters, [
         "MODEL.WEIGHTS", stage1, "SOLVER.BASE_LR", "0.0001", "INPUT.IMAGE_LABELS.UNSEEN_MODE", "pseudo",
-        "INPUT.IMAGE_LABELS.PSEUDO_LABEL_FILE", pseudo, *opts])
+        "INPUT.IMAGE_LABELS.PSEUDO_LABEL_FILE", pseudo, "MODEL.CEL.LOSS.RANK_SCALE", args.rank_scale, *opts])
     run_stage("stage 3: with pseudo labels", stage3.parent, settings, stage3,
               lambda: run("stage 3: with pseudo labels", settings["stage3"]))
 
