@@ -82,14 +82,18 @@ def draw_overlays(weights: Path, opts: list, output: Path, count: int = 6) -> No
     vocabulary = MetadataCatalog.get(VAL).stuff_classes
     predictor = VocabularyPredictor(cfg, vocabulary)
     output.mkdir(parents=True, exist_ok=True)
-    for record in DatasetCatalog.get(VAL)[:count]:
+    unseen_ids = [vocabulary.index(name) for name in MetadataCatalog.get(VAL).unseen_classes]
+    with_unseen = [r for r in DatasetCatalog.get(VAL)
+                   if np.isin(np.asarray(Image.open(r["sem_seg_file_name"])), unseen_ids).any()]
+    for record in with_unseen[:count]:
         rgb = np.asarray(Image.open(record["file_name"]).convert("RGB"))
         label = predictor(rgb)
         # the scenes are 128 px: draw at 3x so that the labels stay legible
         big_rgb, big_label = (np.kron(a, np.ones((3, 3) + (1,) * (a.ndim - 2), dtype=a.dtype)) for a in (rgb, label))
         overlay = overlay_with_legend(big_rgb, big_label, vocabulary)
         Image.fromarray(overlay).save(output / f"{record['image_id']}_overlay.png")
-    print(f"overlays of {count} validation images (stage 3 with the CLIP ensemble) in {output}")
+    print(f"overlays of {min(count, len(with_unseen))} validation images with unseen classes (stage 3 with the CLIP "
+          f"ensemble) in {output}")
 
 
 def pseudo_label_quality(summary_file: Path) -> str:
