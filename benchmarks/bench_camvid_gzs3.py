@@ -68,7 +68,7 @@ def main() -> None:
     settings = {"opts": args.opts, "clip": ["tools/train_clip.py", "--config-file", CONFIGS / "camvid_8-3.yaml",
                                             "--output", clip.parent, "--steps", args.clip_steps, "--no-progress"]}
     run_stage("small CLIP", clip.parent, settings, clip, lambda: timed_run(settings["clip"], timings, "small CLIP"))
-    opts = ["MODEL.CLIP.PRETRAINED", clip, *args.opts]
+    opts = ["MODEL.CLIP.PRETRAINED", str(clip), *args.opts]
     stage1 = output / "stage1" / "model_final.pth"
     settings["stage1"] = ["tools/train_net.py", "--config-file", CONFIGS / "camvid_stage1.yaml", "OUTPUT_DIR",
                           stage1.parent, "SOLVER.MAX_ITER", args.stage1_iters, "DATASETS.TEST", "()", *opts]
