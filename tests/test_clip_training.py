@@ -77,14 +77,14 @@ def test_crop_accuracy_counts_seen_unseen_and_unseen_among_unseen() -> None:
 
 @pytest.fixture(scope="module")
 def trained_clip(tmp_path_factory: pytest.TempPathFactory) -> dict:
-    """A ZSSeg-Tiny CLIP trained for 150 steps on the regions of 80 drawn scenes."""
+    """A ZSSeg-Tiny CLIP trained for 100 steps on the regions of 80 drawn scenes."""
     root = tmp_path_factory.mktemp("clip_training")
     generate(root / "zsseg_shapes", num_train=80, num_val=30)
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("DETECTRON2_DATASETS", str(root))
         patch.setenv("ZSSEG_CACHE", str(root / "cache"))
         cfg = load_config(str(REPO / "configs" / "tiny" / "shapes.yaml"))
-        settings = ClipTrainingSettings(steps=150, groups=4, lr=2e-3, warmup=20, seed=0)
+        settings = ClipTrainingSettings(steps=100, groups=4, lr=2e-3, warmup=20, seed=0)
         report = train_and_save(cfg, root / "clip", settings, random_regions=4, progress=False)
         _, preprocess = create_clip_model("ZSSeg-Tiny", "")
         train_regions = build_region_set("zsseg_shapes_train", preprocess, random_per_image=4)
