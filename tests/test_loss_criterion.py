@@ -116,6 +116,14 @@ def test_criterion_terms_and_total_match_hand_computation() -> None:
     assert sum(losses.values()).item() == pytest.approx(sum(expected.values()), rel=1e-5)
 
 
+def test_criterion_rank_scale_scales_the_ranked_similarities() -> None:
+    losses = make_criterion(**{"MODEL.CEL.LOSS.RANK_SCALE": 10.0})(make_outputs(), make_targets())
+    # Image 0's margins times 10: r* = [2, -1, 6, 3], positive 2.
+    rank = softplus(2 - 6.0) + softplus(-1 - 6.0) + softplus(3 - 6.0)
+    assert losses["loss_rank"].item() == pytest.approx(rank, rel=1e-5)
+    assert losses["loss_ce"].item() == pytest.approx(expected_losses()["loss_ce"], rel=1e-5)
+
+
 def test_loss_divisors_count_masks_queries_and_labelled_images() -> None:
     divisors = LossDivisors.of_batch(make_targets(), 3, torch.device("cpu"))
     # 3 masks, all matched; 2 images x 3 queries - 3 = 3 unmatched; only image 0 has image labels.

@@ -173,6 +173,15 @@ def test_ranking_loss_hand_value_one_image_three_classes() -> None:
     assert two.item() == pytest.approx((softplus(-0.2) + softplus(-0.1)) / 2, rel=1e-6)
 
 
+def test_ranking_loss_scale_multiplies_the_similarities() -> None:
+    # r* = 10 * [0.5, 0.3, 0.4]; P = {0}: softplus(3 - 5) + softplus(4 - 5).
+    similarity = torch.tensor([[[0.5, 0.1, -0.2], [0.2, 0.3, 0.4]]])
+    scaled = multilabel_ranking_loss(similarity, [torch.tensor([0])], scale=10.0)
+    assert scaled.item() == pytest.approx(softplus(-2.0) + softplus(-1.0), rel=1e-6)
+    with pytest.raises(ValueError, match="RANK_SCALE must be > 0"):
+        multilabel_ranking_loss(similarity, [torch.tensor([0])], scale=0.0)
+
+
 def test_ranking_loss_matches_double_loop() -> None:
     similarity = torch.rand(4, 5, 7) * 2 - 1
     image_labels = [torch.tensor([1, 4]), torch.tensor([], dtype=torch.long), torch.tensor([6, 6, 0, 2]), torch.tensor([3])]

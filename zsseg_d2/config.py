@@ -164,6 +164,10 @@ def _add_loss_config(cfg: CN) -> None:
     loss.MASK_WEIGHT = 5.0  # beta, on the sigmoid-CE (or focal) term of L_mask
     loss.DICE_WEIGHT = 5.0  # beta, on the dice term of L_mask
     loss.RANK_WEIGHT = 1.0  # gamma (eq. 8)
+    # Factor on the cosines ranked by eq. 6-7. 1 is the paper's literal text (margins bounded to
+    # [-2, 2], so the loss has a floor and small gradients); 1 / MODEL.CEL.TEMPERATURE (100) ranks
+    # the logits of eq. 2 instead.
+    loss.RANK_SCALE = 1.0
     loss.KL_LAMBDA = 0.6  # lambda of the background-aware class loss (eq. 5)
     loss.USE_KL = True  # False: unmatched queries get no class loss ("CE" row of Table 6)
     loss.USE_RANK = True  # False: no multi-label ranking loss (eq. 6-7)

@@ -87,6 +87,7 @@ class CELCriterion(nn.Module):
         mask_weight: float,
         dice_weight: float,
         rank_weight: float,
+        rank_scale: float,
         kl_lambda: float,
         use_kl: bool,
         use_rank: bool,
@@ -110,6 +111,7 @@ class CELCriterion(nn.Module):
         self.mask_weight = mask_weight
         self.dice_weight = dice_weight
         self.rank_weight = rank_weight
+        self.rank_scale = rank_scale
         self.kl_lambda = kl_lambda
         self.use_kl = use_kl
         self.use_rank = use_rank
@@ -132,6 +134,7 @@ class CELCriterion(nn.Module):
             "mask_weight": loss.MASK_WEIGHT,
             "dice_weight": loss.DICE_WEIGHT,
             "rank_weight": loss.RANK_WEIGHT,
+            "rank_scale": loss.RANK_SCALE,
             "kl_lambda": loss.KL_LAMBDA,
             "use_kl": loss.USE_KL,
             "use_rank": loss.USE_RANK,
@@ -171,7 +174,7 @@ class CELCriterion(nn.Module):
         if self.use_rank:
             image_labels = [t["image_labels"] for t in targets]
             losses["loss_rank"] = self.rank_weight * multilabel_ranking_loss(
-                outputs["pred_similarity"].float(), image_labels, divisors.ranked_images
+                outputs["pred_similarity"].float(), image_labels, divisors.ranked_images, self.rank_scale
             )
         return losses
 

@@ -166,11 +166,15 @@ def image_label_mask(image_labels: Sequence[torch.Tensor], num_classes: int, dev
 
 
 def multilabel_ranking_loss(
-    similarity: torch.Tensor, image_labels: Sequence[torch.Tensor], num_ranked_images: Optional[float] = None
+    similarity: torch.Tensor,
+    image_labels: Sequence[torch.Tensor],
+    num_ranked_images: Optional[float] = None,
+    scale: float = 1.0,
 ) -> torch.Tensor:
     """Multi-label ranking loss over image-level labels (eq. 6-7).
 
-    ``r*_k = max_q similarity[b, q, k]`` (eq. 6). For an image with positive classes P and
+    ``r*_k = scale * max_q similarity[b, q, k]`` (eq. 6; ``scale`` 1 is the paper's literal text,
+    where cosines in [-1, 1] bound every margin to [-2, 2]). For an image with positive classes P and
     negatives N (all other classes of the C), eq. 7 is
     ``(1/|P|) * sum_{j in P} sum_{k in N} log(1 + exp(r*_k - r*_j))``.
     The result is the mean of eq. 7 over the images with at least one positive; images without
@@ -181,10 +185,13 @@ def multilabel_ranking_loss(
         image_labels: B tensors of positive class ids (may be empty; duplicates count once).
         num_ranked_images: the divisor of the sum over images; by default this batch's number
             of images with a positive.
+        scale: factor on the similarities (``MODEL.CEL.LOSS.RANK_SCALE``), > 0.
     """
+    if scale <= 0:
+        raise ValueError(f"MODEL.CEL.LOSS.RANK_SCALE must be > 0, got {scale}")
     if len(image_labels) != similarity.shape[0]:
         raise ValueError(f"got {len(image_labels)} image_labels for a batch of {similarity.shape[0]} images")
-    best = similarity.max(dim=1).values  # [B, C], eq. 6
+    best = scale * similarity.max(dim=1).values  # [B, C], eq. 6
     positives = image_label_mask(image_labels, best.shape[1], best.device)
     pair_mask = positives.unsqueeze(1) & ~positives.unsqueeze(2)  # [B, k (negative), j (positive)]
     margins = F.softplus(best.unsqueeze(2) - best.unsqueeze(1))  # [B, k, j] = softplus(r*_k - r*_j)
