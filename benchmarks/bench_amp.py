@@ -8,6 +8,7 @@ GPU memory, and the loss of the last step (finite). Needs CUDA:
 
     python benchmarks/bench_amp.py [--steps 10 --batch 8 --size 512]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -43,9 +44,13 @@ def synthetic_batch(batch: int, size: int, num_classes: int, generator: torch.Ge
             label[y : y + size // 2, x : x + size // 2] = c
         present = label.unique()
         present = present[present != 255]
-        instances = Instances((size, size), gt_classes=present, gt_masks=torch.stack([label == c for c in present]))
+        instances = Instances(
+            (size, size), gt_classes=present, gt_masks=torch.stack([label == c for c in present])
+        )
         image = torch.randint(0, 256, (3, size, size), dtype=torch.uint8, generator=generator)
-        inputs.append({"image": image, "sem_seg": label, "instances": instances, "image_labels": present})
+        inputs.append(
+            {"image": image, "sem_seg": label, "instances": instances, "image_labels": present}
+        )
     return inputs
 
 
@@ -70,8 +75,11 @@ def time_steps(cfg, amp: bool, steps: int, batch: list) -> dict:
         if step >= 2:
             seconds.append(time.perf_counter() - start)
         loss = float(total.detach())
-    return {"step_s": round(statistics.median(seconds), 4), "peak_gib": round(torch.cuda.max_memory_allocated() / 2**30, 2),
-            "last_loss": round(loss, 3)}
+    return {
+        "step_s": round(statistics.median(seconds), 4),
+        "peak_gib": round(torch.cuda.max_memory_allocated() / 2**30, 2),
+        "last_loss": round(loss, 3),
+    }
 
 
 def main() -> None:
@@ -92,13 +100,27 @@ def main() -> None:
                 "INPUT.IMAGE_LABELS.UNSEEN_MODE", "none",
             ])  # fmt: skip
             if batch is None:
-                batch = synthetic_batch(args.batch, args.size, 171, torch.Generator().manual_seed(0))
+                batch = synthetic_batch(
+                    args.batch, args.size, 171, torch.Generator().manual_seed(0)
+                )
             result = time_steps(cfg, amp, args.steps, batch)
-            settings = {"amp": amp, "deform_attn": "compiled" if impl == "auto" else "pytorch", "batch": args.batch,
-                        "size": args.size, "steps": args.steps, "gpu": torch.cuda.get_device_name()}
-            print(json.dumps({"name": "cel_train_step", **result, "settings": settings}), flush=True)
+            settings = {
+                "amp": amp,
+                "deform_attn": "compiled" if impl == "auto" else "pytorch",
+                "batch": args.batch,
+                "size": args.size,
+                "steps": args.steps,
+                "gpu": torch.cuda.get_device_name(),
+            }
+            print(
+                json.dumps({"name": "cel_train_step", **result, "settings": settings}), flush=True
+            )
     if not compiled_kernel_available():
-        print(json.dumps({"note": "compiled MultiScaleDeformableAttention not importable: pure PyTorch only"}))
+        print(
+            json.dumps(
+                {"note": "compiled MultiScaleDeformableAttention not importable: pure PyTorch only"}
+            )
+        )
 
 
 if __name__ == "__main__":

@@ -10,6 +10,7 @@ each stage evaluated on camvid_val with the CLIP ensemble off and on (Table 4). 
 table, the pseudo-label quality and the minutes each step took, then one JSON object per row.
 Steps are reused from --output while their settings are unchanged (zsseg_d2/utils/stages.py).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -28,13 +29,17 @@ VAL = "camvid_val"
 
 
 def parse_args() -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--output", default=str(REPO / "output" / "camvid"))
     parser.add_argument("--clip-steps", type=int, default=800)
     parser.add_argument("--stage1-iters", type=int, default=1000)
     parser.add_argument("--stage3-iters", type=int, default=200)
     parser.add_argument("--jobs", type=int, default=1, help="stage-3 variants trained at once")
-    parser.add_argument("opts", nargs=argparse.REMAINDER, help="config overrides for every stage, KEY VALUE ...")
+    parser.add_argument(
+        "opts", nargs=argparse.REMAINDER, help="config overrides for every stage, KEY VALUE ..."
+    )
     return parser.parse_args()
 
 
@@ -65,19 +70,66 @@ def main() -> None:
 
     timings: dict = {}
     clip = output / "clip" / "clip.pt"
-    settings = {"opts": args.opts, "clip": ["tools/train_clip.py", "--config-file", CONFIGS / "camvid_8-3.yaml",
-                                            "--output", clip.parent, "--steps", args.clip_steps, "--no-progress"]}
-    run_stage("small CLIP", clip.parent, settings, clip, lambda: timed_run(settings["clip"], timings, "small CLIP"))
+    settings = {
+        "opts": args.opts,
+        "clip": [
+            "tools/train_clip.py",
+            "--config-file",
+            CONFIGS / "camvid_8-3.yaml",
+            "--output",
+            clip.parent,
+            "--steps",
+            args.clip_steps,
+            "--no-progress",
+        ],
+    }
+    run_stage(
+        "small CLIP",
+        clip.parent,
+        settings,
+        clip,
+        lambda: timed_run(settings["clip"], timings, "small CLIP"),
+    )
     opts = ["MODEL.CLIP.PRETRAINED", str(clip), *args.opts]
     stage1 = output / "stage1" / "model_final.pth"
-    settings["stage1"] = ["tools/train_net.py", "--config-file", CONFIGS / "camvid_stage1.yaml", "OUTPUT_DIR",
-                          stage1.parent, "SOLVER.MAX_ITER", args.stage1_iters, "DATASETS.TEST", "()", *opts]
-    run_stage("stage 1", stage1.parent, settings, stage1, lambda: timed_run(settings["stage1"], timings, "stage 1"))
+    settings["stage1"] = [
+        "tools/train_net.py",
+        "--config-file",
+        CONFIGS / "camvid_stage1.yaml",
+        "OUTPUT_DIR",
+        stage1.parent,
+        "SOLVER.MAX_ITER",
+        args.stage1_iters,
+        "DATASETS.TEST",
+        "()",
+        *opts,
+    ]
+    run_stage(
+        "stage 1",
+        stage1.parent,
+        settings,
+        stage1,
+        lambda: timed_run(settings["stage1"], timings, "stage 1"),
+    )
     pseudo = output / "pseudo" / "pseudo_labels.json"
-    settings["pseudo"] = ["tools/generate_pseudo_labels.py", "--config-file", CONFIGS / "camvid_stage1.yaml",
-                          "--output", pseudo, "--no-progress", "MODEL.WEIGHTS", stage1, *opts]
-    run_stage("pseudo labels", pseudo.parent, settings, pseudo,
-              lambda: timed_run(settings["pseudo"], timings, "pseudo labels"))
+    settings["pseudo"] = [
+        "tools/generate_pseudo_labels.py",
+        "--config-file",
+        CONFIGS / "camvid_stage1.yaml",
+        "--output",
+        pseudo,
+        "--no-progress",
+        "MODEL.WEIGHTS",
+        stage1,
+        *opts,
+    ]
+    run_stage(
+        "pseudo labels",
+        pseudo.parent,
+        settings,
+        pseudo,
+        lambda: timed_run(settings["pseudo"], timings, "pseudo labels"),
+    )
 
     variants = {
         "none": ("camvid_labels_none.yaml", []),
@@ -90,15 +142,37 @@ def main() -> None:
     for name, (config, extra) in variants.items():
         folder = output / ("stage3_" + name.replace(", rank scale 1/tau", "_rank100"))
         step = f"stage 3, labels {name}"
-        command = ["tools/train_net.py", "--config-file", CONFIGS / config, "OUTPUT_DIR", folder, "MODEL.WEIGHTS", stage1,
-                   "SOLVER.MAX_ITER", args.stage3_iters, "INPUT.IMAGE_LABELS.PSEUDO_LABEL_FILE", pseudo,
-                   "DATASETS.TEST", "()", *opts, *extra]
+        command = [
+            "tools/train_net.py",
+            "--config-file",
+            CONFIGS / config,
+            "OUTPUT_DIR",
+            folder,
+            "MODEL.WEIGHTS",
+            stage1,
+            "SOLVER.MAX_ITER",
+            args.stage3_iters,
+            "INPUT.IMAGE_LABELS.PSEUDO_LABEL_FILE",
+            pseudo,
+            "DATASETS.TEST",
+            "()",
+            *opts,
+            *extra,
+        ]
         stage3_jobs.append((step, folder, {**settings, step: command}, command))
         models[f"stage 3 (labels: {name})"] = (CONFIGS / config, folder / "model_final.pth")
     with ThreadPoolExecutor(max_workers=args.jobs) as pool:
-        futures = [pool.submit(run_stage, step, folder, stage_settings, folder / "model_final.pth",
-                               functools.partial(timed_run, command, timings, step))
-                   for step, folder, stage_settings, command in stage3_jobs]
+        futures = [
+            pool.submit(
+                run_stage,
+                step,
+                folder,
+                stage_settings,
+                folder / "model_final.pth",
+                functools.partial(timed_run, command, timings, step),
+            )
+            for step, folder, stage_settings, command in stage3_jobs
+        ]
         for future in futures:
             future.result()
 
@@ -106,20 +180,38 @@ def main() -> None:
     start = time.monotonic()
     for name, (config, weights) in models.items():
         for ensemble in (False, True):
-            results[f"{name}, ensemble {'on' if ensemble else 'off'}"] = evaluate(config, weights, [*opts, "MODEL.CLIP.ENSEMBLE", ensemble])
+            results[f"{name}, ensemble {'on' if ensemble else 'off'}"] = evaluate(
+                config, weights, [*opts, "MODEL.CLIP.ENSEMBLE", ensemble]
+            )
     timings["evaluation (10 runs)"] = round((time.monotonic() - start) / 60, 1)
     clip_report = json.loads((clip.parent / "clip.json").read_text())
     pseudo_summary = json.loads(pseudo.with_suffix(".summary.json").read_text())
-    print(f"\nGZS3 on {VAL} (unseen: tree, car, bicyclist), tiny model, small CLIP trained on camvid_train:")
+    print(
+        f"\nGZS3 on {VAL} (unseen: tree, car, bicyclist), tiny model, small CLIP trained on camvid_train:"
+    )
     print(format_gzs3_table(results))
     print(f"small CLIP crop accuracy on {VAL}: {clip_report['val_accuracy']}")
-    print(f"pseudo labels: precision {pseudo_summary['precision']}, recall {pseudo_summary['recall']}, "
-          f"per class {json.dumps({k: (v.get('precision'), v.get('recall')) for k, v in pseudo_summary['per_class'].items()})}")
+    print(
+        f"pseudo labels: precision {pseudo_summary['precision']}, recall {pseudo_summary['recall']}, "
+        f"per class {json.dumps({k: (v.get('precision'), v.get('recall')) for k, v in pseudo_summary['per_class'].items()})}"
+    )
     print(f"minutes per step (this run; reused steps not timed): {timings}")
     for row, metrics in results.items():
-        print(json.dumps({"name": "camvid_gzs3", "row": row, "value": metrics, "unit": "%",
-                          "settings": {"clip_steps": args.clip_steps, "stage1_iters": args.stage1_iters,
-                                       "stage3_iters": args.stage3_iters}}))
+        print(
+            json.dumps(
+                {
+                    "name": "camvid_gzs3",
+                    "row": row,
+                    "value": metrics,
+                    "unit": "%",
+                    "settings": {
+                        "clip_steps": args.clip_steps,
+                        "stage1_iters": args.stage1_iters,
+                        "stage3_iters": args.stage3_iters,
+                    },
+                }
+            )
+        )
 
 
 if __name__ == "__main__":

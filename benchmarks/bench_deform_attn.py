@@ -6,6 +6,7 @@ baseline (all maps in one grid_sample per level, levels concatenated, then one w
 usual pure-PyTorch formulation), interleaved so both see the same machine load. Prints one JSON
 object per line.
 """
+
 from __future__ import annotations
 
 import json
@@ -15,8 +16,8 @@ import time
 import torch
 import torch.nn.functional as F
 
-from zsseg_d2.modeling.pixel_decoder.msdeform_pixel_decoder import DeformableEncoder
 from zsseg_d2.modeling.pixel_decoder.ms_deform_attn import ms_deform_attn_core_pytorch
+from zsseg_d2.modeling.pixel_decoder.msdeform_pixel_decoder import DeformableEncoder
 
 THREADS = 2
 REPEATS = 3
@@ -36,17 +37,27 @@ def _median_seconds(*steps, repeats: int = REPEATS) -> list:
     return [statistics.median(step_times) for step_times in times]
 
 
-def _core_unblocked(value, spatial_shapes, level_start_index, sampling_locations, attention_weights):
+def _core_unblocked(
+    value, spatial_shapes, level_start_index, sampling_locations, attention_weights
+):
     """The baseline: same maths as ms_deform_attn_core_pytorch, one block of all maps."""
     batch, _, n_heads, head_dim = value.shape
     _, n_queries, _, n_levels, n_points, _ = sampling_locations.shape
     shapes = spatial_shapes.tolist()
     grids = (2 * sampling_locations - 1).transpose(1, 2).flatten(0, 1)
     sampled = []
-    for level, (level_value, (height, width)) in enumerate(zip(value.split([h * w for h, w in shapes], 1), shapes)):
-        maps = level_value.flatten(2).transpose(1, 2).reshape(batch * n_heads, head_dim, height, width)
-        sampled.append(F.grid_sample(maps, grids[:, :, level], "bilinear", "zeros", align_corners=False))
-    weights = attention_weights.transpose(1, 2).reshape(batch * n_heads, 1, n_queries, n_levels * n_points)
+    for level, (level_value, (height, width)) in enumerate(
+        zip(value.split([h * w for h, w in shapes], 1), shapes)
+    ):
+        maps = (
+            level_value.flatten(2).transpose(1, 2).reshape(batch * n_heads, head_dim, height, width)
+        )
+        sampled.append(
+            F.grid_sample(maps, grids[:, :, level], "bilinear", "zeros", align_corners=False)
+        )
+    weights = attention_weights.transpose(1, 2).reshape(
+        batch * n_heads, 1, n_queries, n_levels * n_points
+    )
     output = (torch.cat(sampled, dim=-1) * weights).sum(-1)
     return output.view(batch, n_heads * head_dim, n_queries).transpose(1, 2)
 
@@ -58,7 +69,9 @@ def bench_core() -> list:
     n_values = int(sizes.sum())
     value = torch.randn(BATCH, n_values, HEADS, CHANNELS // HEADS, requires_grad=True)
     locations = torch.rand(BATCH, n_values, HEADS, len(LEVEL_SIZES), POINTS, 2, requires_grad=True)
-    weights = torch.rand(BATCH, n_values, HEADS, len(LEVEL_SIZES), POINTS).softmax(-1).requires_grad_()
+    weights = (
+        torch.rand(BATCH, n_values, HEADS, len(LEVEL_SIZES), POINTS).softmax(-1).requires_grad_()
+    )
 
     def step(core):
         out = core(value, spatial_shapes, level_start_index, locations, weights)
@@ -68,7 +81,9 @@ def bench_core() -> list:
 
 
 def bench_encoder() -> float:
-    encoder = DeformableEncoder(CHANNELS, LAYERS, len(LEVEL_SIZES), HEADS, POINTS, FFN, 0.0, impl="pytorch")
+    encoder = DeformableEncoder(
+        CHANNELS, LAYERS, len(LEVEL_SIZES), HEADS, POINTS, FFN, 0.0, impl="pytorch"
+    )
     features = [torch.randn(BATCH, CHANNELS, h, w, requires_grad=True) for h, w in LEVEL_SIZES]
     positions = [torch.randn(BATCH, CHANNELS, h, w) for h, w in LEVEL_SIZES]
 
@@ -94,12 +109,36 @@ def main() -> None:
         "device": "cpu",
     }
     core_seconds, baseline_seconds = bench_core()
-    print(json.dumps({"name": "ms_deform_attn_core_fwd_bwd", "value": round(core_seconds, 4), "unit": "s",
-                      "settings": settings}))
-    print(json.dumps({"name": "ms_deform_attn_core_unblocked_baseline_fwd_bwd", "value": round(baseline_seconds, 4),
-                      "unit": "s", "settings": settings}))
-    print(json.dumps({"name": "deformable_encoder_fwd_bwd", "value": round(bench_encoder(), 4), "unit": "s",
-                      "settings": {**settings, "layers": LAYERS, "dim_feedforward": FFN}}))
+    print(
+        json.dumps(
+            {
+                "name": "ms_deform_attn_core_fwd_bwd",
+                "value": round(core_seconds, 4),
+                "unit": "s",
+                "settings": settings,
+            }
+        )
+    )
+    print(
+        json.dumps(
+            {
+                "name": "ms_deform_attn_core_unblocked_baseline_fwd_bwd",
+                "value": round(baseline_seconds, 4),
+                "unit": "s",
+                "settings": settings,
+            }
+        )
+    )
+    print(
+        json.dumps(
+            {
+                "name": "deformable_encoder_fwd_bwd",
+                "value": round(bench_encoder(), 4),
+                "unit": "s",
+                "settings": {**settings, "layers": LAYERS, "dim_feedforward": FFN},
+            }
+        )
+    )
 
 
 if __name__ == "__main__":

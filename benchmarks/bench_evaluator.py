@@ -6,6 +6,7 @@ process all images (reading and mapping each label PNG) + evaluate. Prints the m
 of the seconds for the data set and of megapixels/s. Reference: the public MaskFormer-based
 baseline's zero-shot evaluator needs ~2.1 s for these 101 images on the 2-core CPU machine.
 """
+
 from __future__ import annotations
 
 import json
@@ -41,7 +42,9 @@ def shifted_predictions(dicts: list[dict]) -> list[dict]:
 def main() -> None:
     torch.set_num_threads(2)
     dicts = DatasetCatalog.get(DATASET)
-    inputs = [{"file_name": d["file_name"], "sem_seg_file_name": d["sem_seg_file_name"]} for d in dicts]
+    inputs = [
+        {"file_name": d["file_name"], "sem_seg_file_name": d["sem_seg_file_name"]} for d in dicts
+    ]
     outputs = shifted_predictions(dicts)
     evaluator = GZS3Evaluator(DATASET, distributed=False)
     seconds = []
@@ -54,15 +57,31 @@ def main() -> None:
         seconds.append(time.perf_counter() - start)
     megapixels = sum(d["height"] * d["width"] for d in dicts) / 1e6
     median = statistics.median(seconds)
-    settings = {"dataset": DATASET, "images": len(dicts), "runs": RUNS, "shift_px": SHIFT, "threads": 2}
+    settings = {
+        "dataset": DATASET,
+        "images": len(dicts),
+        "runs": RUNS,
+        "shift_px": SHIFT,
+        "threads": 2,
+    }
     for name, value, unit in (
         ("evaluator_camvid_val_seconds", median, "s"),
         ("evaluator_throughput", megapixels / median, "megapixels/s"),
         ("evaluator_speedup_vs_baseline_2.1s", 2.1 / median, "x"),
     ):
-        print(json.dumps({"name": name, "value": round(value, 4), "unit": unit, "settings": settings}))
-    print(json.dumps({"name": "evaluator_shifted_gt_mIoU", "value": round(results["sem_seg"]["mIoU"], 3),
-                      "unit": "%", "settings": settings}))
+        print(
+            json.dumps({"name": name, "value": round(value, 4), "unit": unit, "settings": settings})
+        )
+    print(
+        json.dumps(
+            {
+                "name": "evaluator_shifted_gt_mIoU",
+                "value": round(results["sem_seg"]["mIoU"], 3),
+                "unit": "%",
+                "settings": settings,
+            }
+        )
+    )
 
 
 if __name__ == "__main__":

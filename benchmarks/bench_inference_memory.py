@@ -17,6 +17,7 @@ the seconds taken. The unchunked path needs ~20 GB at 6000x4000, so by default i
 without detectron2): random 100 x 200 x 300 mask logits (R-50's stride-4 masks of an 800 x 1200
 input), upsampled to the photo's size and combined with 3 classes, by the same two paths.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -48,10 +49,9 @@ def _rss_mb() -> float:
 
 def measure(mode: str, width: int, height: int, label_file: str) -> dict:
     import torch
-
-    import zsseg_d2  # noqa: F401
     from detectron2.modeling import build_model
 
+    import zsseg_d2  # noqa: F401
     from zsseg_d2.engine import load_config
     from zsseg_d2.engine.checkpoint import Checkpointer
     from zsseg_d2.engine.predictor import VocabularyPredictor
@@ -65,7 +65,9 @@ def measure(mode: str, width: int, height: int, label_file: str) -> dict:
         cfg.MODEL.WEIGHTS = f"{folder}/model.pth"
         predictor = VocabularyPredictor(cfg, VOCABULARY)
     if mode == "before":
-        predictor.model.max_dense_classes = 200  # earlier versions computed dense scores for <= 200 classes
+        predictor.model.max_dense_classes = (
+            200  # earlier versions computed dense scores for <= 200 classes
+        )
     image = np.random.default_rng(0).integers(0, 256, (height, width, 3), dtype=np.uint8)
     before = _rss_mb()
     start = time.perf_counter()
@@ -73,7 +75,11 @@ def measure(mode: str, width: int, height: int, label_file: str) -> dict:
     seconds = time.perf_counter() - start
     np.save(label_file, label.astype(np.uint8))
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    return {"peak_rss_mb": round(peak), "growth_mb": round(peak - before), "seconds": round(seconds, 2)}
+    return {
+        "peak_rss_mb": round(peak),
+        "growth_mb": round(peak - before),
+        "seconds": round(seconds, 2),
+    }
 
 
 def measure_postprocess(mode: str, width: int, height: int, label_file: str) -> dict:
@@ -81,7 +87,9 @@ def measure_postprocess(mode: str, width: int, height: int, label_file: str) -> 
 
     import torch
 
-    spec = importlib.util.spec_from_file_location("eq4", REPO / "zsseg_d2" / "modeling" / "semantic_inference.py")
+    spec = importlib.util.spec_from_file_location(
+        "eq4", REPO / "zsseg_d2" / "modeling" / "semantic_inference.py"
+    )
     eq4 = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(eq4)
     generator = torch.Generator().manual_seed(0)
@@ -98,7 +106,11 @@ def measure_postprocess(mode: str, width: int, height: int, label_file: str) -> 
     seconds = time.perf_counter() - start
     np.save(label_file, label.numpy().astype(np.uint8))
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    return {"peak_rss_mb": round(peak), "growth_mb": round(peak - before), "seconds": round(seconds, 2)}
+    return {
+        "peak_rss_mb": round(peak),
+        "growth_mb": round(peak - before),
+        "seconds": round(seconds, 2),
+    }
 
 
 def _run(mode: str, width: int, height: int, label_file: str, postprocess_only: bool) -> dict:
@@ -111,14 +123,20 @@ def _run(mode: str, width: int, height: int, label_file: str, postprocess_only: 
 
 
 def _print(name: str, value, unit: str, **settings) -> None:
-    print(json.dumps({"name": name, "value": value, "unit": unit, "settings": settings}), flush=True)
+    print(
+        json.dumps({"name": name, "value": value, "unit": unit, "settings": settings}), flush=True
+    )
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--sizes", nargs="+", default=["3000x2000", "6000x4000"])
     parser.add_argument("--unchunked-up-to", type=float, default=8.0, help="megapixels")
-    parser.add_argument("--postprocess-only", action="store_true", help="eq. 4 alone, torch and numpy only")
+    parser.add_argument(
+        "--postprocess-only", action="store_true", help="eq. 4 alone, torch and numpy only"
+    )
     parser.add_argument("--measure", nargs=3, help=argparse.SUPPRESS)
     parser.add_argument("--measure-postprocess", nargs=3, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -131,13 +149,20 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as folder:
         for size in args.sizes:
             width, height = map(int, size.split("x"))
-            modes = ["before", "after"] if width * height <= args.unchunked_up_to * 1e6 else ["after"]
+            modes = (
+                ["before", "after"] if width * height <= args.unchunked_up_to * 1e6 else ["after"]
+            )
             labels = {}
             for mode in modes:
                 labels[mode] = f"{folder}/{mode}_{size}.npy"
                 result = _run(mode, width, height, labels[mode], args.postprocess_only)
-                settings = {"image": size, "queries": QUERIES, "classes": len(VOCABULARY), "path": mode,
-                            "measured": "eq. 4 alone" if args.postprocess_only else "predictor, tiny model"}
+                settings = {
+                    "image": size,
+                    "queries": QUERIES,
+                    "classes": len(VOCABULARY),
+                    "path": mode,
+                    "measured": "eq. 4 alone" if args.postprocess_only else "predictor, tiny model",
+                }
                 _print("inference_peak_rss", result["peak_rss_mb"], "MB", **settings)
                 _print("inference_rss_growth", result["growth_mb"], "MB", **settings)
                 _print("inference_seconds", result["seconds"], "s", **settings)

@@ -3,12 +3,13 @@
 Shapes: batch 2, 100 queries, 171 classes, 8 ground-truth masks per image, mask logits at
 128x128 and targets at 512x512, 12544 points. Prints one JSON object per line.
 """
+
 from __future__ import annotations
 
 import json
 import statistics
 import time
-from typing import Callable, Dict, List
+from typing import Callable
 
 import torch
 from detectron2.config import get_cfg
@@ -21,12 +22,19 @@ PRED_SIZE, IMAGE_SIZE, POINTS = 128, 512, 12544
 DECODER_LAYERS = 10  # the main predictions and 9 auxiliary ones
 REPEATS = 7
 SETTINGS = {
-    "batch": BATCH, "queries": QUERIES, "classes": CLASSES, "targets_per_image": TARGETS,
-    "pred_size": PRED_SIZE, "image_size": IMAGE_SIZE, "points": POINTS, "threads": 2, "repeats": REPEATS,
+    "batch": BATCH,
+    "queries": QUERIES,
+    "classes": CLASSES,
+    "targets_per_image": TARGETS,
+    "pred_size": PRED_SIZE,
+    "image_size": IMAGE_SIZE,
+    "points": POINTS,
+    "threads": 2,
+    "repeats": REPEATS,
 }
 
 
-def make_layer_outputs() -> Dict[str, torch.Tensor]:
+def make_layer_outputs() -> dict[str, torch.Tensor]:
     similarity = torch.rand(BATCH, QUERIES, CLASSES) * 2 - 1
     return {
         "pred_logits": (similarity / 0.01).requires_grad_(),
@@ -35,16 +43,18 @@ def make_layer_outputs() -> Dict[str, torch.Tensor]:
     }
 
 
-def make_targets() -> List[Dict[str, torch.Tensor]]:
+def make_targets() -> list[dict[str, torch.Tensor]]:
     targets = []
     for _ in range(BATCH):
         segments = torch.randint(0, TARGETS + 1, (IMAGE_SIZE, IMAGE_SIZE))  # TARGETS + 1 = ignored
-        targets.append({
-            "labels": torch.randperm(CLASSES)[:TARGETS],
-            "masks": segments.unsqueeze(0) == torch.arange(TARGETS).view(-1, 1, 1),
-            "ignore_mask": segments == TARGETS,
-            "image_labels": torch.randperm(CLASSES)[:TARGETS + 2],
-        })
+        targets.append(
+            {
+                "labels": torch.randperm(CLASSES)[:TARGETS],
+                "masks": segments.unsqueeze(0) == torch.arange(TARGETS).view(-1, 1, 1),
+                "ignore_mask": segments == TARGETS,
+                "image_labels": torch.randperm(CLASSES)[: TARGETS + 2],
+            }
+        )
     return targets
 
 
@@ -59,7 +69,16 @@ def median_ms(fn: Callable[[], object]) -> float:
 
 
 def report(name: str, value: float, **extra: object) -> None:
-    print(json.dumps({"name": name, "value": round(value, 2), "unit": "ms", "settings": {**SETTINGS, **extra}}))
+    print(
+        json.dumps(
+            {
+                "name": name,
+                "value": round(value, 2),
+                "unit": "ms",
+                "settings": {**SETTINGS, **extra},
+            }
+        )
+    )
 
 
 def main() -> None:
@@ -76,7 +95,9 @@ def main() -> None:
     report("matcher", median_ms(lambda: criterion.matcher(outputs, targets)))
 
     indices = criterion.matcher(outputs, targets)
-    num_masks = LossDivisors.of_batch(targets, outputs["pred_logits"].shape[1], torch.device("cpu")).masks
+    num_masks = LossDivisors.of_batch(
+        targets, outputs["pred_logits"].shape[1], torch.device("cpu")
+    ).masks
 
     def mask_loss_step() -> None:
         losses = criterion.mask_losses(outputs, targets, indices, num_masks)

@@ -5,6 +5,7 @@ and 512x512 (forward + backward + AdamW step), median seconds of inference on on
 the 171 COCO-Stuff classes, and each one's peak resident memory (each measured in its own process).
 Random weights everywhere (nothing can be downloaded); the text embeddings come from the cache.
 """
+
 from __future__ import annotations
 
 import json
@@ -18,15 +19,25 @@ from pathlib import Path
 import torch
 
 REPO = Path(__file__).resolve().parents[1]
-OPTS = ["MODEL.WEIGHTS", "", "MODEL.CLIP.PRETRAINED", "", "MODEL.CLIP.PROMPT_TEMPLATES", "single",
-        "DATASETS.TRAIN", "('coco_stuff_171_train',)", "DATASETS.TEST", "('coco_stuff_171_val',)"]
+OPTS = [
+    "MODEL.WEIGHTS",
+    "",
+    "MODEL.CLIP.PRETRAINED",
+    "",
+    "MODEL.CLIP.PROMPT_TEMPLATES",
+    "single",
+    "DATASETS.TRAIN",
+    "('coco_stuff_171_train',)",
+    "DATASETS.TEST",
+    "('coco_stuff_171_val',)",
+]
 REPEATS = 3
 
 
 def _model():
-    import zsseg_d2  # noqa: F401
     from detectron2.modeling import build_model
 
+    import zsseg_d2  # noqa: F401
     from zsseg_d2.engine import load_config
 
     cfg = load_config(str(REPO / "configs" / "Base-CEL.yaml"), OPTS)
@@ -40,9 +51,17 @@ def _training_batch(num_classes: int):
     for _ in range(2):
         label = torch.randint(0, 8, (512, 512)) * (num_classes // 8)
         present = label.unique()
-        instances = Instances((512, 512), gt_classes=present, gt_masks=label[None] == present[:, None, None])
-        batch.append({"image": torch.randint(0, 256, (3, 512, 512), dtype=torch.uint8), "sem_seg": label,
-                      "instances": instances, "image_labels": present})
+        instances = Instances(
+            (512, 512), gt_classes=present, gt_masks=label[None] == present[:, None, None]
+        )
+        batch.append(
+            {
+                "image": torch.randint(0, 256, (3, 512, 512), dtype=torch.uint8),
+                "sem_seg": label,
+                "instances": instances,
+                "image_labels": present,
+            }
+        )
     return batch
 
 
@@ -65,27 +84,67 @@ def measure(what: str) -> dict:
             times.append(time.perf_counter() - start)
     else:
         model.eval()
-        inputs = [{"image": torch.randint(0, 256, (3, 512, 683), dtype=torch.uint8), "height": 512, "width": 683}]
+        inputs = [
+            {
+                "image": torch.randint(0, 256, (3, 512, 683), dtype=torch.uint8),
+                "height": 512,
+                "width": 683,
+            }
+        ]
         with torch.no_grad():
             for _ in range(REPEATS + 1):
                 start = time.perf_counter()
                 model(inputs)
                 times.append(time.perf_counter() - start)
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    return {"median_s": statistics.median(times[1:]), "peak_rss_mb": peak_mb, "classes": len(model.train_vocabulary)}
+    return {
+        "median_s": statistics.median(times[1:]),
+        "peak_rss_mb": peak_mb,
+        "classes": len(model.train_vocabulary),
+    }
 
 
 def main() -> None:
     if len(sys.argv) == 3 and sys.argv[1] == "--measure":
         print(json.dumps(measure(sys.argv[2])))
         return
-    settings = {"config": "Base-CEL.yaml (R-50, 100 queries, 9 layers)", "threads": 2, "repeats": REPEATS}
-    for what, name, shape in (("train", "train_step", "batch 2, 512x512"), ("infer", "inference", "1 image 512x683")):
-        output = subprocess.run([sys.executable, __file__, "--measure", what], check=True, capture_output=True, text=True)
+    settings = {
+        "config": "Base-CEL.yaml (R-50, 100 queries, 9 layers)",
+        "threads": 2,
+        "repeats": REPEATS,
+    }
+    for what, name, shape in (
+        ("train", "train_step", "batch 2, 512x512"),
+        ("infer", "inference", "1 image 512x683"),
+    ):
+        output = subprocess.run(
+            [sys.executable, __file__, "--measure", what],
+            check=True,
+            capture_output=True,
+            text=True,
+        )
         result = json.loads(output.stdout.strip().splitlines()[-1])
         run_settings = {**settings, "input": shape, "classes": result["classes"]}
-        print(json.dumps({"name": f"{name}_time", "value": round(result["median_s"], 3), "unit": "s", "settings": run_settings}))
-        print(json.dumps({"name": f"{name}_peak_rss", "value": round(result["peak_rss_mb"]), "unit": "MB", "settings": run_settings}))
+        print(
+            json.dumps(
+                {
+                    "name": f"{name}_time",
+                    "value": round(result["median_s"], 3),
+                    "unit": "s",
+                    "settings": run_settings,
+                }
+            )
+        )
+        print(
+            json.dumps(
+                {
+                    "name": f"{name}_peak_rss",
+                    "value": round(result["peak_rss_mb"]),
+                    "unit": "MB",
+                    "settings": run_settings,
+                }
+            )
+        )
 
 
 if __name__ == "__main__":

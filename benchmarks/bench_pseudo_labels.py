@@ -10,6 +10,7 @@ I/O, bookkeeping) on top of the networks; reported against the networks timed al
 the time the same pass spent inside the two networks ("in_pass", robust to a loaded machine). Settings: the tiny test model with the tiny random
 CLIP, and R-50 + ViT-B-16, both with random weights. Prints one JSON object per line.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -19,7 +20,7 @@ import statistics
 import tempfile
 import time
 from pathlib import Path
-from typing import Callable, List
+from typing import Callable
 
 import torch
 from detectron2.data import DatasetCatalog, MetadataCatalog
@@ -64,8 +65,16 @@ def subset_dataset(count: int) -> str:
         DatasetCatalog.register(name, lambda: [dict(d) for d in dicts])
         source = MetadataCatalog.get(SOURCE_DATASET)
         MetadataCatalog.get(name).set(
-            **{key: getattr(source, key) for key in ("stuff_classes", "unseen_classes", "ignore_label",
-                                                     "label_offset", "raw_ignore_ids")}
+            **{
+                key: getattr(source, key)
+                for key in (
+                    "stuff_classes",
+                    "unseen_classes",
+                    "ignore_label",
+                    "label_offset",
+                    "raw_ignore_ids",
+                )
+            }
         )
     return name
 
@@ -98,7 +107,14 @@ def time_pass(cfg, dataset: str, clock: NetworkClock) -> tuple[float, float, int
         output = Path(folder) / "pseudo.json"
         clock.seconds = 0.0
         start = time.perf_counter()
-        run_shard(cfg, dataset, output, proposal_model=clock, classifier=clock.classifier, show_progress=False)
+        run_shard(
+            cfg,
+            dataset,
+            output,
+            proposal_model=clock,
+            classifier=clock.classifier,
+            show_progress=False,
+        )
         elapsed = time.perf_counter() - start
         records = RecordFile(PassLayout(output).shard_file(0, 1)).read().values()
     return elapsed, clock.seconds, sum(r.get("num_proposals", 0) for r in records)
@@ -113,7 +129,7 @@ def networks_alone(cfg, dataset: str, model, classifier) -> Callable[[int], tupl
     inputs = [items[i]["model_input"] for i in range(len(items))]
     sizes = [resized_size(d["height"], d["width"], resize) for d in dicts]
     batch_indices = same_size_batches(sizes, cfg.PSEUDO_LABEL.IMS_PER_BATCH)
-    batches: List[list] = [[inputs[i] for i in batch] for batch in batch_indices]
+    batches: list[list] = [[inputs[i] for i in batch] for batch in batch_indices]
     crop_batch = torch.randn(classifier.batch_size, 3, *classifier.size)
 
     def run(num_crops: int) -> tuple[float, float]:
@@ -130,8 +146,15 @@ def networks_alone(cfg, dataset: str, model, classifier) -> Callable[[int], tupl
 
 
 def run_setting(setting: dict, cache_dir: str, num_workers: int) -> None:
-    opts = ["MODEL.CLIP.CACHE_DIR", cache_dir, "MODEL.WEIGHTS", "", "DATALOADER.NUM_WORKERS", num_workers,
-            *setting["opts"]]
+    opts = [
+        "MODEL.CLIP.CACHE_DIR",
+        cache_dir,
+        "MODEL.WEIGHTS",
+        "",
+        "DATALOADER.NUM_WORKERS",
+        num_workers,
+        *setting["opts"],
+    ]
     cfg = load_config(str(REPO_ROOT / setting["config"]), opts)
     dataset = subset_dataset(setting["images"])
     cfg.defrost()
@@ -145,11 +168,15 @@ def run_setting(setting: dict, cache_dir: str, num_workers: int) -> None:
     _, _, crops = time_pass(cfg, dataset, clock)  # warm-up (text-embedding cache, allocator)
     alone(crops)
     passes, alones = [], []
-    for _ in range(setting["repeats"]):  # interleaved, so that drifting machine load hits both alike
+    for _ in range(
+        setting["repeats"]
+    ):  # interleaved, so that drifting machine load hits both alike
         passes.append(time_pass(cfg, dataset, clock))
         alones.append(alone(crops))
     pass_s = statistics.median(p[0] for p in passes)
-    in_pass_overhead = statistics.median(100.0 * (total / networks - 1.0) for total, networks, _ in passes)
+    in_pass_overhead = statistics.median(
+        100.0 * (total / networks - 1.0) for total, networks, _ in passes
+    )
     model_s = statistics.median(a[0] for a in alones)
     clip_s = statistics.median(a[1] for a in alones)
     images = setting["images"]
@@ -169,7 +196,10 @@ def run_setting(setting: dict, cache_dir: str, num_workers: int) -> None:
         ("pseudo_pass_overhead_vs_networks_alone", 100.0 * (pass_s / floor - 1.0), "%"),
         ("pseudo_pass_overhead_in_pass", in_pass_overhead, "%"),
     ):
-        print(json.dumps({"name": name, "value": round(value, 4), "unit": unit, "settings": common}), flush=True)
+        print(
+            json.dumps({"name": name, "value": round(value, 4), "unit": unit, "settings": common}),
+            flush=True,
+        )
 
 
 def main() -> None:

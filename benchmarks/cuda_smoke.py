@@ -7,6 +7,7 @@ transfer, AST; the Relation Network) for ``--iters`` iterations in one process, 
 the earlier stage's weights, evaluates the last stage on the first ``--eval-images`` camvid_val
 images, and prints one JSON line per method (stage times, metrics, peak GPU memory).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -25,10 +26,16 @@ from zsseg_d2.engine.checkpoint import load_trained_weights
 CHAINS = {
     "CEL": ["configs/tiny/camvid_8-3.yaml"],
     "SZN": ["configs/szn/tiny/camvid_step1.yaml", "configs/szn/tiny/camvid_step2.yaml"],
-    "ZS3Net+ZS-MMD": ["configs/zs3net/tiny/camvid_1_segmentation.yaml", "configs/zs3net/tiny/camvid_2_zs3net.yaml",
-                      "configs/zs3net/tiny/camvid_3_zs_mmd.yaml"],
-    "SIGN+AST": ["configs/sign/tiny/camvid.yaml", "configs/sign/tiny/camvid_transfer.yaml",
-                 "configs/sign/tiny/camvid_ast.yaml"],
+    "ZS3Net+ZS-MMD": [
+        "configs/zs3net/tiny/camvid_1_segmentation.yaml",
+        "configs/zs3net/tiny/camvid_2_zs3net.yaml",
+        "configs/zs3net/tiny/camvid_3_zs_mmd.yaml",
+    ],
+    "SIGN+AST": [
+        "configs/sign/tiny/camvid.yaml",
+        "configs/sign/tiny/camvid_transfer.yaml",
+        "configs/sign/tiny/camvid_ast.yaml",
+    ],
     "RelationNet": ["configs/relation_net/tiny/camvid.yaml"],
 }
 EVAL_SET = "camvid_val_subset"
@@ -44,23 +51,43 @@ def register_eval_subset(count: int) -> None:
 def run_chain(chain: list, common: list, out: str) -> dict:
     weights, seconds = "", []
     for i, config in enumerate(chain):
-        opts = common + ["OUTPUT_DIR", f"{out}/{i}", "DATASETS.TEST", "()"] + (["MODEL.WEIGHTS", weights] if weights else [])
+        opts = (
+            common
+            + ["OUTPUT_DIR", f"{out}/{i}", "DATASETS.TEST", "()"]
+            + (["MODEL.WEIGHTS", weights] if weights else [])
+        )
         start = time.time()
         trainer = Trainer(load_config(config, opts))
         trainer.resume_or_load(resume=False)
         trainer.train()
         seconds.append(round(time.time() - start, 1))
         weights = f"{out}/{i}/model_final.pth"
-    cfg = load_config(chain[-1], common + ["OUTPUT_DIR", f"{out}/eval", "DATASETS.TEST", f"('{EVAL_SET}',)",
-                                           "MODEL.WEIGHTS", weights])
+    cfg = load_config(
+        chain[-1],
+        common
+        + [
+            "OUTPUT_DIR",
+            f"{out}/eval",
+            "DATASETS.TEST",
+            f"('{EVAL_SET}',)",
+            "MODEL.WEIGHTS",
+            weights,
+        ],
+    )
     model = Trainer.build_model(cfg)
     load_trained_weights(model, weights)
     metrics = Trainer.test(cfg, model)[EVAL_SET]["sem_seg"]
-    return {"stage_seconds": seconds, "mIoU(S)": round(metrics["mIoU(S)"], 2), "mIoU(U)": round(metrics["mIoU(U)"], 2)}
+    return {
+        "stage_seconds": seconds,
+        "mIoU(S)": round(metrics["mIoU(S)"], 2),
+        "mIoU(U)": round(metrics["mIoU(U)"], 2),
+    }
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--iters", default="10")
     parser.add_argument("--eval-images", type=int, default=12)
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")

@@ -1,4 +1,5 @@
 """Shared test fixtures: the real data in ../shared/data, and a deterministic torch setup."""
+
 from __future__ import annotations
 
 import os

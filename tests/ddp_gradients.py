@@ -7,6 +7,7 @@ with 2 CPU processes (DDP, gloo) as one image each. Rank 0 saves the parameter g
 images' mask counts. The losses' random points are made the same for every mask (each draw of
 ``torch.rand`` repeats one seeded row), so that the two runs differ only in how the batch is split.
 """
+
 from __future__ import annotations
 
 import random
@@ -55,12 +56,14 @@ def step(out: str) -> None:
     if world > 1:
         model = DistributedDataParallel(model, broadcast_buffers=False)
     torch.rand = rows_alike_rand
-    batch = samples if world == 1 else samples[rank :: world]
+    batch = samples if world == 1 else samples[rank::world]
     sum(model(batch).values()).backward()
     if comm.is_main_process():
         grads = {name: p.grad for name, p in model.named_parameters() if p.grad is not None}
         masks = [len(sample["instances"]) for sample in samples]
-        torch.save({"grads": {k.removeprefix("module."): v for k, v in grads.items()}, "masks": masks}, out)
+        torch.save(
+            {"grads": {k.removeprefix("module."): v for k, v in grads.items()}, "masks": masks}, out
+        )
 
 
 if __name__ == "__main__":

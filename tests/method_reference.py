@@ -10,8 +10,9 @@ seeded by the CRC32 of its state-dict name, so they do not depend on the order m
 from __future__ import annotations
 
 import zlib
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Callable, Dict, List, Sequence
+from typing import Callable
 
 import numpy as np
 import torch
@@ -23,7 +24,7 @@ NUM_CAMVID_CLASSES = 11
 CAMVID_VOID = 11
 
 
-def write_fixture_images(folder: Path) -> List[dict]:
+def write_fixture_images(folder: Path) -> list[dict]:
     """Two CamVid-format image/label pairs of coloured class blocks with noise; dataset dicts."""
     rng = np.random.default_rng(1234)
     palette = rng.integers(0, 256, size=(NUM_CAMVID_CLASSES + 1, 3))
@@ -87,11 +88,11 @@ def evaluate_case(
     build_test_mapper: Callable,
     records: Sequence[dict],
     set_vocabulary: Callable = None,
-) -> Dict[str, np.ndarray]:
+) -> dict[str, np.ndarray]:
     """Training losses on the fixed batch and inference outputs of the seeded weights."""
     model = build_model(cfg)
     seeded_init(model)
-    figures: Dict[str, np.ndarray] = {}
+    figures: dict[str, np.ndarray] = {}
     if cfg.DATASETS.TRAIN:
         mapper = build_train_mapper(cfg)
         _seed(7)

@@ -1,11 +1,12 @@
 """Mixed precision as Mask2Former runs it: a training step under autocast (bfloat16 on the CPU)
 keeps the pixel decoder in float32 while the rest runs in low precision; the loss stays finite."""
+
 from __future__ import annotations
 
 import torch
 from detectron2.modeling import build_model
-
 from test_meta_arch import TINY, _batch
+
 from zsseg_d2.engine import load_config
 from zsseg_d2.engine.trainer import use_amp
 
@@ -15,6 +16,7 @@ def _output_dtypes(module: torch.nn.Module, store: dict) -> list:
         def hook(_, __, output):
             outputs = output if isinstance(output, (tuple, list)) else [output]
             store[name] = {t.dtype for t in outputs if isinstance(t, torch.Tensor)}
+
         return hook
 
     return [m.register_forward_hook(record(n)) for n, m in module.named_modules() if n]
@@ -31,7 +33,9 @@ def test_training_step_under_bfloat16_autocast_keeps_pixel_decoder_fp32(tmp_path
         losses = model(_batch())
     for handle in handles:
         handle.remove()
-    assert decoder_dtypes and all(d == {torch.float32} for d in decoder_dtypes.values() if d), decoder_dtypes
+    assert decoder_dtypes and all(d == {torch.float32} for d in decoder_dtypes.values() if d), (
+        decoder_dtypes
+    )
     assert any(torch.bfloat16 in d for d in other_dtypes.values())  # autocast was on elsewhere
     total = sum(losses.values())
     assert torch.isfinite(total)

@@ -1,4 +1,5 @@
 """VGG-16 FCN-32s and U-Net(VGG-16) backbones: shapes, registry, torchvision weight mapping."""
+
 from __future__ import annotations
 
 import pytest
@@ -18,14 +19,26 @@ def _cfg(name, pretrained=""):
     cfg = get_cfg()
     add_zsseg_config(cfg)
     cfg.MODEL.BACKBONE.NAME = name
-    cfg.MODEL.VGG.BASE_CHANNELS, cfg.MODEL.VGG.FC_CHANNELS, cfg.MODEL.VGG.PRETRAINED = BASE, FC, pretrained
+    cfg.MODEL.VGG.BASE_CHANNELS, cfg.MODEL.VGG.FC_CHANNELS, cfg.MODEL.VGG.PRETRAINED = (
+        BASE,
+        FC,
+        pretrained,
+    )
     return cfg
 
 
 def _torchvision_state(tmp_path):
     """A torchvision-keyed VGG-16 state dict at tiny width (features from torchvision's own
     ``make_layers``, so the layer numbering is torchvision's), saved like vgg16-397923af.pth."""
-    widths = [BASE, BASE, "M", 2 * BASE, 2 * BASE, "M"] + [4 * BASE] * 3 + ["M"] + [8 * BASE] * 3 + ["M"] + [8 * BASE] * 3 + ["M"]
+    widths = (
+        [BASE, BASE, "M", 2 * BASE, 2 * BASE, "M"]
+        + [4 * BASE] * 3
+        + ["M"]
+        + [8 * BASE] * 3
+        + ["M"]
+        + [8 * BASE] * 3
+        + ["M"]
+    )
     features = make_layers(widths)
     state = {f"features.{k}": v for k, v in features.state_dict().items()}
     state["classifier.0.weight"] = torch.randn(FC, 8 * BASE * 7 * 7)
@@ -42,7 +55,9 @@ def test_fcn_dense_map_is_fc7_at_stride_32_rounded_up():
     out = model(torch.randn(2, 3, 65, 97))
     assert list(out) == ["dense"]
     assert out["dense"].shape == (2, FC, 3, 4)  # ceil(65/32), ceil(97/32)
-    assert model.output_shape()["dense"].channels == FC and model.output_shape()["dense"].stride == 32
+    assert (
+        model.output_shape()["dense"].channels == FC and model.output_shape()["dense"].stride == 32
+    )
     assert (out["dense"] >= 0).all()  # fc7 is after its ReLU
 
 
@@ -71,7 +86,9 @@ def test_weight_file_errors(tmp_path):
 def test_unet_dense_map_at_input_resolution_with_pretrained_encoder(tmp_path):
     features, _, path = _torchvision_state(tmp_path)
     model = build_backbone(_cfg("build_unet_vgg16_backbone", str(path))).eval()
-    assert model.output_shape()["dense"].channels == BASE and model.output_shape()["dense"].stride == 1
+    assert (
+        model.output_shape()["dense"].channels == BASE and model.output_shape()["dense"].stride == 1
+    )
     assert model(torch.randn(1, 3, 65, 97))["dense"].shape == (1, BASE, 65, 97)  # odd sides handled
     x = torch.randn(1, 3, 64, 64)
     assert torch.allclose(model.encoder(x)[1], features.eval()(x), atol=1e-5)

@@ -10,6 +10,7 @@ loss during training; interrupted writes of checkpoints and result files.
 Tool-level counted skips are tested with their tools: a corrupt image in ``tools/demo.py``
 (tests/test_tools.py) and in the pseudo-label pass's summary (tests/test_pseudo_pass.py).
 """
+
 from __future__ import annotations
 
 import json
@@ -27,7 +28,12 @@ from detectron2.data import transforms as T
 from detectron2.modeling import build_model
 from PIL import Image
 
-from zsseg_d2.data import InferenceImageMapper, ZeroShotSemanticDatasetMapper, load_pseudo_labels, load_sem_seg
+from zsseg_d2.data import (
+    InferenceImageMapper,
+    ZeroShotSemanticDatasetMapper,
+    load_pseudo_labels,
+    load_sem_seg,
+)
 from zsseg_d2.data.image_labels import PSEUDO_LABEL_FORMAT
 from zsseg_d2.engine import Trainer, load_config
 from zsseg_d2.engine.checkpoint import Checkpointer, load_trained_weights
@@ -88,19 +94,28 @@ def test_unregistered_data_set_fails_at_config_time_with_close_names():
     assert "datasets/README.md" in message
 
 
-def test_corrupt_image_names_the_file_in_training_and_evaluation_and_is_a_failed_item_in_the_pass(tmp_path):
+def test_corrupt_image_names_the_file_in_training_and_evaluation_and_is_a_failed_item_in_the_pass(
+    tmp_path,
+):
     record = _camvid_record(tmp_path)
     Path(record["file_name"]).write_bytes(b"\xff\xd8\xff not a jpeg")
     for mapper in (_camvid_mapper(), InferenceImageMapper(load_config(TINY))):
         with pytest.raises(OSError) as err:
             mapper(record)
         assert "img.jpg" in str(err.value) and "datasets/README.md" in str(err.value)
-    item = PassImages([record], MetadataCatalog.get("camvid_train"), T.ResizeShortestEdge(64, 640), all_images=True)[0]
+    item = PassImages(
+        [record],
+        MetadataCatalog.get("camvid_train"),
+        T.ResizeShortestEdge(64, 640),
+        all_images=True,
+    )[0]
     assert item["status"] == "failed" and "img.jpg" in item["error"]
 
 
 def test_truncated_label_png_names_the_file(tmp_path):
-    data = _png(tmp_path / "full.png", np.random.default_rng(0).integers(0, 11, (64, 64))).read_bytes()
+    data = _png(
+        tmp_path / "full.png", np.random.default_rng(0).integers(0, 11, (64, 64))
+    ).read_bytes()
     truncated = tmp_path / "truncated.png"
     truncated.write_bytes(data[: len(data) // 2])
     with pytest.raises(OSError, match="truncated.png.*truncated or corrupt"):
@@ -109,7 +124,11 @@ def test_truncated_label_png_names_the_file(tmp_path):
 
 @pytest.mark.parametrize(
     "dataset, raw, bad",
-    [("voc2012_crops_val", [[1, 21, 3]], 21), ("camvid_val", [[12, 0]], 12), ("voc_gzs3_val", [[0, 20]], 20)],
+    [
+        ("voc2012_crops_val", [[1, 21, 3]], 21),
+        ("camvid_val", [[12, 0]], 12),
+        ("voc_gzs3_val", [[0, 20]], 20),
+    ],
 )
 def test_label_id_out_of_range_names_file_and_value(tmp_path, dataset, raw, bad):
     path = _png(tmp_path / "bad.png", raw)
@@ -127,17 +146,23 @@ def test_image_label_size_mismatch_names_both_files(tmp_path):
 # ---------------------------------------------------------------- vocabulary and CLIP
 def test_empty_vocabulary(tiny_model):
     for names in ([], ["car", "  "]):
-        with pytest.raises(ValueError, match="empty vocabulary or empty class name in the evaluation vocabulary"):
+        with pytest.raises(
+            ValueError, match="empty vocabulary or empty class name in the evaluation vocabulary"
+        ):
             tiny_model.set_vocabulary(names)
 
 
 def test_duplicate_class_names(tiny_model):
-    with pytest.raises(ValueError, match=r"duplicate class names \['cat'\].*each class must appear once"):
+    with pytest.raises(
+        ValueError, match=r"duplicate class names \['cat'\].*each class must appear once"
+    ):
         tiny_model.set_vocabulary(["cat", "dog", " cat"])
 
 
 def test_unknown_open_clip_model_name_fails_when_the_model_is_built():
-    with pytest.raises(CLIPWeightsError, match=r"'ViT-B-61' \(MODEL.CLIP.MODEL_NAME\).*e.g. 'ViT-B-16'"):
+    with pytest.raises(
+        CLIPWeightsError, match=r"'ViT-B-61' \(MODEL.CLIP.MODEL_NAME\).*e.g. 'ViT-B-16'"
+    ):
         build_model(load_config(TINY, ["MODEL.CLIP.MODEL_NAME", "ViT-B-61"]))
 
 
@@ -173,7 +198,9 @@ def test_config_key_typo_is_named_with_the_keys_meant(tmp_path):
         load_config(TINY, ["MODEL.CEL.TEMPERATUR", "0.1"])
     typo = tmp_path / "typo.yaml"
     typo.write_text(f"_BASE_: {TINY}\nSOLVER:\n  BASE_LRR: 0.1\n")
-    with pytest.raises(KeyError, match=r"SOLVER.BASE_LRR; did you mean \['SOLVER.BASE_LR'.*typo.yaml"):
+    with pytest.raises(
+        KeyError, match=r"SOLVER.BASE_LRR; did you mean \['SOLVER.BASE_LR'.*typo.yaml"
+    ):
         load_config(str(typo))
 
 
@@ -186,7 +213,9 @@ def test_yaml_is_loaded_safely(tmp_path):
     """A config file cannot run code: Python tags are refused (Detectron2 alone would run them)."""
     evil = tmp_path / "evil.yaml"
     marker = tmp_path / "ran"
-    evil.write_text(f"_BASE_: {TINY}\nOUTPUT_DIR: !!python/object/apply:os.system ['touch {marker}']\n")
+    evil.write_text(
+        f"_BASE_: {TINY}\nOUTPUT_DIR: !!python/object/apply:os.system ['touch {marker}']\n"
+    )
     with pytest.raises(yaml.constructor.ConstructorError, match="python/object/apply:os.system"):
         load_config(str(evil))
     assert not marker.exists()
@@ -213,12 +242,16 @@ def test_pseudo_labels_with_unknown_or_seen_classes_are_refused(tmp_path, camvid
 
 
 def test_pseudo_labels_for_unknown_images_are_counted_and_skipped(tmp_path, camvid_ids, caplog):
-    path = _pseudo_file(tmp_path / "p.json", {camvid_ids[0]: ["car"], "nope_1": ["car"], "nope_2": []})
+    path = _pseudo_file(
+        tmp_path / "p.json", {camvid_ids[0]: ["car"], "nope_1": ["car"], "nope_2": []}
+    )
     with caplog.at_level(logging.WARNING):
         assert load_pseudo_labels(path, "camvid_train")[camvid_ids[0]] == [8]
     assert "2 of 3 image ids" in caplog.text and "their labels are not used" in caplog.text
     with pytest.raises(ValueError, match="none of the 1 image ids"):
-        load_pseudo_labels(_pseudo_file(tmp_path / "none.json", {"nope_1": ["car"]}), "camvid_train")
+        load_pseudo_labels(
+            _pseudo_file(tmp_path / "none.json", {"nope_1": ["car"]}), "camvid_train"
+        )
 
 
 # ---------------------------------------------------------------- training
@@ -242,7 +275,9 @@ def test_nan_loss_stops_training_naming_the_iteration(tmp_path, shared_data, mon
     message = str(err.value)
     assert "training stopped at iteration 3" in message and "SOLVER.BASE_LR" in message
     assert str(tmp_path / "model_0000002.pth") in message
-    assert sorted(p.name for p in tmp_path.glob("*.pth")) == [f"model_000000{i}.pth" for i in range(3)]
+    assert sorted(p.name for p in tmp_path.glob("*.pth")) == [
+        f"model_000000{i}.pth" for i in range(3)
+    ]
     assert (tmp_path / "last_checkpoint").read_text() == "model_0000002.pth"
     state = torch.load(tmp_path / "model_0000002.pth", weights_only=True)["model"]
     assert all(torch.isfinite(value).all() for value in state.values())

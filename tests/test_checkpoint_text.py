@@ -1,5 +1,6 @@
 """Checkpoints carry their text settings; inference encodes only the names it uses; no network
 means failing in seconds."""
+
 from __future__ import annotations
 
 import logging
@@ -33,7 +34,9 @@ def _saved(tmp_path: Path, *opts: str) -> str:
     return str(tmp_path / "model_final.pth")
 
 
-def test_checkpoint_records_text_settings_and_a_mismatch_names_both_values_and_the_fix(tmp_path, caplog):
+def test_checkpoint_records_text_settings_and_a_mismatch_names_both_values_and_the_fix(
+    tmp_path, caplog
+):
     path = _saved(tmp_path)
     record = torch.load(path, weights_only=True)["text_settings"]
     assert record["MODEL.CLIP.PROMPT_TEMPLATES"]["value"] == "single"
@@ -65,25 +68,52 @@ def test_vocabulary_and_weights_file_are_compared_by_content(tmp_path):
     with torch.no_grad():
         clip.text_projection.mul_(2)
     torch.save(clip.state_dict(), copy)
-    with pytest.raises(ValueError, match=rf"MODEL.CLIP.PRETRAINED: checkpoint '{weights}', config '{copy}'"):
-        load_trained_weights(build_model(load_config(TINY, ["MODEL.CLIP.PRETRAINED", str(copy)])), path)
-    other_vocabulary = build_model(load_config(TINY, ["MODEL.CLIP.PRETRAINED", str(weights),
-                                                      "DATASETS.TRAIN", "('voc2012_crops_val',)"]))
-    with pytest.raises(ValueError, match=r"training vocabulary: checkpoint '11 classes .*config '20 classes"):
+    with pytest.raises(
+        ValueError, match=rf"MODEL.CLIP.PRETRAINED: checkpoint '{weights}', config '{copy}'"
+    ):
+        load_trained_weights(
+            build_model(load_config(TINY, ["MODEL.CLIP.PRETRAINED", str(copy)])), path
+        )
+    other_vocabulary = build_model(
+        load_config(
+            TINY,
+            ["MODEL.CLIP.PRETRAINED", str(weights), "DATASETS.TRAIN", "('voc2012_crops_val',)"],
+        )
+    )
+    with pytest.raises(
+        ValueError, match=r"training vocabulary: checkpoint '11 classes .*config '20 classes"
+    ):
         load_trained_weights(other_vocabulary, path)
 
 
 def test_embedding_file_source_is_recorded(tmp_path):
-    names = ["sky", "building", "pole", "road", "pavement", "tree", "sign symbol", "fence", "car", "pedestrian",
-             "bicyclist"]
+    names = [
+        "sky",
+        "building",
+        "pole",
+        "road",
+        "pavement",
+        "tree",
+        "sign symbol",
+        "fence",
+        "car",
+        "pedestrian",
+        "bicyclist",
+    ]
     vectors = np.random.default_rng(0).normal(size=(11, 16)).astype(np.float32)
     np.savez(tmp_path / "a.npz", names=np.array(names), vectors=vectors)
     np.savez(tmp_path / "b.npz", names=np.array(names), vectors=vectors[::-1].copy())
     source = ["MODEL.SEMANTIC.SOURCE", "file", "MODEL.SEMANTIC.FILES"]
     path = _saved(tmp_path, *source, f"['{tmp_path / 'a.npz'}']")
-    with pytest.raises(ValueError, match="MODEL.SEMANTIC.FILES: checkpoint .*a.npz.*config .*b.npz"):
-        load_trained_weights(build_model(load_config(TINY, [*source, f"['{tmp_path / 'b.npz'}']"])), path)
-    with pytest.raises(ValueError, match="MODEL.SEMANTIC.SOURCE: checkpoint 'file', config 'clip_text'"):
+    with pytest.raises(
+        ValueError, match="MODEL.SEMANTIC.FILES: checkpoint .*a.npz.*config .*b.npz"
+    ):
+        load_trained_weights(
+            build_model(load_config(TINY, [*source, f"['{tmp_path / 'b.npz'}']"])), path
+        )
+    with pytest.raises(
+        ValueError, match="MODEL.SEMANTIC.SOURCE: checkpoint 'file', config 'clip_text'"
+    ):
         load_trained_weights(build_model(load_config(TINY)), path)
 
 
@@ -129,7 +159,9 @@ def test_unreachable_hub_fails_in_seconds_without_offline_set(monkeypatch):
     assert time.monotonic() - start < 5
     monkeypatch.setattr(clip_loader, "hub_reachable", lambda timeout=3.0: False)
     start = time.monotonic()
-    with pytest.raises(CLIPWeightsError, match="set MODEL.CLIP.PRETRAINED to a local open_clip checkpoint file"):
+    with pytest.raises(
+        CLIPWeightsError, match="set MODEL.CLIP.PRETRAINED to a local open_clip checkpoint file"
+    ):
         create_clip_model("RN50", "openai")
     assert time.monotonic() - start < 20
 

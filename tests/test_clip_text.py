@@ -1,4 +1,5 @@
 """CLIP loading paths and the cached text embeddings of eq. 2's classifier."""
+
 from __future__ import annotations
 
 import open_clip
@@ -39,13 +40,17 @@ def test_local_checkpoint_file_is_the_real_loading_path(tmp_path):
     model, _ = create_clip_model("ZSSeg-Tiny", "")
     checkpoint = tmp_path / "tiny_clip.pt"
     torch.save(model.state_dict(), checkpoint)
-    from_file = TextEmbedder("ZSSeg-Tiny", str(checkpoint), "single", cache_dir=str(tmp_path / "a"))(NAMES)
+    from_file = TextEmbedder(
+        "ZSSeg-Tiny", str(checkpoint), "single", cache_dir=str(tmp_path / "a")
+    )(NAMES)
     random = TextEmbedder("ZSSeg-Tiny", "", "single", cache_dir=str(tmp_path / "b"))(NAMES)
     torch.testing.assert_close(from_file, random)
     with torch.no_grad():
         model.text_projection.mul_(-1)
     torch.save(model.state_dict(), checkpoint)
-    other = TextEmbedder("ZSSeg-Tiny", str(checkpoint), "single", cache_dir=str(tmp_path / "c"))(NAMES)
+    other = TextEmbedder("ZSSeg-Tiny", str(checkpoint), "single", cache_dir=str(tmp_path / "c"))(
+        NAMES
+    )
     torch.testing.assert_close(other, -random)
 
 
@@ -64,7 +69,10 @@ def test_bad_model_or_weights_fail_with_what_to_pass(tmp_path, monkeypatch):
         create_clip_model("RN50", "openai", offline=True)
 
 
-@pytest.mark.parametrize("names, message", [([], "empty vocabulary"), (["cat", " "], "empty"), (["cat", "dog", "cat"], "duplicate")])
+@pytest.mark.parametrize(
+    "names, message",
+    [([], "empty vocabulary"), (["cat", " "], "empty"), (["cat", "dog", "cat"], "duplicate")],
+)
 def test_vocabulary_validation(names, message):
     with pytest.raises(ValueError, match=message):
         validate_class_names(names, "--vocab")

@@ -1,6 +1,7 @@
 """The small-CLIP training of tools/train_clip.py: regions, batches, and zero-shot transfer that a
 broken pipeline would not show (a CLIP trained for seconds on drawn scenes classifies held-out
 crops far above chance, unseen classes included)."""
+
 from __future__ import annotations
 
 import json
@@ -68,7 +69,9 @@ def test_crop_accuracy_counts_seen_unseen_and_unseen_among_unseen() -> None:
     # crops: class 0 right, class 1 wrong (-> 2), class 2 (unseen) wrong among all (-> 0) but right
     # among unseen {2, 3}, class 3 (unseen) right
     embeds = torch.tensor([[1.0, 0, 0, 0], [0, 0, 1.0, 0], [1.0, 0, 0.5, 0.2], [0, 0, 0, 1.0]])
-    regions = RegionSet(torch.zeros(4, 3, 2, 2), torch.tensor([0, 1, 2, 3]), ["a", "b", "c", "d"], [2, 3])
+    regions = RegionSet(
+        torch.zeros(4, 3, 2, 2), torch.tensor([0, 1, 2, 3]), ["a", "b", "c", "d"], [2, 3]
+    )
     accuracy = crop_accuracy(embeds, regions, text)
     assert accuracy["seen"] == 50.0 and accuracy["unseen"] == 50.0
     assert accuracy["unseen_among_unseen"] == 100.0
@@ -107,27 +110,39 @@ def test_checkpoint_and_report_load_through_the_inference_path(trained_clip: dic
     assert torch.equal(model.logit_scale, state["logit_scale"])
     assert float(model.logit_scale.exp()) > 14.3  # the learned scale grew from CLIP's 1/0.07
     saved = json.loads((checkpoint.parent / "clip.json").read_text())
-    assert saved["val_accuracy"] == report["val_accuracy"] and saved["model_config"]["embed_dim"] == 64
+    assert (
+        saved["val_accuracy"] == report["val_accuracy"] and saved["model_config"]["embed_dim"] == 64
+    )
     # the regions: every class, unseen ones included, from the training split only
     counts = trained_clip["train_regions"].class_counts()
     assert len(counts) == len(CLASS_NAMES) and all(count > 0 for count in counts)
-    assert report["train_split"] == "zsseg_shapes_train" and report["val_split"] == "zsseg_shapes_val"
+    assert (
+        report["train_split"] == "zsseg_shapes_train" and report["val_split"] == "zsseg_shapes_val"
+    )
     assert {CLASS_NAMES[i] for i in trained_clip["train_regions"].unseen_ids} == set(UNSEEN_CLASSES)
 
 
 def test_training_refuses_the_validation_split(tmp_path: Path) -> None:
-    cfg = load_config(str(REPO / "configs" / "tiny" / "shapes.yaml"), ["DATASETS.TRAIN", "('zsseg_shapes_val',)"])
+    cfg = load_config(
+        str(REPO / "configs" / "tiny" / "shapes.yaml"), ["DATASETS.TRAIN", "('zsseg_shapes_val',)"]
+    )
     with pytest.raises(ValueError, match="must not train on the validation split"):
         train_and_save(cfg, tmp_path, ClipTrainingSettings(steps=1), progress=False)
 
 
-def test_locked_text_of_another_width_is_refused(trained_clip: dict, tmp_path: Path, monkeypatch) -> None:
+def test_locked_text_of_another_width_is_refused(
+    trained_clip: dict, tmp_path: Path, monkeypatch
+) -> None:
     monkeypatch.setenv("DETECTRON2_DATASETS", str(trained_clip["root"]))
     vectors = tmp_path / "text.npz"
-    np.savez(vectors, names=np.array(CLASS_NAMES), vectors=np.eye(len(CLASS_NAMES), dtype=np.float32))
+    np.savez(
+        vectors, names=np.array(CLASS_NAMES), vectors=np.eye(len(CLASS_NAMES), dtype=np.float32)
+    )
     cfg = load_config(str(REPO / "configs" / "tiny" / "shapes.yaml"))
     with pytest.raises(ValueError, match="are 10-d but the CLIP model's embedding is 64-d"):
-        train_and_save(cfg, tmp_path, ClipTrainingSettings(steps=1), text_files=[str(vectors)], progress=False)
+        train_and_save(
+            cfg, tmp_path, ClipTrainingSettings(steps=1), text_files=[str(vectors)], progress=False
+        )
 
 
 def _unseen_pixel_accuracy(clip_file: str) -> float:
@@ -140,7 +155,9 @@ def _unseen_pixel_accuracy(clip_file: str) -> float:
     from zsseg_d2.modeling.clip import ClipEnsemble, unseen_class_mask
     from zsseg_d2.modeling.semantic import build_semantic_source
 
-    cfg = load_config(str(REPO / "configs" / "tiny" / "shapes.yaml"), ["MODEL.CLIP.PRETRAINED", clip_file])
+    cfg = load_config(
+        str(REPO / "configs" / "tiny" / "shapes.yaml"), ["MODEL.CLIP.PRETRAINED", clip_file]
+    )
     metadata = MetadataCatalog.get("zsseg_shapes_val")
     unseen = unseen_class_mask(metadata.stuff_classes, metadata.unseen_classes)
     text = build_semantic_source(cfg)(metadata.stuff_classes)
@@ -148,11 +165,15 @@ def _unseen_pixel_accuracy(clip_file: str) -> float:
     p_model = torch.where(unseen, 0.1 / unseen.sum(), 0.9 / (~unseen).sum())
     correct = total = 0
     for record in DatasetCatalog.get("zsseg_shapes_val"):
-        label = torch.from_numpy(load_sem_seg(record["sem_seg_file_name"], metadata).astype(np.int64))
+        label = torch.from_numpy(
+            load_sem_seg(record["sem_seg_file_name"], metadata).astype(np.int64)
+        )
         image = torch.from_numpy(np.array(read_image(record["file_name"], "RGB"))).permute(2, 0, 1)
         present = torch.unique(label)
         masks = label[None] == present[:, None, None]
-        predicted = ensemble(image, masks.float(), p_model.expand(len(present), -1), unseen, text).argmax(dim=1)
+        predicted = ensemble(
+            image, masks.float(), p_model.expand(len(present), -1), unseen, text
+        ).argmax(dim=1)
         segmentation = predicted[masks.int().argmax(dim=0)]
         is_unseen = unseen[label]
         correct += (segmentation[is_unseen] == label[is_unseen]).sum().item()
@@ -160,7 +181,9 @@ def _unseen_pixel_accuracy(clip_file: str) -> float:
     return correct / total
 
 
-def test_ensemble_with_the_trained_clip_segments_unseen_pixels(trained_clip: dict, monkeypatch) -> None:
+def test_ensemble_with_the_trained_clip_segments_unseen_pixels(
+    trained_clip: dict, monkeypatch
+) -> None:
     monkeypatch.setenv("DETECTRON2_DATASETS", str(trained_clip["root"]))
     monkeypatch.setenv("ZSSEG_CACHE", str(trained_clip["root"] / "cache"))
     assert _unseen_pixel_accuracy(trained_clip["report"]["checkpoint"]) >= 0.6

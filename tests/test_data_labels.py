@@ -1,4 +1,5 @@
 """load_sem_seg: raw -> contiguous ids, and its errors."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -36,7 +37,10 @@ def test_rgb_label_rejected(tmp_path):
 
 def test_wide_16bit_labels(tmp_path):
     meta = Metadata(name="wide").set(
-        stuff_classes=[f"c{i}" for i in range(459)], ignore_label=65535, label_offset=0, raw_ignore_ids=[]
+        stuff_classes=[f"c{i}" for i in range(459)],
+        ignore_label=65535,
+        label_offset=0,
+        raw_ignore_ids=[],
     )
     label = load_sem_seg(_png(tmp_path / "w.png", [[0, 255, 300, 65535]], np.uint16), meta)
     assert label.dtype == np.int64 and label.tolist() == [[0, 255, 300, 65535]]

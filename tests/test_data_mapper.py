@@ -1,4 +1,5 @@
 """ZeroShotSemanticDatasetMapper on the real CamVid / VOC-crop data, and its augmentations."""
+
 from __future__ import annotations
 
 import json
@@ -11,7 +12,12 @@ from detectron2.config import get_cfg
 from detectron2.data import DatasetCatalog, MetadataCatalog
 
 from zsseg_d2.config import add_zsseg_config
-from zsseg_d2.data import InferenceImageMapper, ZeroShotSemanticDatasetMapper, build_dataset_mapper, load_sem_seg
+from zsseg_d2.data import (
+    InferenceImageMapper,
+    ZeroShotSemanticDatasetMapper,
+    build_dataset_mapper,
+    load_sem_seg,
+)
 from zsseg_d2.data.augmentations import ColorAugSSD, _ssd_distort
 from zsseg_d2.data.image_labels import CAPTION_NOUN_FORMAT, PSEUDO_LABEL_FORMAT
 
@@ -31,7 +37,10 @@ def _check_masks(out):
     sem_seg, inst = out["sem_seg"], out["instances"]
     present = [c for c in torch.unique(sem_seg).tolist() if c != 255]
     assert inst.gt_classes.tolist() == present
-    assert inst.gt_masks.dtype == torch.bool and inst.gt_masks.shape == (len(present), *sem_seg.shape)
+    assert inst.gt_masks.dtype == torch.bool and inst.gt_masks.shape == (
+        len(present),
+        *sem_seg.shape,
+    )
     for c, mask in zip(present, inst.gt_masks):
         assert torch.equal(mask, sem_seg == c)
 
@@ -65,7 +74,9 @@ def _pseudo_file(path, labels, dataset="camvid_train", unseen=("tree", "car", "b
 
 def test_pseudo_mode_via_config(shared_data, tmp_path):
     dicts = DatasetCatalog.get("camvid_train")[:2]
-    path = _pseudo_file(tmp_path / "p.json", {dicts[0]["image_id"]: ["bicyclist"], dicts[1]["image_id"]: []})
+    path = _pseudo_file(
+        tmp_path / "p.json", {dicts[0]["image_id"]: ["bicyclist"], dicts[1]["image_id"]: []}
+    )
     cfg = get_cfg()
     add_zsseg_config(cfg)
     cfg.DATASETS.TRAIN = ("camvid_train",)
@@ -147,7 +158,9 @@ def test_caption_nouns_remap_and_drop(shared_data, tmp_path):
 
 def test_ssd_distort_steps():
     image = np.full((2, 2, 3), 100, np.uint8)
-    same = dict(brightness=0.0, contrast=1.0, contrast_last=False, saturation=1.0, hue=0, img_format="RGB")
+    same = dict(
+        brightness=0.0, contrast=1.0, contrast_last=False, saturation=1.0, hue=0, img_format="RGB"
+    )
     assert (_ssd_distort(image, **same) == 100).all()
     assert (_ssd_distort(image, **{**same, "brightness": 20.0}) == 120).all()
     assert (_ssd_distort(image, **{**same, "brightness": 200.0}) == 255).all()  # clipped

@@ -1,4 +1,5 @@
 """Training-data protocols (DATASETS.UNSEEN_IMAGES) and the 21-way VOC / Pascal Context 33 sets."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -33,7 +34,9 @@ def _cfg(protocol, drop_classes=()):
 
 
 def _raw_values(d):
-    return set(np.flatnonzero(np.bincount(np.asarray(Image.open(d["sem_seg_file_name"])).ravel())).tolist())
+    return set(
+        np.flatnonzero(np.bincount(np.asarray(Image.open(d["sem_seg_file_name"])).ravel())).tolist()
+    )
 
 
 def test_drop_keeps_exactly_the_images_without_unseen_pixels(shared_data, cache, monkeypatch):
@@ -44,11 +47,15 @@ def test_drop_keeps_exactly_the_images_without_unseen_pixels(shared_data, cache,
     assert [d["image_id"] for d in training_dataset_dicts(_cfg("drop"))] == expected
     assert len(training_dataset_dicts(_cfg("keep"))) == len(images) == 367
     # DROP_CLASSES drops further images (SZN step 1: its train_unseen classes)
-    more = [d["image_id"] for d in images if not (_raw_values(d) & (unseen_raw | {CAMVID_RAW["pole"]}))]
+    more = [
+        d["image_id"] for d in images if not (_raw_values(d) & (unseen_raw | {CAMVID_RAW["pole"]}))
+    ]
     assert [d["image_id"] for d in training_dataset_dicts(_cfg("drop", ["pole"]))] == more
     assert len(more) < len(expected)
     # the second call reads the cache: no label file is decoded
-    monkeypatch.setattr(protocols, "load_sem_seg", lambda *a: pytest.fail("label read despite the cache"))
+    monkeypatch.setattr(
+        protocols, "load_sem_seg", lambda *a: pytest.fail("label read despite the cache")
+    )
     assert len(training_dataset_dicts(_cfg("drop"))) == 5
 
 
@@ -57,7 +64,9 @@ def test_class_presence_matches_labels_and_is_cached_per_file_list(shared_data, 
     presence = class_presence("camvid_val", images)
     assert presence.shape == (4, 11)
     for row, d in zip(presence, images):
-        assert set(np.flatnonzero(row).tolist()) == _raw_values(d) - {11}  # raw id = class id, 11 void
+        assert set(np.flatnonzero(row).tolist()) == _raw_values(d) - {
+            11
+        }  # raw id = class id, 11 void
     class_presence("camvid_val", images[:2])  # another file list: another cache entry
     assert len(list((cache / "class_presence").glob("camvid_val-*.npy"))) == 2
 
@@ -76,7 +85,11 @@ def test_protocol_errors(shared_data, cache):
 
 def test_voc21_and_pascal_context_33_metadata(shared_data):
     voc21 = load_class_list("voc_21")
-    assert len(voc21.names) == 21 and voc21.names[0] == "background" and voc21.raw_ids == tuple(range(21))
+    assert (
+        len(voc21.names) == 21
+        and voc21.names[0] == "background"
+        and voc21.raw_ids == tuple(range(21))
+    )
     pc33 = load_class_list("pascal_context_33")
     assert len(pc33.names) == 33 and pc33.raw_ids == tuple(range(1, 34))
     reduced = MetadataCatalog.get("voc21_szn_9-2-10_train_aug")

@@ -1,4 +1,5 @@
 """load_pseudo_labels: the file of tools/generate_pseudo_labels.py, validated."""
+
 from __future__ import annotations
 
 import json

@@ -1,4 +1,5 @@
 """Registration, metadata, split helpers and lazy listing of the zsseg_d2 data sets."""
+
 from __future__ import annotations
 
 import sys
@@ -26,11 +27,19 @@ def test_all_registered_with_gzs3_evaluator():
         assert name in DatasetCatalog.list(), name
         meta = MetadataCatalog.get(name)
         assert meta.evaluator_type == "gzs3"
-        assert meta.ignore_label == (65535 if name in ("pascal_context_459_val", "ade20k_847_val") else 255)
+        assert meta.ignore_label == (
+            65535 if name in ("pascal_context_459_val", "ade20k_847_val") else 255
+        )
 
 
 def test_class_list_sizes():
-    sizes = {"coco_stuff_171": 171, "voc_20": 20, "pascal_context_59": 59, "ade20k_150": 150, "camvid_11": 11}
+    sizes = {
+        "coco_stuff_171": 171,
+        "voc_20": 20,
+        "pascal_context_59": 59,
+        "ade20k_150": 150,
+        "camvid_11": 11,
+    }
     for key, size in sizes.items():
         classes = load_class_list(key)
         assert len(classes.names) == len(classes.prompts) == len(set(classes.prompts)) == size
@@ -96,8 +105,13 @@ def test_names_file_read_lazily(tmp_path, monkeypatch):
         fields("pascal_context/class_names_459.txt")
     (tmp_path / "pascal_context").mkdir()
     (tmp_path / "pascal_context/class_names_459.txt").write_text("accordion\naeroplane\n\n")
-    assert fields("pascal_context/class_names_459.txt")["stuff_classes"] == ["accordion", "aeroplane"]
-    _write_pair(tmp_path, "VOCdevkit/VOC2010/JPEGImages", "pascal_context/labels_459/val", "2008_000001")
+    assert fields("pascal_context/class_names_459.txt")["stuff_classes"] == [
+        "accordion",
+        "aeroplane",
+    ]
+    _write_pair(
+        tmp_path, "VOCdevkit/VOC2010/JPEGImages", "pascal_context/labels_459/val", "2008_000001"
+    )
     (d,) = DatasetCatalog.get("pascal_context_459_val")
     assert (d["image_id"], d["height"], d["width"]) == ("2008_000001", 4, 6)
 
@@ -116,7 +130,9 @@ def test_synthetic_shapes_registration(tmp_path, monkeypatch):
     try:
         from zsseg_d2.data import synthetic
     except ImportError:
-        synthetic = types.SimpleNamespace(CLASS_NAMES=["circle", "square", "star"], UNSEEN_CLASSES=["star"])
+        synthetic = types.SimpleNamespace(
+            CLASS_NAMES=["circle", "square", "star"], UNSEEN_CLASSES=["star"]
+        )
         monkeypatch.setitem(sys.modules, "zsseg_d2.data.synthetic", synthetic)
     fields = builtin._synthetic_fields()
     assert fields["stuff_classes"] == list(synthetic.CLASS_NAMES)

@@ -1,4 +1,5 @@
 """DeepLab-v2 and DeepLab-v3+ backbones: strides, dilations, shapes, ImageNet-checkpoint names."""
+
 from __future__ import annotations
 
 import pytest
@@ -31,7 +32,8 @@ def _tiny_cfg(name: str):
 
 
 @pytest.mark.parametrize(
-    "output_stride, expected", [(32, [1, 1, 1, 1]), (16, [1, 1, 1, 2]), (8, [1, 1, 2, 4]), (4, [1, 2, 4, 8])]
+    "output_stride, expected",
+    [(32, [1, 1, 1, 1]), (16, [1, 1, 1, 2]), (8, [1, 1, 2, 4]), (4, [1, 2, 4, 8])],
 )
 def test_stage_dilations_replace_strides_after_the_output_stride(output_stride, expected):
     assert stage_dilations(output_stride) == expected
@@ -50,7 +52,9 @@ def test_v3plus_gives_the_decoder_map_at_stride_4_with_multigrid_dilations():
     assert trunk_shapes["res5"].stride == 16 and trunk_shapes["res5"].channels == 256
     # res5 at output stride 16 has dilation 2, times the multi-grid (1, 2, 4) per block.
     assert [block.conv2.dilation for block in backbone.trunk.res5] == [(2, 2), (4, 4), (8, 8)]
-    assert backbone.trunk.res5[0].shortcut.stride == (1, 1) and backbone.trunk.res4[0].shortcut.stride == (2, 2)
+    assert backbone.trunk.res5[0].shortcut.stride == (1, 1) and backbone.trunk.res4[
+        0
+    ].shortcut.stride == (2, 2)
     with torch.no_grad():
         out = backbone(torch.randn(2, 3, 64, 96))
     assert list(out) == ["dense"] and out["dense"].shape == (2, 24, 16, 24)
@@ -62,7 +66,12 @@ def test_v2_sums_four_dilated_branches_at_stride_8_without_multigrid():
     assert backbone.output_shape()["dense"] == ShapeSpec(channels=20, stride=8)
     assert [block.conv2.dilation for block in backbone.trunk.res5] == [(4, 4)] * 3
     assert backbone.trunk.res4[0].conv2.dilation == (2, 2)
-    assert [branch.dilation for branch in backbone.aspp.branches] == [(6, 6), (12, 12), (18, 18), (24, 24)]
+    assert [branch.dilation for branch in backbone.aspp.branches] == [
+        (6, 6),
+        (12, 12),
+        (18, 18),
+        (24, 24),
+    ]
     with torch.no_grad():
         out = backbone(torch.randn(1, 3, 64, 96))
     assert list(out) == ["dense"] and out["dense"].shape == (1, 20, 8, 12)
@@ -90,8 +99,15 @@ def test_resnet101_trunk_has_101_layers_and_detectron2_parameter_names():
     cfg.MODEL.RESNETS.DEPTH = 50
     cfg.MODEL.RESNETS.OUT_FEATURES = ["res2", "res5"]
     cfg.MODEL.BACKBONE.NAME = "build_deeplab_v3plus_backbone"
-    ours = {k.removeprefix("trunk."): v.shape for k, v in build_backbone(cfg).state_dict().items() if k.startswith("trunk.")}
-    reference = {k: v.shape for k, v in build_resnet_backbone(cfg, ShapeSpec(channels=3)).state_dict().items()}
+    ours = {
+        k.removeprefix("trunk."): v.shape
+        for k, v in build_backbone(cfg).state_dict().items()
+        if k.startswith("trunk.")
+    }
+    reference = {
+        k: v.shape
+        for k, v in build_resnet_backbone(cfg, ShapeSpec(channels=3)).state_dict().items()
+    }
     # Same names and shapes as Detectron2's ResNet, so its ImageNet .pkl files load into the trunk.
     assert ours == {k: v for k, v in reference.items() if k in ours}
     assert set(ours) == set(reference)

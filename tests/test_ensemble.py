@@ -1,5 +1,6 @@
 """The CLIP ensemble (Table 4): the geometric combination by hand, and crops batched over queries
 against a per-query loop; cross-image crop batching of the pass against per-image scores."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -7,11 +8,16 @@ from pathlib import Path
 import pytest
 import torch
 
-from zsseg_d2.modeling.clip import create_clip_model
-from zsseg_d2.modeling.clip import ClipCropClassifier, ClipEnsemble, geometric_ensemble, unseen_class_mask
-from zsseg_d2.pseudo_labels.batching import CropBatcher
+from zsseg_d2.modeling.clip import (
+    ClipCropClassifier,
+    ClipEnsemble,
+    create_clip_model,
+    geometric_ensemble,
+    unseen_class_mask,
+)
 from zsseg_d2.modeling.clip.crops import crop_regions
 from zsseg_d2.modeling.clip.scoring import crop_class_probs
+from zsseg_d2.pseudo_labels.batching import CropBatcher
 
 
 @pytest.fixture(scope="module")
@@ -21,7 +27,9 @@ def tiny_clip():
 
 def _classifier(tiny_clip, batch_size=3, mask_fill=True):
     model, preprocess = tiny_clip
-    return ClipCropClassifier(model, preprocess, expand_ratio=0.25, mask_fill=mask_fill, batch_size=batch_size)
+    return ClipCropClassifier(
+        model, preprocess, expand_ratio=0.25, mask_fill=mask_fill, batch_size=batch_size
+    )
 
 
 def test_geometric_ensemble_by_hand():
@@ -35,7 +43,9 @@ def test_geometric_ensemble_by_hand():
     expected = torch.tensor([[2**-1.5, 2**-2.25, 2**-2.25, 2**-1.5]])
     assert torch.allclose(geometric_ensemble(p_model, p_clip, unseen, 0.75), expected, atol=1e-7)
     # lam = 1: the model alone on seen classes, CLIP alone on unseen ones
-    assert torch.allclose(geometric_ensemble(p_model, p_clip, unseen, 1.0), torch.tensor([[0.5, 0.25, 0.25, 0.5]]))
+    assert torch.allclose(
+        geometric_ensemble(p_model, p_clip, unseen, 1.0), torch.tensor([[0.5, 0.25, 0.25, 0.5]])
+    )
     with pytest.raises(ValueError, match="ENSEMBLE_LAMBDA"):
         geometric_ensemble(p_model, p_clip, unseen, 1.5)
 
@@ -55,16 +65,27 @@ def test_clip_ensemble_matches_a_per_query_loop(tiny_clip):
     ensembled = ensemble(image, mask_probs, p_model, unseen, text)
     # Masks of another size are first resized (bilinear) to the image: the same as doing it beforehand.
     half = mask_probs[:, ::2, ::2]
-    resized = torch.nn.functional.interpolate(half[None], size=(24, 20), mode="bilinear", align_corners=False)[0]
-    assert torch.allclose(ensemble.clip_probs(image, half, text), ensemble.clip_probs(image, resized, text))
+    resized = torch.nn.functional.interpolate(
+        half[None], size=(24, 20), mode="bilinear", align_corners=False
+    )[0]
+    assert torch.allclose(
+        ensemble.clip_probs(image, half, text), ensemble.clip_probs(image, resized, text)
+    )
 
     model, preprocess = tiny_clip
     scale = float(model.logit_scale.exp())
     for q in range(4):
         mask = mask_probs[q : q + 1] > 0.5
         if mask.any():
-            crop = crop_regions(image, mask, preprocess["size"], preprocess["mean"], preprocess["std"], 0.25,
-                                mask_fill=True)
+            crop = crop_regions(
+                image,
+                mask,
+                preprocess["size"],
+                preprocess["mean"],
+                preprocess["std"],
+                0.25,
+                mask_fill=True,
+            )
             p_clip = crop_class_probs(model.encode_image(crop, normalize=True), text, scale)[0]
         else:
             p_clip = torch.ones(5)
@@ -82,9 +103,16 @@ def test_empty_masks_keep_the_model_probability_and_encode_nothing(tiny_clip):
     p_model = torch.tensor([[0.5, 0.25, 0.25], [0.25, 0.25, 0.5]])
     masks = torch.zeros(2, 16, 16)
     masks[1, 4:8, 4:8] = 0.9  # query 0 empty
-    text = torch.nn.functional.normalize(torch.randn(3, 64, generator=torch.Generator().manual_seed(5)), dim=-1)
-    ensembled = ClipEnsemble(classifier, lam=0.7)(torch.zeros(3, 16, 16, dtype=torch.uint8), masks, p_model,
-                                                  torch.tensor([False, False, True]), text)
+    text = torch.nn.functional.normalize(
+        torch.randn(3, 64, generator=torch.Generator().manual_seed(5)), dim=-1
+    )
+    ensembled = ClipEnsemble(classifier, lam=0.7)(
+        torch.zeros(3, 16, 16, dtype=torch.uint8),
+        masks,
+        p_model,
+        torch.tensor([False, False, True]),
+        text,
+    )
     assert encoded == [1]  # only the non-empty query was cropped
     # query 0: seen p^0.7, unseen p^0.3 (p_clip = 1)
     assert torch.allclose(ensembled[0], torch.tensor([0.5**0.7, 0.25**0.7, 0.25**0.3]))
@@ -94,11 +122,15 @@ def test_empty_masks_keep_the_model_probability_and_encode_nothing(tiny_clip):
 def test_ensemble_settings_from_config():
     from zsseg_d2.engine import load_config
 
-    cfg = load_config(str(Path(__file__).resolve().parents[1] / "configs" / "tiny" / "camvid_8-3.yaml"),
-                      ["MODEL.CLIP.ENSEMBLE_LAMBDA", "0.7", "MODEL.CLIP.ENSEMBLE_MASK_THRESHOLD", "0.4"])
+    cfg = load_config(
+        str(Path(__file__).resolve().parents[1] / "configs" / "tiny" / "camvid_8-3.yaml"),
+        ["MODEL.CLIP.ENSEMBLE_LAMBDA", "0.7", "MODEL.CLIP.ENSEMBLE_MASK_THRESHOLD", "0.4"],
+    )
     ensemble = ClipEnsemble.from_config(cfg)
     assert (ensemble.lam, ensemble.mask_threshold) == (0.7, 0.4)
-    assert ensemble.classifier.mask_fill is True and ensemble.classifier.expand_ratio == 0.0  # reference: mean fill
+    assert (
+        ensemble.classifier.mask_fill is True and ensemble.classifier.expand_ratio == 0.0
+    )  # reference: mean fill
 
 
 def test_crop_batcher_across_images_equals_per_image_scores(tiny_clip):

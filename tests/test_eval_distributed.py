@@ -2,13 +2,14 @@
 
 detectron2's ``comm`` is replaced by a two-rank stand-in (a real two-process gloo run costs
 ~30-50 s of imports on the 2-core machine, beyond this suite's budget)."""
+
 from __future__ import annotations
 
 import numpy as np
 import pytest
 from detectron2.utils import comm
-
 from test_eval_gzs3 import _camvid_predictions
+
 from zsseg_d2.evaluation import GZS3Evaluator
 
 IMAGES = 10

@@ -1,4 +1,5 @@
 """GZS3Evaluator and its metrics: hand-computed numbers, CamVid identities, errors, tables."""
+
 from __future__ import annotations
 
 import json
@@ -7,9 +8,9 @@ import math
 import numpy as np
 import pytest
 import torch
-from PIL import Image
 from detectron2.config import get_cfg
 from detectron2.data import DatasetCatalog, MetadataCatalog
+from PIL import Image
 
 from zsseg_d2.config import add_zsseg_config
 from zsseg_d2.data import load_sem_seg
@@ -35,7 +36,12 @@ HAND_NAMES = ["a", "b", "c", "d"]
 
 def _pixels_of(conf: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """A (gt, pred) pixel pair per count of ``conf``."""
-    pairs = [(g, p) for g in range(conf.shape[0]) for p in range(conf.shape[1]) for _ in range(conf[g, p])]
+    pairs = [
+        (g, p)
+        for g in range(conf.shape[0])
+        for p in range(conf.shape[1])
+        for _ in range(conf[g, p])
+    ]
     gt, pred = np.array(pairs).T
     return gt.astype(np.uint8), pred
 
@@ -51,7 +57,9 @@ def test_confusion_matrix_counts_pairs_and_drops_ignored():
 def test_metrics_by_hand_with_a_class_predicted_but_absent():
     m = segmentation_metrics(HAND_CONF, HAND_NAMES, unseen_ids=[2, 3])
     # t = (4, 4, 2, 0), p = (4, 3, 2, 1); IoU a = 3/(4+4-3) = 3/5, b = 2/(4+3-2) = 2/5, c = 1/3
-    assert [m[f"IoU-{c}"] for c in "abc"] == pytest.approx([60, 40, 100 / 3]) and math.isnan(m["IoU-d"])
+    assert [m[f"IoU-{c}"] for c in "abc"] == pytest.approx([60, 40, 100 / 3]) and math.isnan(
+        m["IoU-d"]
+    )
     # d has predictions: it counts 0 in mIoU (Detectron2's rule; gt-present only would give 44.4)
     assert m["mIoU"] == pytest.approx(100 / 3)  # (3/5 + 2/5 + 1/3) / 4
     assert m["fwIoU"] == pytest.approx(100 * 7 / 15)  # (4 * 3/5 + 4 * 2/5 + 2 * 1/3) / 10
@@ -70,24 +78,45 @@ def test_metrics_by_hand_with_a_class_predicted_but_absent():
 def test_no_split_no_gzs3_numbers_and_zlss_drops_the_seen_split():
     m = segmentation_metrics(HAND_CONF, HAND_NAMES)
     assert "hIoU" not in m and "mIoU(U)" not in m and m["mIoU"] == pytest.approx(100 / 3)
-    zlss = segmentation_metrics(np.array([[1, 1], [0, 0]]), ["c", "d"], unseen_ids=[0, 1], label_space="unseen")
+    zlss = segmentation_metrics(
+        np.array([[1, 1], [0, 0]]), ["c", "d"], unseen_ids=[0, 1], label_space="unseen"
+    )
     assert "mIoU(S)" not in zlss and "hIoU" not in zlss
-    assert zlss["mIoU"] == zlss["mIoU(U)"] == pytest.approx(25)  # c: 1/(2+1-1) = 1/2, d predicted: 0
+    assert (
+        zlss["mIoU"] == zlss["mIoU(U)"] == pytest.approx(25)
+    )  # c: 1/(2+1-1) = 1/2, d predicted: 0
     with pytest.raises(ValueError, match="label space 'seen'"):
         segmentation_metrics(HAND_CONF, HAND_NAMES, [2], label_space="seen")
 
 
-def _register_hand_dataset(tmp_path, name: str, unseen: tuple[str, ...] = ("c", "d")) -> tuple[list, list]:
+def _register_hand_dataset(
+    tmp_path, name: str, unseen: tuple[str, ...] = ("c", "d")
+) -> tuple[list, list]:
     """``HAND_CONF`` as two label images (2 x 5 pixels) and the matching dense scores."""
     gt, pred = _pixels_of(HAND_CONF)
     gt = np.concatenate([gt, [255] * (20 - gt.size)]).astype(np.uint8).reshape(2, 2, 5)
-    pred = np.concatenate([pred, [3] * (20 - pred.size)]).reshape(2, 2, 5)  # void pixels predicted d
+    pred = np.concatenate([pred, [3] * (20 - pred.size)]).reshape(
+        2, 2, 5
+    )  # void pixels predicted d
     dicts, outputs = [], []
     for i in range(2):
         label = tmp_path / f"{name}_{i}.png"
         Image.fromarray(gt[i]).save(label)
-        dicts.append({"file_name": f"{name}_{i}.jpg", "sem_seg_file_name": str(label), "height": 2, "width": 5})
-        outputs.append({"sem_seg": torch.nn.functional.one_hot(torch.from_numpy(pred[i]), 4).permute(2, 0, 1).float()})
+        dicts.append(
+            {
+                "file_name": f"{name}_{i}.jpg",
+                "sem_seg_file_name": str(label),
+                "height": 2,
+                "width": 5,
+            }
+        )
+        outputs.append(
+            {
+                "sem_seg": torch.nn.functional.one_hot(torch.from_numpy(pred[i]), 4)
+                .permute(2, 0, 1)
+                .float()
+            }
+        )
     if name not in DatasetCatalog.list():
         DatasetCatalog.register(name, lambda: dicts)
         MetadataCatalog.get(name).set(stuff_classes=HAND_NAMES, unseen_classes=list(unseen), ignore_label=255,
@@ -200,7 +229,10 @@ def test_camvid_car_relabelled_road(shared_data):
 def test_dense_scores_match_labels(shared_data):
     inputs, outputs, _ = _camvid_predictions(corrupt=True)
     inputs, outputs = inputs[:3], outputs[:3]
-    dense = [{"sem_seg": torch.nn.functional.one_hot(o["sem_seg_label"], 11).permute(2, 0, 1).float()} for o in outputs]
+    dense = [
+        {"sem_seg": torch.nn.functional.one_hot(o["sem_seg_label"], 11).permute(2, 0, 1).float()}
+        for o in outputs
+    ]
     assert _evaluate(inputs, dense) == _evaluate(inputs, outputs)
 
 
@@ -232,7 +264,9 @@ def test_tables():
     assert lines[0].replace(" ", "") == "dataset|mIoU(S)|mIoU(U)|hIoU|mIoU|fwIoU|mACC|pACC"
     assert lines[2].replace(" ", "") == "coco|39.3|43.8|41.5|40.0|-|-|70.0"
     assert lines[3].split("|")[1].strip() == "-" and "93.1" in lines[3]
-    split = format_split_table({"camvid": segmentation_metrics(HAND_CONF, HAND_NAMES, [2, 3]), "voc20_val": {"mIoU": 93.1}})
+    split = format_split_table(
+        {"camvid": segmentation_metrics(HAND_CONF, HAND_NAMES, [2, 3]), "voc20_val": {"mIoU": 93.1}}
+    )
     assert [line.replace(" ", "") for line in split.splitlines() if "---" not in line] == [
         "dataset|classes|pACC|mACC|mIoU|fwIoU",
         "camvid|all|60.0|58.3|33.3|46.7",
@@ -240,7 +274,9 @@ def test_tables():
         "camvid|unseen|50.0|50.0|16.7|33.3",
         "voc20_val|all|-|-|93.1|-",
     ]
-    transfer = format_transfer_table({"voc20_val": {"mIoU": 93.14}, "ade20k_847_val": {"mIoU": 7.05}})
+    transfer = format_transfer_table(
+        {"voc20_val": {"mIoU": 93.14}, "ade20k_847_val": {"mIoU": 7.05}}
+    )
     header, _, row = transfer.splitlines()
     assert header.split() == ["model", "|", "A-847", "|", "VOC-20"]  # paper's column order
     assert row.split() == ["mIoU", "|", "7.0", "|", "93.1"]

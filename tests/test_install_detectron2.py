@@ -1,5 +1,6 @@
 """tools/install_detectron2.py finds the sdist through the index pip is configured with and keeps
 the sha256 check (a local HTTP server stands in for the index; no network)."""
+
 from __future__ import annotations
 
 import hashlib
@@ -22,10 +23,14 @@ def index_server(tmp_path):
     """An index at http://127.0.0.1:PORT/simple/ whose pb1-detectron2 page (PEP 691 JSON) lists
     the sdist under a relative URL."""
     files = {
-        "/simple/pb1-detectron2/": json.dumps({"files": [
-            {"filename": "pb1-detectron2-0.5.tar.gz", "url": "../../files/old.tar.gz"},
-            {"filename": installer.SDIST_NAME, "url": "../../files/pb1.tar.gz"},
-        ]}).encode(),  # fmt: skip
+        "/simple/pb1-detectron2/": json.dumps(
+            {
+                "files": [
+                    {"filename": "pb1-detectron2-0.5.tar.gz", "url": "../../files/old.tar.gz"},
+                    {"filename": installer.SDIST_NAME, "url": "../../files/pb1.tar.gz"},
+                ]
+            }
+        ).encode(),  # fmt: skip
         "/files/pb1.tar.gz": SDIST_BYTES,
     }
     requested = []
@@ -47,7 +52,9 @@ def index_server(tmp_path):
     server.shutdown()
 
 
-def test_index_download_follows_pip_index_url_and_checks_sha256(index_server, tmp_path, monkeypatch):
+def test_index_download_follows_pip_index_url_and_checks_sha256(
+    index_server, tmp_path, monkeypatch
+):
     index, requested = index_server
     monkeypatch.setenv("PIP_INDEX_URL", index)
     monkeypatch.delenv("PIP_PROXY", raising=False)

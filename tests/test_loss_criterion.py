@@ -3,6 +3,7 @@
 Predicted masks are constant over the image and targets are all ones / all zeros, so the point
 samples (random) do not change any value: each mask loss is that of a single pixel.
 """
+
 from __future__ import annotations
 
 import math
@@ -66,17 +67,32 @@ def make_outputs(background: bool = False) -> dict:
     return {
         "pred_logits": logits.requires_grad_(),
         "pred_similarity": torch.tensor(SIMILARITY).requires_grad_(),
-        "pred_masks": torch.tensor(MASK_LOGITS).view(2, 3, 1, 1).expand(2, 3, 4, 4).clone().requires_grad_(),
+        "pred_masks": torch.tensor(MASK_LOGITS)
+        .view(2, 3, 1, 1)
+        .expand(2, 3, 4, 4)
+        .clone()
+        .requires_grad_(),
     }
 
 
 def make_targets() -> list:
     no_ignore = torch.zeros(8, 8, dtype=torch.bool)
-    masks_a_b = torch.stack([torch.ones(8, 8, dtype=torch.bool), torch.zeros(8, 8, dtype=torch.bool)])
+    masks_a_b = torch.stack(
+        [torch.ones(8, 8, dtype=torch.bool), torch.zeros(8, 8, dtype=torch.bool)]
+    )
     return [
-        {"labels": torch.tensor([2, 0]), "masks": masks_a_b, "ignore_mask": no_ignore, "image_labels": torch.tensor([2])},
-        {"labels": torch.tensor([1]), "masks": torch.ones(1, 8, 8, dtype=torch.bool), "ignore_mask": no_ignore,
-         "image_labels": torch.tensor([], dtype=torch.long)},
+        {
+            "labels": torch.tensor([2, 0]),
+            "masks": masks_a_b,
+            "ignore_mask": no_ignore,
+            "image_labels": torch.tensor([2]),
+        },
+        {
+            "labels": torch.tensor([1]),
+            "masks": torch.ones(1, 8, 8, dtype=torch.bool),
+            "ignore_mask": no_ignore,
+            "image_labels": torch.tensor([], dtype=torch.long),
+        },
     ]
 
 
@@ -84,16 +100,21 @@ def expected_losses() -> dict:
     """eq. 8 with alpha = 2, beta = 5, gamma = 1, lambda = 0.6 for the case above."""
     matched = [(CLASS_LOGITS[0][0], 2), (CLASS_LOGITS[0][1], 0), (CLASS_LOGITS[1][2], 1)]
     unmatched = [CLASS_LOGITS[0][2], CLASS_LOGITS[1][0], CLASS_LOGITS[1][1]]
-    mean_ce = sum(cross_entropy(logits, label) for logits, label in matched) / 3  # each ln(1 + 3e^-5)
+    mean_ce = (
+        sum(cross_entropy(logits, label) for logits, label in matched) / 3
+    )  # each ln(1 + 3e^-5)
     mean_kl = sum(uniform_kl(logits) for logits in unmatched) / 3
     # Sigmoid-CE per mask: A (logit 3, target 1), B (logit -2, target 0), C (logit 1, target 1).
     mask_ce = softplus(-3.0) + softplus(-2.0) + softplus(-1.0)
     # Dice over P points: ones target 1 - (2Ps + 1)/(Ps + P + 1); zeros target 1 - 1/(Ps + 1).
     p = TRAIN_POINTS
     dice = (
-        1 - (2 * p * sigmoid(3.0) + 1) / (p * sigmoid(3.0) + p + 1)
-        + 1 - 1 / (p * sigmoid(-2.0) + 1)
-        + 1 - (2 * p * sigmoid(1.0) + 1) / (p * sigmoid(1.0) + p + 1)
+        1
+        - (2 * p * sigmoid(3.0) + 1) / (p * sigmoid(3.0) + p + 1)
+        + 1
+        - 1 / (p * sigmoid(-2.0) + 1)
+        + 1
+        - (2 * p * sigmoid(1.0) + 1) / (p * sigmoid(1.0) + p + 1)
     )
     # Image 0, positive 2 (r* = 0.6) against negatives 0.2, -0.1, 0.3; image 1 is skipped.
     rank = softplus(0.2 - 0.6) + softplus(-0.1 - 0.6) + softplus(0.3 - 0.6)
@@ -130,7 +151,9 @@ def test_loss_divisors_count_masks_queries_and_labelled_images() -> None:
     assert divisors == LossDivisors(masks=3.0, matched=3.0, unmatched=3.0, ranked_images=1.0)
     crowded = [{"labels": torch.arange(5), "image_labels": torch.tensor([], dtype=torch.long)}]
     # 5 masks but only 3 queries: 3 matched, 0 unmatched and 0 labelled images (both kept at 1).
-    assert LossDivisors.of_batch(crowded, 3, torch.device("cpu")) == LossDivisors(5.0, 3.0, 1.0, 1.0)
+    assert LossDivisors.of_batch(crowded, 3, torch.device("cpu")) == LossDivisors(
+        5.0, 3.0, 1.0, 1.0
+    )
 
 
 def test_matching_used_by_criterion() -> None:
@@ -154,7 +177,9 @@ def test_switches_use_kl_and_use_rank() -> None:
     losses = criterion(make_outputs(), make_targets())
     assert set(losses) == {"loss_ce", "loss_mask", "loss_dice"}
     # alpha * mean CE over matched queries only (no lambda).
-    assert losses["loss_ce"].item() == pytest.approx(2 * expected_losses()["loss_ce"] / 1.2, rel=1e-5)
+    assert losses["loss_ce"].item() == pytest.approx(
+        2 * expected_losses()["loss_ce"] / 1.2, rel=1e-5
+    )
 
 
 def test_learned_background_cross_entropy() -> None:
@@ -165,7 +190,9 @@ def test_learned_background_cross_entropy() -> None:
     matched = [(with_bg[0][0], 2), (with_bg[0][1], 0), (with_bg[1][2], 1)]
     unmatched = [with_bg[0][2], with_bg[1][0], with_bg[1][1]]
     # Weighted mean: matched weigh 1, the 3 background targets (class 4) weigh 0.1.
-    weighted = sum(cross_entropy(z, c) for z, c in matched) + 0.1 * sum(cross_entropy(z, 4) for z in unmatched)
+    weighted = sum(cross_entropy(z, c) for z, c in matched) + 0.1 * sum(
+        cross_entropy(z, 4) for z in unmatched
+    )
     assert losses["loss_ce"].item() == pytest.approx(2 * weighted / (3 + 0.3), rel=1e-5)
 
 
@@ -185,10 +212,17 @@ def test_ignored_points_do_not_count_in_mask_loss() -> None:
     pred_masks[..., 2:] = -3.0
     ignore = torch.zeros(8, 8, dtype=torch.bool)
     ignore[:, 3:] = True
-    outputs = {"pred_logits": torch.tensor([[[5.0, 0.0]]]), "pred_similarity": torch.zeros(1, 1, 2),
-               "pred_masks": pred_masks}
-    target = {"labels": torch.tensor([0]), "masks": torch.ones(1, 8, 8, dtype=torch.bool),
-              "ignore_mask": ignore, "image_labels": torch.tensor([0])}
+    outputs = {
+        "pred_logits": torch.tensor([[[5.0, 0.0]]]),
+        "pred_similarity": torch.zeros(1, 1, 2),
+        "pred_masks": pred_masks,
+    }
+    target = {
+        "labels": torch.tensor([0]),
+        "masks": torch.ones(1, 8, 8, dtype=torch.bool),
+        "ignore_mask": ignore,
+        "image_labels": torch.tensor([0]),
+    }
     criterion = make_criterion()
     losses = criterion(outputs, [target])
     assert losses["loss_mask"].item() == pytest.approx(5 * softplus(-3.0), rel=1e-5)
@@ -212,11 +246,19 @@ def test_gradients_reach_masks_logits_and_similarity() -> None:
 
 def test_batch_without_targets_is_finite_and_differentiable() -> None:
     outputs = make_outputs()
-    empty = {"labels": torch.zeros(0, dtype=torch.long), "masks": torch.zeros(0, 8, 8, dtype=torch.bool),
-             "ignore_mask": torch.zeros(8, 8, dtype=torch.bool), "image_labels": torch.zeros(0, dtype=torch.long)}
+    empty = {
+        "labels": torch.zeros(0, dtype=torch.long),
+        "masks": torch.zeros(0, 8, 8, dtype=torch.bool),
+        "ignore_mask": torch.zeros(8, 8, dtype=torch.bool),
+        "image_labels": torch.zeros(0, dtype=torch.long),
+    }
     losses = make_criterion()(outputs, [empty, dict(empty)])
     assert all(torch.isfinite(value) for value in losses.values())
-    assert losses["loss_ce"].item() == 0 and losses["loss_mask"].item() == 0 and losses["loss_rank"].item() == 0
+    assert (
+        losses["loss_ce"].item() == 0
+        and losses["loss_mask"].item() == 0
+        and losses["loss_rank"].item() == 0
+    )
     sum(losses.values()).backward()
     assert outputs["pred_masks"].grad is not None
 

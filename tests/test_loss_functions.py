@@ -1,4 +1,5 @@
 """Loss terms of zsseg_d2.modeling.losses against hand-derived values and loop references."""
+
 from __future__ import annotations
 
 import math
@@ -33,7 +34,9 @@ def test_sigmoid_ce_hand_values_with_weights() -> None:
     logits = torch.tensor([[0.0, LN3], [LN3, -LN3], [5.0, -5.0]])
     targets = torch.tensor([[1.0, 1.0], [1.0, 0.0], [0.0, 1.0]])
     weights = torch.tensor([[1.0, 0.0], [1.0, 1.0], [0.0, 0.0]])
-    assert sigmoid_ce_loss(logits, targets, weights).item() == pytest.approx(math.log(8 / 3), rel=1e-6)
+    assert sigmoid_ce_loss(logits, targets, weights).item() == pytest.approx(
+        math.log(8 / 3), rel=1e-6
+    )
     # Without weights mask 1 is (ln 2 + ln(4/3)) / 2 and mask 3 is softplus(5) (both points wrong).
     expected = (math.log(2) + math.log(4 / 3)) / 2 + math.log(4 / 3) + math.log1p(math.exp(5.0))
     assert sigmoid_ce_loss(logits, targets).item() == pytest.approx(expected, rel=1e-6)
@@ -47,7 +50,9 @@ def test_sigmoid_focal_hand_values() -> None:
     weights = torch.tensor([[1.0, 1.0], [1.0, 0.0]])
     # mask 1: mean of both = ln(4/3)/32; mask 2: only the first point = ln(4/3)/64.
     expected = math.log(4 / 3) / 32 + math.log(4 / 3) / 64
-    assert sigmoid_focal_loss(logits, targets, weights, alpha=0.25, gamma=2.0).item() == pytest.approx(expected, rel=1e-6)
+    assert sigmoid_focal_loss(
+        logits, targets, weights, alpha=0.25, gamma=2.0
+    ).item() == pytest.approx(expected, rel=1e-6)
     # alpha < 0: no alpha factor -> each point ln(4/3)/16, mask means ln(4/3)/16 each.
     no_alpha = sigmoid_focal_loss(logits, targets, weights, alpha=-1.0, gamma=2.0).item()
     assert no_alpha == pytest.approx(2 * math.log(4 / 3) / 16, rel=1e-6)
@@ -59,17 +64,23 @@ def test_dice_hand_values_with_weights() -> None:
     # No weights: sum(st) = 5/4, sum(s) = 5/4, sum(t) = 2 -> 1 - 3.5 / 4.25 = 3/17.
     logits = torch.tensor([[0.0, LN3]])
     targets = torch.tensor([[1.0, 1.0]])
-    assert dice_loss(logits, targets, torch.tensor([[1.0, 0.0]])).item() == pytest.approx(0.2, rel=1e-6)
+    assert dice_loss(logits, targets, torch.tensor([[1.0, 0.0]])).item() == pytest.approx(
+        0.2, rel=1e-6
+    )
     assert dice_loss(logits, targets).item() == pytest.approx(3 / 17, rel=1e-6)
     # Two masks are summed: the second (all points ignored) gives 1 - 1/1 = 0.
-    two = dice_loss(logits.repeat(2, 1), targets.repeat(2, 1), torch.tensor([[1.0, 0.0], [0.0, 0.0]]))
+    two = dice_loss(
+        logits.repeat(2, 1), targets.repeat(2, 1), torch.tensor([[1.0, 0.0], [0.0, 0.0]])
+    )
     assert two.item() == pytest.approx(0.2, rel=1e-6)
 
 
 # ---------------------------------------------------------------- class loss (eq. 5)
 def test_matched_ce_and_uniform_kl_hand_values() -> None:
     logits = torch.tensor([LOGITS_1_2_5])
-    assert matched_class_ce(logits, torch.tensor([2])).item() == pytest.approx(math.log(8 / 5), rel=1e-6)
+    assert matched_class_ce(logits, torch.tensor([2])).item() == pytest.approx(
+        math.log(8 / 5), rel=1e-6
+    )
     assert uniform_kl(logits).item() == pytest.approx(KL_1_2_5, rel=1e-5)
     assert uniform_kl(torch.zeros(2, 7)).abs().max() < 1e-6  # uniform p: KL = 0
 
@@ -113,7 +124,9 @@ def test_background_aware_class_loss_explicit_divisors() -> None:
     logits = torch.tensor([[LOGITS_1_2_5, [LN3, 0.0, 0.0], LOGITS_1_2_5]])
     matched = torch.tensor([[True, True, False]])
     labels = torch.tensor([[2, 0, 0]])
-    ce, kl = background_aware_class_loss(logits, matched, labels, 0.6, num_matched=4.0, num_unmatched=2.0)
+    ce, kl = background_aware_class_loss(
+        logits, matched, labels, 0.6, num_matched=4.0, num_unmatched=2.0
+    )
     assert ce.item() == pytest.approx(0.6 * math.log(8 / 3) / 4, rel=1e-6)
     assert kl.item() == pytest.approx(0.4 * KL_1_2_5 / 2, rel=1e-5)
 
@@ -149,7 +162,10 @@ def ranking_loss_loop(similarity: torch.Tensor, image_labels: list) -> float:
     per_image = []
     num_images, num_queries, num_classes = similarity.shape
     for image in range(num_images):
-        best = [max(similarity[image, q, k].item() for q in range(num_queries)) for k in range(num_classes)]
+        best = [
+            max(similarity[image, q, k].item() for q in range(num_queries))
+            for k in range(num_classes)
+        ]
         positives = set(image_labels[image].tolist())
         if not positives:
             continue
@@ -184,7 +200,12 @@ def test_ranking_loss_scale_multiplies_the_similarities() -> None:
 
 def test_ranking_loss_matches_double_loop() -> None:
     similarity = torch.rand(4, 5, 7) * 2 - 1
-    image_labels = [torch.tensor([1, 4]), torch.tensor([], dtype=torch.long), torch.tensor([6, 6, 0, 2]), torch.tensor([3])]
+    image_labels = [
+        torch.tensor([1, 4]),
+        torch.tensor([], dtype=torch.long),
+        torch.tensor([6, 6, 0, 2]),
+        torch.tensor([3]),
+    ]
     loss = multilabel_ranking_loss(similarity, image_labels)
     assert loss.item() == pytest.approx(ranking_loss_loop(similarity, image_labels), rel=1e-5)
 
@@ -192,14 +213,23 @@ def test_ranking_loss_matches_double_loop() -> None:
 def test_ranking_loss_explicit_divisor() -> None:
     # 3 of the 4 images have positives: the loop's mean times 3 is the sum, divided here by 5.
     similarity = torch.rand(4, 5, 7) * 2 - 1
-    image_labels = [torch.tensor([1, 4]), torch.tensor([], dtype=torch.long), torch.tensor([6, 0]), torch.tensor([3])]
+    image_labels = [
+        torch.tensor([1, 4]),
+        torch.tensor([], dtype=torch.long),
+        torch.tensor([6, 0]),
+        torch.tensor([3]),
+    ]
     loss = multilabel_ranking_loss(similarity, image_labels, num_ranked_images=5.0)
-    assert loss.item() == pytest.approx(ranking_loss_loop(similarity, image_labels) * 3 / 5, rel=1e-5)
+    assert loss.item() == pytest.approx(
+        ranking_loss_loop(similarity, image_labels) * 3 / 5, rel=1e-5
+    )
 
 
 def test_ranking_loss_ignores_images_without_positives() -> None:
     similarity = torch.rand(2, 3, 4) * 2 - 1
-    both = multilabel_ranking_loss(similarity, [torch.tensor([1]), torch.tensor([], dtype=torch.long)])
+    both = multilabel_ranking_loss(
+        similarity, [torch.tensor([1]), torch.tensor([], dtype=torch.long)]
+    )
     first = multilabel_ranking_loss(similarity[:1], [torch.tensor([1])])
     assert both.item() == pytest.approx(first.item(), rel=1e-6)
 

@@ -1,4 +1,5 @@
 """HungarianMatcher against hand-computed costs and a brute force over all assignments."""
+
 from __future__ import annotations
 
 import itertools
@@ -24,7 +25,12 @@ def test_from_config_reads_matcher_keys() -> None:
     cfg.MODEL.CEL.MATCHER.COST_DICE = 3.0
     cfg.MODEL.CEL.MATCHER.NUM_POINTS = 77
     matcher = HungarianMatcher(cfg)
-    assert (matcher.cost_class, matcher.cost_mask, matcher.cost_dice, matcher.num_points) == (2.0, 5.0, 3.0, 77)
+    assert (matcher.cost_class, matcher.cost_mask, matcher.cost_dice, matcher.num_points) == (
+        2.0,
+        5.0,
+        3.0,
+        77,
+    )
 
 
 def two_by_two_case():
@@ -42,23 +48,29 @@ def two_by_two_case():
 
 def test_cost_matrix_two_by_two_hand_values() -> None:
     pred_logits, pred_masks, labels, target_masks, coords = two_by_two_case()
-    cost = make_matcher(2).cost_matrix(pred_logits, pred_masks, labels, target_masks, torch.zeros(1, 2, dtype=torch.bool), coords)
+    cost = make_matcher(2).cost_matrix(
+        pred_logits, pred_masks, labels, target_masks, torch.zeros(1, 2, dtype=torch.bool), coords
+    )
     # class cost -p:  q0: [-1/2, -1/2]; q1: [-3/4, -1/4]
     # sigmoid-CE:     q0: ln2 for both (BCE(0, t) = ln 2);
     #                 q1,t0: both points -ln(3/4) -> ln(4/3); q1,t1: (ln(4/3) + ln 4) / 2
     # dice:           q0,t0: 1 - (2*0.5+1)/(1+1+1) = 1/3;   q0,t1: 1 - (2*1+1)/(1+2+1) = 1/4
     #                 q1,t0: 1 - (2*0.75+1)/(1+1+1) = 1/6;  q1,t1: 1 - (2*1+1)/(1+2+1) = 1/4
-    expected = torch.tensor([
-        [2 * -0.5 + 5 * math.log(2) + 5 / 3, 2 * -0.5 + 5 * math.log(2) + 5 / 4],
-        [2 * -0.75 + 5 * math.log(4 / 3) + 5 / 6, 2 * -0.25 + 2.5 * math.log(16 / 3) + 5 / 4],
-    ])
+    expected = torch.tensor(
+        [
+            [2 * -0.5 + 5 * math.log(2) + 5 / 3, 2 * -0.5 + 5 * math.log(2) + 5 / 4],
+            [2 * -0.75 + 5 * math.log(4 / 3) + 5 / 6, 2 * -0.25 + 2.5 * math.log(16 / 3) + 5 / 4],
+        ]
+    )
     assert torch.allclose(cost, expected, atol=1e-5)
 
 
 def test_cost_matrix_excludes_ignored_points() -> None:
     pred_logits, pred_masks, labels, target_masks, coords = two_by_two_case()
     ignore = torch.tensor([[False, True]])  # the second pixel is ignored: one point left
-    cost = make_matcher(2).cost_matrix(pred_logits, pred_masks, labels, target_masks, ignore, coords)
+    cost = make_matcher(2).cost_matrix(
+        pred_logits, pred_masks, labels, target_masks, ignore, coords
+    )
     # q1,t1 on point 1 only: CE = ln(4/3); dice = 1 - (2*0.75+1)/(0.75+1+1) = 1/11.
     assert cost[1, 1].item() == pytest.approx(2 * -0.25 + 5 * math.log(4 / 3) + 5 / 11, abs=1e-5)
     # q0,t0 on point 1 only: CE = ln 2; dice = 1 - (2*0.5+1)/(0.5+1+1) = 1/5.
@@ -92,9 +104,14 @@ def loop_cost_matrix(pred_logits, pred_masks, labels, target_masks, ignore, coor
         logits = [bilinear(pred_masks[q], x, y) for x, y, _, _ in points]
         for i, label in enumerate(labels.tolist()):
             targets = [float(target_masks[i, row, col]) for _, _, row, col in points]
-            ce = sum(math.log1p(math.exp(-z)) if t else math.log1p(math.exp(z)) for z, t in zip(logits, targets))
+            ce = sum(
+                math.log1p(math.exp(-z)) if t else math.log1p(math.exp(z))
+                for z, t in zip(logits, targets)
+            )
             sig = [1 / (1 + math.exp(-z)) for z in logits]
-            dice = 1 - (2 * sum(s * t for s, t in zip(sig, targets)) + 1) / (sum(sig) + sum(targets) + 1)
+            dice = 1 - (2 * sum(s * t for s, t in zip(sig, targets)) + 1) / (
+                sum(sig) + sum(targets) + 1
+            )
             cost[q, i] = -2 * probs[label] + 5 * ce / max(len(points), 1) + 5 * dice
     return cost
 
@@ -133,10 +150,16 @@ def test_matching_is_optimal_against_brute_force(seed: int) -> None:
 def test_matcher_handles_images_without_targets() -> None:
     outputs = {"pred_logits": torch.randn(2, 4, 3), "pred_masks": torch.randn(2, 4, 5, 5)}
     targets = [
-        {"labels": torch.zeros(0, dtype=torch.long), "masks": torch.zeros(0, 10, 10, dtype=torch.bool),
-         "ignore_mask": torch.zeros(10, 10, dtype=torch.bool)},
-        {"labels": torch.tensor([2]), "masks": torch.ones(1, 10, 10, dtype=torch.bool),
-         "ignore_mask": torch.zeros(10, 10, dtype=torch.bool)},
+        {
+            "labels": torch.zeros(0, dtype=torch.long),
+            "masks": torch.zeros(0, 10, 10, dtype=torch.bool),
+            "ignore_mask": torch.zeros(10, 10, dtype=torch.bool),
+        },
+        {
+            "labels": torch.tensor([2]),
+            "masks": torch.ones(1, 10, 10, dtype=torch.bool),
+            "ignore_mask": torch.zeros(10, 10, dtype=torch.bool),
+        },
     ]
     (q0, t0), (q1, t1) = make_matcher(16)(outputs, targets)
     assert len(q0) == 0 and len(t0) == 0
@@ -146,7 +169,12 @@ def test_matcher_handles_images_without_targets() -> None:
 def test_matcher_rejects_non_finite_predictions() -> None:
     pred_masks = torch.randn(1, 3, 4, 4)
     pred_masks[0, 1] = float("nan")
-    targets = [{"labels": torch.tensor([0]), "masks": torch.ones(1, 8, 8, dtype=torch.bool),
-                "ignore_mask": torch.zeros(8, 8, dtype=torch.bool)}]
+    targets = [
+        {
+            "labels": torch.tensor([0]),
+            "masks": torch.ones(1, 8, 8, dtype=torch.bool),
+            "ignore_mask": torch.zeros(8, 8, dtype=torch.bool),
+        }
+    ]
     with pytest.raises(FloatingPointError, match="not finite"):
         make_matcher(8)({"pred_logits": torch.randn(1, 3, 2), "pred_masks": pred_masks}, targets)

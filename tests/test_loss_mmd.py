@@ -1,4 +1,5 @@
 """MMD (eq. 1) and ZS-MMD (eq. 2) of the recursive-training paper, against hand-derived values."""
+
 from __future__ import annotations
 
 import math
@@ -60,22 +61,34 @@ def test_zs_mmd_matches_eq2_written_as_double_sums():
 
     total_c, count_b = float(c.sum()), len(b)
     term_aa = sum(c[i] * c[j] * k(a[i], a[j]) for i in range(4) for j in range(4)) / total_c**2
-    term_ab = 2 * sum(c[i] * k(a[i], b[j]) for i in range(4) for j in range(count_b)) / (count_b * total_c)
+    term_ab = (
+        2
+        * sum(c[i] * k(a[i], b[j]) for i in range(4) for j in range(count_b))
+        / (count_b * total_c)
+    )
     term_bb = sum(k(b[i], b[j]) for i in range(count_b) for j in range(count_b)) / count_b**2
-    assert zs_mmd_loss(a, c, b, bandwidths).item() == pytest.approx(float(term_aa - term_ab + term_bb), rel=1e-5)
+    assert zs_mmd_loss(a, c, b, bandwidths).item() == pytest.approx(
+        float(term_aa - term_ab + term_bb), rel=1e-5
+    )
 
 
 def test_zs_mmd_with_unit_weights_over_the_full_set_equals_mmd():
     generated = torch.randn(8, 4)
     full = generated.clone()
-    assert zs_mmd_loss(full, torch.ones(8), generated).item() == pytest.approx(mmd_squared(full, generated).item(), rel=1e-6)
+    assert zs_mmd_loss(full, torch.ones(8), generated).item() == pytest.approx(
+        mmd_squared(full, generated).item(), rel=1e-6
+    )
     real = torch.randn(5, 4)
-    assert zs_mmd_loss(real, torch.ones(5), generated).item() == pytest.approx(mmd_squared(real, generated).item(), rel=1e-6)
+    assert zs_mmd_loss(real, torch.ones(5), generated).item() == pytest.approx(
+        mmd_squared(real, generated).item(), rel=1e-6
+    )
 
 
 def test_a_zero_confidence_sample_contributes_nothing():
     a, c, b = torch.randn(3, 4), torch.tensor([0.9, 0.8, 0.75]), torch.randn(6, 4)
-    with_zero = zs_mmd_loss(torch.cat([a, torch.randn(1, 4) * 10]), torch.cat([c, torch.zeros(1)]), b)
+    with_zero = zs_mmd_loss(
+        torch.cat([a, torch.randn(1, 4) * 10]), torch.cat([c, torch.zeros(1)]), b
+    )
     assert with_zero.item() == pytest.approx(zs_mmd_loss(a, c, b).item(), rel=1e-6)
 
 

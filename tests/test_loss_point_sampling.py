@@ -1,16 +1,23 @@
 """Point sampling of masks (zsseg_d2.modeling.losses.point_sampling) against hand-derived values."""
+
 from __future__ import annotations
 
 import pytest
 import torch
 
-from zsseg_d2.modeling.losses.point_sampling import nearest_pixel_index, point_sample, sample_points_by_uncertainty
+from zsseg_d2.modeling.losses.point_sampling import (
+    nearest_pixel_index,
+    point_sample,
+    sample_points_by_uncertainty,
+)
 
 
 def test_point_sample_pixel_centres_midpoints_and_border() -> None:
     # 2 x 2 map [[1, 2], [3, 4]]: pixel centres are x, y in {0.25, 0.75}.
     grid = torch.tensor([[1.0, 2.0], [3.0, 4.0]]).view(1, 1, 2, 2)
-    coords = torch.tensor([[[0.25, 0.25], [0.75, 0.25], [0.25, 0.75], [0.5, 0.25], [0.5, 0.5], [0.0, 0.0]]])
+    coords = torch.tensor(
+        [[[0.25, 0.25], [0.75, 0.25], [0.25, 0.75], [0.5, 0.25], [0.5, 0.5], [0.0, 0.0]]]
+    )
     sampled = point_sample(grid, coords)
     # centres -> the pixel values; (0.5, 0.25) halfway between 1 and 2; (0.5, 0.5) the mean 2.5;
     # the corner (0, 0) takes the edge value 1 (border padding, not blended with zeros).
@@ -34,7 +41,9 @@ def test_uncertainty_sampling_prefers_uncertain_points() -> None:
     logits = torch.full((3, 1, 8, 8), 20.0)
     logits[1] = -20.0
     logits[:, :, :, :4] = 0.0
-    coords = sample_points_by_uncertainty(logits, num_points=200, oversample_ratio=3.0, importance_sample_ratio=0.75)
+    coords = sample_points_by_uncertainty(
+        logits, num_points=200, oversample_ratio=3.0, importance_sample_ratio=0.75
+    )
     assert coords.shape == (3, 200, 2)
     assert coords.min() >= 0 and coords.max() <= 1
     # ~300 of the 600 candidates lie in the left half; the 150 chosen by uncertainty all do

@@ -1,4 +1,5 @@
 """The CEL segmentor end to end with the tiny config: losses, gradients, vocabularies, eq. 4 output."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -18,9 +19,18 @@ def _batch():
     label = torch.zeros(64, 96, dtype=torch.long)
     label[:, 48:] = 3
     label[:8] = 255  # ignored (unseen / unlabeled)
-    instances = Instances((64, 96), gt_classes=torch.tensor([0, 3]), gt_masks=torch.stack([label == 0, label == 3]))
+    instances = Instances(
+        (64, 96), gt_classes=torch.tensor([0, 3]), gt_masks=torch.stack([label == 0, label == 3])
+    )
     image = torch.randint(0, 256, (3, 64, 96), dtype=torch.uint8)
-    return [{"image": image, "sem_seg": label, "instances": instances, "image_labels": torch.tensor([0, 3, 5])}]
+    return [
+        {
+            "image": image,
+            "sem_seg": label,
+            "instances": instances,
+            "image_labels": torch.tensor([0, 3, 5]),
+        }
+    ]
 
 
 def test_training_losses_and_gradients(tmp_path, monkeypatch):
@@ -41,7 +51,9 @@ def test_training_losses_and_gradients(tmp_path, monkeypatch):
 def test_inference_follows_the_vocabulary(tmp_path, monkeypatch):
     monkeypatch.setenv("ZSSEG_CACHE", str(tmp_path))
     model = build_model(load_config(TINY)).eval()
-    inputs = [{"image": torch.randint(0, 256, (3, 64, 96), dtype=torch.uint8), "height": 32, "width": 48}]
+    inputs = [
+        {"image": torch.randint(0, 256, (3, 64, 96), dtype=torch.uint8), "height": 32, "width": 48}
+    ]
     with torch.no_grad():
         dense = model(inputs)[0]
         assert dense["sem_seg"].shape == (11, 32, 48)
@@ -62,16 +74,22 @@ def test_clip_ensemble_is_applied_before_eq4(tmp_path, monkeypatch):
     ensembled.load_state_dict(plain.state_dict())
     ensembled.set_vocabulary(["sky", "road", "car"])  # car: unseen in camvid_train
     plain.set_vocabulary(["sky", "road", "car"])
-    inputs = [{"image": torch.randint(0, 256, (3, 64, 96), dtype=torch.uint8), "height": 64, "width": 96}]
+    inputs = [
+        {"image": torch.randint(0, 256, (3, 64, 96), dtype=torch.uint8), "height": 64, "width": 96}
+    ]
     with torch.no_grad():
         outputs, images = plain._predict(inputs)
         _, logits = plain.classifier(outputs["pred_class_embeds"], plain.test_text_embeddings)
         masks = next(plain._full_resolution_masks(outputs, images, inputs))
         p_model = logits[0].softmax(-1)
-        p_clip = ensembled.clip_ensemble.clip_probs(inputs[0]["image"], masks, ensembled.test_text_embeddings)
+        p_clip = ensembled.clip_ensemble.clip_probs(
+            inputs[0]["image"], masks, ensembled.test_text_embeddings
+        )
         expected = geometric_ensemble(p_model, p_clip, torch.tensor([False, False, True]), 0.8)
         scores = ensembled(inputs)[0]["sem_seg"]
-    torch.testing.assert_close(scores, (expected.t() @ masks.flatten(1)).view(3, 64, 96), rtol=1e-4, atol=1e-5)
+    torch.testing.assert_close(
+        scores, (expected.t() @ masks.flatten(1)).view(3, 64, 96), rtol=1e-4, atol=1e-5
+    )
 
 
 def test_unseen_means_not_a_seen_class_of_the_training_data(tmp_path, monkeypatch):
@@ -86,7 +104,11 @@ def test_unseen_means_not_a_seen_class_of_the_training_data(tmp_path, monkeypatc
     model = build_model(cfg).eval()
     assert {"tree", "car", "bicyclist"} <= set(model.train_vocabulary)
     seen_in_eval = []
-    monkeypatch.setattr(trainer_module, "inference_on_dataset", lambda m, loader, ev: seen_in_eval.append(m.test_unseen.clone()) or {})
+    monkeypatch.setattr(
+        trainer_module,
+        "inference_on_dataset",
+        lambda m, loader, ev: seen_in_eval.append(m.test_unseen.clone()) or {},
+    )
     monkeypatch.setattr(Trainer, "build_test_loader", classmethod(lambda cls, cfg, name: None))
     Trainer.test(cfg, model, evaluators=[None])
     names = model.test_vocabulary
@@ -96,5 +118,7 @@ def test_unseen_means_not_a_seen_class_of_the_training_data(tmp_path, monkeypatc
     predictor = VocabularyPredictor(cfg, ["sky", "car", "dog"])  # the demo: any names
     assert predictor.model.test_unseen.tolist() == [False, True, True]
     transfer = load_config(TINY, ["MODEL.CLIP.ENSEMBLE", "True", "DATASETS.TRAIN", "()"])
-    with pytest.raises(ValueError, match="set DATASETS.TRAIN to the data set the model was trained on"):
+    with pytest.raises(
+        ValueError, match="set DATASETS.TRAIN to the data set the model was trained on"
+    ):
         build_model(transfer)

@@ -1,4 +1,5 @@
 """Eq. 2 (text classifier) and eq. 4 (semantic inference) against hand-derived values."""
+
 from __future__ import annotations
 
 import math
@@ -6,6 +7,7 @@ from pathlib import Path
 
 import torch
 
+from zsseg_d2.modeling.heads import TextClassifier
 from zsseg_d2.modeling.semantic_inference import (
     chunked_semantic_scores,
     full_resolution_mask_chunks,
@@ -13,7 +15,6 @@ from zsseg_d2.modeling.semantic_inference import (
     semantic_scores,
     tensor_chunks,
 )
-from zsseg_d2.modeling.heads import TextClassifier
 
 
 def test_classifier_is_cosine_over_temperature():
@@ -23,7 +24,9 @@ def test_classifier_is_cosine_over_temperature():
     torch.testing.assert_close(similarity, torch.tensor([[[1.0, 0.0], [0.6, 0.8]]]))
     torch.testing.assert_close(logits, torch.tensor([[[2.0, 0.0], [1.2, 1.6]]]))
     # p_1(class 0) = e^2 / (e^2 + e^0)
-    assert math.isclose(logits.softmax(-1)[0, 0, 0].item(), math.exp(2) / (math.exp(2) + 1), rel_tol=1e-6)
+    assert math.isclose(
+        logits.softmax(-1)[0, 0, 0].item(), math.exp(2) / (math.exp(2) + 1), rel_tol=1e-6
+    )
 
 
 def test_learned_background_adds_a_last_column_only_to_logits():
@@ -42,8 +45,12 @@ def test_eq4_semantic_scores_by_hand():
     scores = semantic_scores(probs, masks)
     # S_0 = 0.8*[1, 0] + 0.3*[0.5, 1];  S_1 = 0.2*[1, 0] + 0.7*[0.5, 1]
     torch.testing.assert_close(scores, torch.tensor([[[0.95, 0.3]], [[0.55, 0.7]]]))
-    assert semantic_argmax(probs, tensor_chunks(masks), (1, 2), class_chunk=1, query_chunk=1).tolist() == [[0, 1]]
-    torch.testing.assert_close(chunked_semantic_scores(probs, tensor_chunks(masks), (1, 2), query_chunk=1), scores)
+    assert semantic_argmax(
+        probs, tensor_chunks(masks), (1, 2), class_chunk=1, query_chunk=1
+    ).tolist() == [[0, 1]]
+    torch.testing.assert_close(
+        chunked_semantic_scores(probs, tensor_chunks(masks), (1, 2), query_chunk=1), scores
+    )
 
 
 def test_chunked_argmax_equals_dense_argmax():
@@ -71,13 +78,20 @@ def test_full_resolution_masks_are_made_a_chunk_of_queries_at_a_time(monkeypatch
     ever holds more than ``query_chunk`` masks (memory O(chunk x H x W))."""
     generator = torch.Generator().manual_seed(5)
     logits = torch.randn(10, 8, 12, generator=generator)
-    chunks = full_resolution_mask_chunks(logits, padded_size=(32, 48), image_size=(30, 41), output_size=(61, 83))
+    chunks = full_resolution_mask_chunks(
+        logits, padded_size=(32, 48), image_size=(30, 41), output_size=(61, 83)
+    )
     whole = chunks(0, 10)
-    padded = torch.nn.functional.interpolate(logits[None], size=(32, 48), mode="bilinear", align_corners=False)
-    expected = torch.nn.functional.interpolate(padded[:, :, :30, :41], size=(61, 83), mode="bilinear",
-                                               align_corners=False)[0].sigmoid()
+    padded = torch.nn.functional.interpolate(
+        logits[None], size=(32, 48), mode="bilinear", align_corners=False
+    )
+    expected = torch.nn.functional.interpolate(
+        padded[:, :, :30, :41], size=(61, 83), mode="bilinear", align_corners=False
+    )[0].sigmoid()
     torch.testing.assert_close(whole, expected, rtol=0, atol=0)
-    torch.testing.assert_close(torch.cat([chunks(0, 3), chunks(3, 6), chunks(6, 10)]), whole, rtol=0, atol=1e-6)
+    torch.testing.assert_close(
+        torch.cat([chunks(0, 3), chunks(3, 6), chunks(6, 10)]), whole, rtol=0, atol=1e-6
+    )
 
     full_size_channels = []
     original = torch.nn.functional.interpolate
@@ -103,9 +117,13 @@ def test_model_inference_is_the_same_for_any_query_chunk(shared_data):
     from zsseg_d2.data.sem_seg_io import read_image
     from zsseg_d2.engine import load_config
 
-    model = build_model(load_config(str(Path(__file__).resolve().parents[1] / "configs/tiny/camvid_8-3.yaml"))).eval()
+    model = build_model(
+        load_config(str(Path(__file__).resolve().parents[1] / "configs/tiny/camvid_8-3.yaml"))
+    ).eval()
     image = read_image(sorted((shared_data / "camvid" / "val" / "images").iterdir())[0], "RGB")
-    small = torch.nn.functional.interpolate(torch.from_numpy(image.copy()).permute(2, 0, 1)[None].float(), size=(96, 128))
+    small = torch.nn.functional.interpolate(
+        torch.from_numpy(image.copy()).permute(2, 0, 1)[None].float(), size=(96, 128)
+    )
     inputs = [{"image": small[0].byte(), "height": image.shape[0], "width": image.shape[1]}]
     results = {}
     with torch.no_grad():

@@ -1,4 +1,5 @@
 """Pixel decoder, masked-attention transformer decoder and the CEL head on a tiny configuration."""
+
 from __future__ import annotations
 
 import math
@@ -10,7 +11,10 @@ from detectron2.layers import ShapeSpec
 
 from zsseg_d2.config import add_zsseg_config
 from zsseg_d2.modeling.heads import CELHead, build_cel_head
-from zsseg_d2.modeling.pixel_decoder.msdeform_pixel_decoder import MSDeformAttnPixelDecoder, _pixel_centres
+from zsseg_d2.modeling.pixel_decoder.msdeform_pixel_decoder import (
+    MSDeformAttnPixelDecoder,
+    _pixel_centres,
+)
 from zsseg_d2.modeling.transformer_decoder.masked_attention_decoder import (
     AttentionBlock,
     MaskedAttentionDecoder,
@@ -29,7 +33,13 @@ def _tiny_cfg():
     head, dec = cfg.MODEL.SEM_SEG_HEAD, cfg.MODEL.TRANSFORMER_DECODER
     head.CONVS_DIM, head.MASK_DIM, head.ENCODER_LAYERS = 32, 32, 1
     head.ENCODER_HEADS, head.ENCODER_DIM_FEEDFORWARD = 4, 64
-    dec.HIDDEN_DIM, dec.NUM_QUERIES, dec.DEC_LAYERS, dec.DIM_FEEDFORWARD, dec.NHEADS = 32, 8, 3, 64, 4
+    dec.HIDDEN_DIM, dec.NUM_QUERIES, dec.DEC_LAYERS, dec.DIM_FEEDFORWARD, dec.NHEADS = (
+        32,
+        8,
+        3,
+        64,
+        4,
+    )
     return cfg
 
 
@@ -44,7 +54,11 @@ def test_pixel_decoder_output_shapes_and_strides():
     decoder = MSDeformAttnPixelDecoder(_tiny_cfg(), INPUT_SHAPE)
     mask_features, multi_scale = decoder.forward_features(_features())
     assert mask_features.shape == (2, 32, 16, 24)  # stride 4
-    assert [tuple(f.shape) for f in multi_scale] == [(2, 32, 2, 3), (2, 32, 4, 6), (2, 32, 8, 12)]  # 32, 16, 8
+    assert [tuple(f.shape) for f in multi_scale] == [
+        (2, 32, 2, 3),
+        (2, 32, 4, 6),
+        (2, 32, 8, 12),
+    ]  # 32, 16, 8
 
 
 def test_pixel_decoder_errors_name_the_setting():
@@ -62,7 +76,16 @@ def test_pixel_decoder_errors_name_the_setting():
 def test_pixel_centres_are_normalised_xy():
     centres = _pixel_centres([torch.zeros(1, 1, 2, 2), torch.zeros(1, 1, 1, 4)])
     expected = torch.tensor(
-        [[0.25, 0.25], [0.75, 0.25], [0.25, 0.75], [0.75, 0.75], [0.125, 0.5], [0.375, 0.5], [0.625, 0.5], [0.875, 0.5]]
+        [
+            [0.25, 0.25],
+            [0.75, 0.25],
+            [0.25, 0.75],
+            [0.75, 0.75],
+            [0.125, 0.5],
+            [0.375, 0.5],
+            [0.625, 0.5],
+            [0.875, 0.5],
+        ]
     )
     torch.testing.assert_close(centres, expected)
 
@@ -84,7 +107,12 @@ def test_attention_mask_blocks_pixels_outside_the_previous_mask():
     mask = build_attention_mask(logits, (2, 2), num_heads=3)
     assert mask.shape == (3, 2, 4)
     for head in range(3):
-        assert mask[head, 0].tolist() == [False, True, False, True]  # only the left column is attended
+        assert mask[head, 0].tolist() == [
+            False,
+            True,
+            False,
+            True,
+        ]  # only the left column is attended
         assert mask[head, 1].tolist() == [False, False, False, False]  # all-masked row unmasked
 
 
@@ -105,7 +133,9 @@ def test_masked_cross_attention_ignores_blocked_pixels():
 
     changed_allowed = memory.clone()
     changed_allowed[0, 0] += 5.0
-    assert not torch.allclose(block(queries, changed_allowed, query_pos, memory_pos, attn_mask)[0, 0], out[0, 0])
+    assert not torch.allclose(
+        block(queries, changed_allowed, query_pos, memory_pos, attn_mask)[0, 0], out[0, 0]
+    )
 
 
 def _decoder_inputs(batch: int = 2) -> tuple:
@@ -162,7 +192,9 @@ def test_head_builds_from_cfg_and_gradients_reach_every_parameter():
     )
     loss.backward()
     without_grad = [
-        name for name, param in head.named_parameters() if param.grad is None or not param.grad.abs().sum() > 0
+        name
+        for name, param in head.named_parameters()
+        if param.grad is None or not param.grad.abs().sum() > 0
     ]
     assert without_grad == []
 

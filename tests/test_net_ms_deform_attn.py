@@ -1,4 +1,5 @@
 """Multi-scale deformable attention: the pure-PyTorch core against a hand-written bilinear loop."""
+
 from __future__ import annotations
 
 import math
@@ -23,7 +24,9 @@ def _naive_core(value, shapes, locations, weights):
     out = torch.zeros(batch, n_queries, n_heads, head_dim, dtype=value.dtype)
     start = 0
     for level, (height, width) in enumerate(shapes):
-        level_value = value[:, start : start + height * width].reshape(batch, height, width, n_heads, head_dim)
+        level_value = value[:, start : start + height * width].reshape(
+            batch, height, width, n_heads, head_dim
+        )
         start += height * width
         for b in range(batch):
             for q in range(n_queries):
@@ -40,7 +43,11 @@ def _naive_core(value, shapes, locations, weights):
                         ]
                         for cx, cy, bilinear in corners:
                             if 0 <= cx < width and 0 <= cy < height:
-                                out[b, q, h] += weights[b, q, h, level, p] * bilinear * level_value[b, cy, cx, h]
+                                out[b, q, h] += (
+                                    weights[b, q, h, level, p]
+                                    * bilinear
+                                    * level_value[b, cy, cx, h]
+                                )
     return out.reshape(batch, n_queries, n_heads * head_dim)
 
 
@@ -69,7 +76,9 @@ def test_core_blocks_of_maps_match_naive_loop(monkeypatch):
     locations = torch.rand(2, 4, 3, 2, 2, 2) * 1.4 - 0.2
     weights = torch.rand(2, 4, 3, 2, 2)
     got = ms_deform_attn_core_pytorch(value, spatial_shapes, level_start_index, locations, weights)
-    torch.testing.assert_close(got, _naive_core(value, shapes, locations, weights), atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(
+        got, _naive_core(value, shapes, locations, weights), atol=1e-5, rtol=1e-5
+    )
 
 
 def test_core_hand_derived_values():
@@ -80,7 +89,9 @@ def test_core_hand_derived_values():
     locations = torch.tensor([[0.5, 0.5], [0.0, 0.0], [0.75, 0.25]]).view(1, 3, 1, 1, 1, 2)
     weights = torch.tensor([1.0, 1.0, 0.5]).view(1, 3, 1, 1, 1)
     got = ms_deform_attn_core_pytorch(value, spatial_shapes, level_start_index, locations, weights)
-    torch.testing.assert_close(got.flatten(), torch.tensor([2.5, 0.25, 1.0]))  # (0.75, 0.25) is pixel "2"
+    torch.testing.assert_close(
+        got.flatten(), torch.tensor([2.5, 0.25, 1.0])
+    )  # (0.75, 0.25) is pixel "2"
 
 
 def test_core_gradcheck_float64():
@@ -110,7 +121,9 @@ def test_module_output_shape_and_padding_mask():
     changed = value.clone()
     changed[:, :16] += 100.0
     masked = attn(query, reference_points, value, spatial_shapes, level_start_index, padding_mask)
-    masked_changed = attn(query, reference_points, changed, spatial_shapes, level_start_index, padding_mask)
+    masked_changed = attn(
+        query, reference_points, changed, spatial_shapes, level_start_index, padding_mask
+    )
     torch.testing.assert_close(masked, masked_changed)
     assert not torch.allclose(masked, out)
 
@@ -122,7 +135,9 @@ def test_module_initial_sampling_pattern():
     offsets = attn.sampling_offsets.bias.view(4, 2, 3, 2)
     expected_head_directions = torch.tensor([[1.0, 0.0], [0.0, 1.0], [-1.0, 0.0], [0.0, -1.0]])
     for k in range(3):
-        torch.testing.assert_close(offsets[:, 1, k], expected_head_directions * (k + 1), atol=1e-6, rtol=0)
+        torch.testing.assert_close(
+            offsets[:, 1, k], expected_head_directions * (k + 1), atol=1e-6, rtol=0
+        )
     assert torch.count_nonzero(attn.attention_weights.weight) == 0
 
 
@@ -134,7 +149,13 @@ def test_compiled_kernel_only_used_for_cuda_inputs(monkeypatch):
     monkeypatch.setattr(ms_deform_attn, "_compiled_msda", _ExplodingKernel())
     spatial_shapes, level_start_index = _level_layout([(2, 2)])
     attn = MSDeformAttn(d_model=8, n_levels=1, n_heads=2, n_points=1, impl="auto")
-    out = attn(torch.randn(1, 3, 8), torch.rand(1, 3, 1, 2), torch.randn(1, 4, 8), spatial_shapes, level_start_index)
+    out = attn(
+        torch.randn(1, 3, 8),
+        torch.rand(1, 3, 1, 2),
+        torch.randn(1, 4, 8),
+        spatial_shapes,
+        level_start_index,
+    )
     assert out.shape == (1, 3, 8)
 
 

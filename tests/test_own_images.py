@@ -1,5 +1,6 @@
 """Your own images: 16-bit files scaled (never clipped), demo outputs kept apart, clear errors for
 empty inputs, non-UTF-8 vocabularies and missing _BASE_ files, Unicode class names in overlays."""
+
 from __future__ import annotations
 
 import importlib.util
@@ -15,7 +16,13 @@ from PIL import Image
 from zsseg_d2.data.sem_seg_io import read_image
 from zsseg_d2.engine import load_config
 from zsseg_d2.engine.checkpoint import Checkpointer
-from zsseg_d2.utils.visualization import DEFAULT_FONT, class_colors, font_for, legend_image, overlay_with_legend
+from zsseg_d2.utils.visualization import (
+    DEFAULT_FONT,
+    class_colors,
+    font_for,
+    legend_image,
+    overlay_with_legend,
+)
 
 REPO = Path(__file__).resolve().parents[1]
 TINY = str(REPO / "configs" / "tiny" / "camvid_8-3.yaml")
@@ -60,8 +67,21 @@ def test_demo_keeps_inputs_with_the_same_stem_apart(tmp_path, shared_data):
         (tmp_path / "in" / folder / "x.png").write_bytes(image.read_bytes())
     out = tmp_path / "out"
     demo = _demo()
-    status = demo.main(["--config-file", TINY, "--input", str(tmp_path / "in" / "a"), str(tmp_path / "in" / "b"),
-                        "--vocab", "person, sky", "--output", str(out), "MODEL.WEIGHTS", str(tmp_path / "model_final.pth")])
+    status = demo.main(
+        [
+            "--config-file",
+            TINY,
+            "--input",
+            str(tmp_path / "in" / "a"),
+            str(tmp_path / "in" / "b"),
+            "--vocab",
+            "person, sky",
+            "--output",
+            str(out),
+            "MODEL.WEIGHTS",
+            str(tmp_path / "model_final.pth"),
+        ]
+    )
     assert status == 0
     images = [json.loads((out / f / "x_classes.json").read_text())["image"] for f in ("a", "b")]
     assert images == [str(tmp_path / "in" / "a" / "x.png"), str(tmp_path / "in" / "b" / "x.png")]
@@ -83,15 +103,31 @@ def test_demo_input_errors_name_the_problem(tmp_path, capsys):
     assert "would both write x_*" in capsys.readouterr().err
     vocab = tmp_path / "vocab.txt"
     vocab.write_bytes("caf\xe9\n".encode("latin-1"))
-    assert demo.main(["--config-file", TINY, "--output", str(tmp_path / "o"), "--input", str(clash / "x.jpg"),
-                      "--vocab-file", str(vocab)]) == 2
+    assert (
+        demo.main(
+            [
+                "--config-file",
+                TINY,
+                "--output",
+                str(tmp_path / "o"),
+                "--input",
+                str(clash / "x.jpg"),
+                "--vocab-file",
+                str(vocab),
+            ]
+        )
+        == 2
+    )
     assert f"--vocab-file {vocab} is not UTF-8 text" in capsys.readouterr().err
 
 
 def test_missing_base_config_names_the_referring_file(tmp_path):
     child = tmp_path / "child.yaml"
     child.write_text('_BASE_: "missing/Base.yaml"\n')
-    with pytest.raises(FileNotFoundError, match=rf"config file {child} .*names _BASE_ '{tmp_path}/missing/Base.yaml'"):
+    with pytest.raises(
+        FileNotFoundError,
+        match=rf"config file {child} .*names _BASE_ '{tmp_path}/missing/Base.yaml'",
+    ):
         load_config(str(child))
 
 
@@ -105,7 +141,9 @@ def test_overlay_legend_draws_unicode_class_names(name):
 
 
 def test_name_no_font_covers_is_drawn_with_a_warning(caplog, monkeypatch):
-    monkeypatch.setattr("zsseg_d2.utils.visualization._candidate_fonts", lambda: [str(DEFAULT_FONT)])
+    monkeypatch.setattr(
+        "zsseg_d2.utils.visualization._candidate_fonts", lambda: [str(DEFAULT_FONT)]
+    )
     font_for.cache_clear()
     with caplog.at_level(logging.WARNING):
         path = font_for("東京タワー")

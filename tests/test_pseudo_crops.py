@@ -1,11 +1,18 @@
 """Crop boxes, batched crop resizing against a per-crop loop, mask fill, proposal selection."""
+
 from __future__ import annotations
 
 import pytest
 import torch
 import torch.nn.functional as F
 
-from zsseg_d2.modeling.clip.crops import crop_regions, expand_boxes, mask_boxes, normalize_image, resize_boxes
+from zsseg_d2.modeling.clip.crops import (
+    crop_regions,
+    expand_boxes,
+    mask_boxes,
+    normalize_image,
+    resize_boxes,
+)
 from zsseg_d2.pseudo_labels.proposals import mask_quality, select_proposals
 
 
@@ -51,11 +58,27 @@ def _reference_crop(image: torch.Tensor, box, size):
     x0, y0, x1, y1 = [float(v) for v in box]
     out_h, out_w = size
     n_y = n_x = 1 if x1 - x0 <= out_w and y1 - y0 <= out_h else 2
-    ys = torch.tensor([y0 + (y1 - y0) / out_h * (i + (s + 0.5) / n_y) - 0.5 for i in range(out_h) for s in range(n_y)])
-    xs = torch.tensor([x0 + (x1 - x0) / out_w * (j + (s + 0.5) / n_x) - 0.5 for j in range(out_w) for s in range(n_x)])
-    grid_y, grid_x = torch.meshgrid((2 * ys + 1) / height - 1, (2 * xs + 1) / width - 1, indexing="ij")
+    ys = torch.tensor(
+        [
+            y0 + (y1 - y0) / out_h * (i + (s + 0.5) / n_y) - 0.5
+            for i in range(out_h)
+            for s in range(n_y)
+        ]
+    )
+    xs = torch.tensor(
+        [
+            x0 + (x1 - x0) / out_w * (j + (s + 0.5) / n_x) - 0.5
+            for j in range(out_w)
+            for s in range(n_x)
+        ]
+    )
+    grid_y, grid_x = torch.meshgrid(
+        (2 * ys + 1) / height - 1, (2 * xs + 1) / width - 1, indexing="ij"
+    )
     grid = torch.stack([grid_x, grid_y], dim=-1)[None]
-    samples = F.grid_sample(image[None], grid, mode="bilinear", padding_mode="border", align_corners=False)[0]
+    samples = F.grid_sample(
+        image[None], grid, mode="bilinear", padding_mode="border", align_corners=False
+    )[0]
     return samples.view(image.shape[0], out_h, n_y, out_w, n_x).mean(dim=(2, 4))
 
 
@@ -63,8 +86,13 @@ def test_batched_crops_match_per_crop_loop():
     generator = torch.Generator().manual_seed(1)
     image = torch.rand(3, 37, 53, generator=generator)
     boxes = torch.tensor(
-        [[0.0, 0.0, 53.0, 37.0], [3.0, 5.0, 20.0, 11.0], [10.5, 2.25, 49.0, 36.5], [40.0, 30.0, 42.0, 31.0],
-         [7.5, 1.0, 19.5, 9.0]]
+        [
+            [0.0, 0.0, 53.0, 37.0],
+            [3.0, 5.0, 20.0, 11.0],
+            [10.5, 2.25, 49.0, 36.5],
+            [40.0, 30.0, 42.0, 31.0],
+            [7.5, 1.0, 19.5, 9.0],
+        ]
     )  # shrink, shrink in x only, fractional edges, enlarge, exactly the output size (12 x 8)
     batched = resize_boxes(image, boxes, (8, 12))
     for crop, box in zip(batched, boxes):
@@ -76,7 +104,9 @@ def test_mask_fill_uses_clip_mean_outside_the_mask():
     image = torch.randint(0, 256, (3, 8, 12), dtype=torch.uint8, generator=generator)
     mask = torch.zeros(1, 8, 12, dtype=torch.bool)
     mask[0, :, 4:8] = True  # box (4, 0, 8, 8); ratio 1.0 -> (2, 0, 10, 8), 8 columns wide
-    mask[0, 5, 4] = False  # a hole: output pixel (2, 1), centre (5, 5) -> pixel (5, 5), stays inside
+    mask[0, 5, 4] = (
+        False  # a hole: output pixel (2, 1), centre (5, 5) -> pixel (5, 5), stays inside
+    )
     mask[0, 3, 7] = False  # output pixel (1, 2) has centre (3, 7): this hole fills it
     mean, std = (0.5, 0.4, 0.3), (0.2, 0.25, 0.3)
     crops = crop_regions(image, mask, (4, 4), mean, std, expand_ratio=1.0, mask_fill=True)
@@ -95,7 +125,10 @@ def test_mask_fill_uses_clip_mean_outside_the_mask():
 
 def test_crop_regions_rejects_masks_of_another_size():
     with pytest.raises(ValueError, match="differ in size"):
-        image, masks = torch.zeros(3, 8, 8, dtype=torch.uint8), torch.ones(1, 4, 4, dtype=torch.bool)
+        image, masks = (
+            torch.zeros(3, 8, 8, dtype=torch.uint8),
+            torch.ones(1, 4, 4, dtype=torch.bool),
+        )
         crop_regions(image, masks, (4, 4), (0.5,) * 3, (0.2,) * 3)
 
 
@@ -115,6 +148,8 @@ def test_select_proposals_area_quality_and_topk():
     assert torch.equal(select_proposals(probs, 0.5, 0.0, 3), probs[[0, 3, 4]] > 0.5)
     assert select_proposals(probs, 0.95, 0.0, 0).shape == (0, 4, 4)  # nothing above 0.95
     # quality threshold: 0.65 keeps 0 (0.9), 3 and 4 (0.7) but not 1 (0.6); 0.75 keeps only 0; top-1 of those: 0
-    assert torch.equal(select_proposals(probs, 0.5, 0.0, 0, min_quality=0.65), probs[[0, 3, 4]] > 0.5)
+    assert torch.equal(
+        select_proposals(probs, 0.5, 0.0, 0, min_quality=0.65), probs[[0, 3, 4]] > 0.5
+    )
     assert torch.equal(select_proposals(probs, 0.5, 0.0, 0, min_quality=0.75), probs[[0]] > 0.5)
     assert torch.equal(select_proposals(probs, 0.5, 0.0, 1, min_quality=0.65), probs[[0]] > 0.5)

@@ -1,6 +1,7 @@
 """tools/generate_pseudo_labels.py end to end on real CamVid images: the tiny model (random weights)
 and the tiny random CLIP, in one process and as two CPU processes through ``launch``; the final
 file is the same and the data mapper's reader accepts it."""
+
 from __future__ import annotations
 
 import importlib.util
@@ -55,7 +56,11 @@ def test_pass_on_camvid_one_process_and_two_cpu_processes(camvid_subset, tmp_pat
     tool = _tool()
     summary = tool.main(tool.parse_args(_arguments(camvid_subset, single)))
     assert json.loads((single.parent / "camvid_pseudo.summary.json").read_text()) == summary
-    assert summary["images"] == IMAGES and summary["images_done"] == IMAGES and summary["images_failed"] == 0
+    assert (
+        summary["images"] == IMAGES
+        and summary["images_done"] == IMAGES
+        and summary["images_failed"] == 0
+    )
     assert summary["proposals_per_image"] > 0
     # Ground-truth unseen classes per image, brute force from the label files.
     metadata = MetadataCatalog.get("camvid_train")
@@ -68,12 +73,17 @@ def test_pass_on_camvid_one_process_and_two_cpu_processes(camvid_subset, tmp_pat
     assert {name: c["gt"] for name, c in summary["per_class"].items()} == expected_gt
     log = (single.parent / "camvid_pseudo.work" / "log-shard-000-of-001.txt").read_text()
     assert "images done" in log  # the summary is logged (and printed)
-    assert len(load_pseudo_labels(single, "camvid_train")) == IMAGES  # what the mapper's "pseudo" mode reads
+    assert (
+        len(load_pseudo_labels(single, "camvid_train")) == IMAGES
+    )  # what the mapper's "pseudo" mode reads
 
     # Two CPU processes through launch: one shard each, rank 0 merges; the same final file.
     launched = tmp_path / "launched" / "camvid_pseudo.json"
-    command = [sys.executable, str(REPO_ROOT / "tools/generate_pseudo_labels.py"),
-               *_arguments(camvid_subset, launched, "--num-gpus", "2")]
+    command = [
+        sys.executable,
+        str(REPO_ROOT / "tools/generate_pseudo_labels.py"),
+        *_arguments(camvid_subset, launched, "--num-gpus", "2"),
+    ]
     result = subprocess.run(command, cwd=REPO_ROOT, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-3000:]
     assert launched.read_bytes() == single.read_bytes()

@@ -4,6 +4,7 @@ points (byte-identical), shard merge equality, corrupt and missing images, setti
 The proposal model is a stand-in whose masks come from the image's colours (deterministic, per
 image); CLIP is the tiny random one. Everything else is the real pass.
 """
+
 from __future__ import annotations
 
 import json
@@ -19,10 +20,14 @@ from detectron2.data import DatasetCatalog, MetadataCatalog
 from PIL import Image
 
 from zsseg_d2.engine import load_config
-from zsseg_d2.modeling.clip import create_clip_model
-from zsseg_d2.modeling.clip import ClipCropClassifier
+from zsseg_d2.modeling.clip import ClipCropClassifier, create_clip_model
 from zsseg_d2.pseudo_labels.records import PassLayout, RecordFile
-from zsseg_d2.pseudo_labels.runner import IncompleteShardsError, merge_if_complete, merge_shards, run_shard
+from zsseg_d2.pseudo_labels.runner import (
+    IncompleteShardsError,
+    merge_if_complete,
+    merge_shards,
+    run_shard,
+)
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 CLASSES = ["sky", "road", "tree", "car"]
@@ -43,7 +48,9 @@ class ColourProposals(torch.nn.Module):
         self.calls += 1
         masks = []
         for x in batched_inputs:
-            image = F.interpolate(x["image"].float()[None], size=(x["height"], x["width"]), mode="bilinear")[0]
+            image = F.interpolate(
+                x["image"].float()[None], size=(x["height"], x["width"]), mode="bilinear"
+            )[0]
             masks.append(torch.cat([(image - 110) / 15, (140 - image) / 15]).sigmoid())
         return masks
 
@@ -58,7 +65,9 @@ def _write_dataset(root: Path, count: int = 9) -> list[dict]:
         image = np.zeros((height, width, 3), np.uint8)
         for _ in range(4):  # a few coloured rectangles
             y, x = rng.integers(0, height - 8), rng.integers(0, width - 8)
-            image[y : y + rng.integers(6, 20), x : x + rng.integers(6, 20)] = rng.integers(0, 256, 3)
+            image[y : y + rng.integers(6, 20), x : x + rng.integers(6, 20)] = rng.integers(
+                0, 256, 3
+            )
         label = rng.integers(0, 2, (height, width)).astype(np.uint8)  # seen classes only ...
         if k != 4:  # ... except image 4: fully labelled with seen classes -> skipped
             label[: height // 4] = 255 if k % 2 else 2 + (k % 4 == 0)
@@ -81,7 +90,11 @@ def _register(dicts: list[dict]) -> str:
     name = f"pseudo_test_{uuid.uuid4().hex[:8]}"
     DatasetCatalog.register(name, lambda: [dict(d) for d in dicts])
     MetadataCatalog.get(name).set(
-        stuff_classes=CLASSES, unseen_classes=UNSEEN, ignore_label=255, label_offset=0, raw_ignore_ids=[]
+        stuff_classes=CLASSES,
+        unseen_classes=UNSEEN,
+        ignore_label=255,
+        label_offset=0,
+        raw_ignore_ids=[],
     )
     return name
 
@@ -115,14 +128,28 @@ def dataset(tmp_path_factory):
 def reference(cfg, dataset, classifier, tmp_path_factory):
     """One uninterrupted single-process run: (output path, final bytes, summary)."""
     output = tmp_path_factory.mktemp("reference") / "pseudo.json"
-    run_shard(cfg, dataset, output, proposal_model=ColourProposals(), classifier=classifier, show_progress=False)
+    run_shard(
+        cfg,
+        dataset,
+        output,
+        proposal_model=ColourProposals(),
+        classifier=classifier,
+        show_progress=False,
+    )
     summary = merge_shards(cfg, dataset, output)
     return output, output.read_bytes(), summary
 
 
 def _run(cfg, dataset, classifier, output, **kwargs) -> int:
-    return run_shard(cfg, dataset, output, proposal_model=ColourProposals(), classifier=classifier,
-                     show_progress=False, **kwargs)
+    return run_shard(
+        cfg,
+        dataset,
+        output,
+        proposal_model=ColourProposals(),
+        classifier=classifier,
+        show_progress=False,
+        **kwargs,
+    )
 
 
 def test_final_file_and_summary(reference):
@@ -136,7 +163,9 @@ def test_final_file_and_summary(reference):
     for image_id, labels in final["labels"].items():
         scores = records[image_id]["scores"]
         assert labels == [name for name in UNSEEN if scores[name] >= THRESHOLD]
-    assert any(final["labels"].values()) and not all(final["labels"].values()), "threshold gives no contrast"
+    assert any(final["labels"].values()) and not all(final["labels"].values()), (
+        "threshold gives no contrast"
+    )
     assert summary["images"] == 9 and summary["images_done"] == 8
     assert summary["images_skipped_no_unlabeled_pixels"] == 1 and summary["images_failed"] == 0
     # Ground truth: images 0, 8 hold car (label 3), 2, 6 hold tree (label 2); odd ones hold ignore only.
@@ -144,7 +173,9 @@ def test_final_file_and_summary(reference):
     pseudo = sum(len(v) for v in final["labels"].values())
     assert summary["labels_per_image"] == round(pseudo / 8, 4)
     true_positive = sum(c["true_positive"] for c in summary["per_class"].values())
-    assert summary["precision"] == round(true_positive / pseudo, 4) and summary["recall"] == round(true_positive / 4, 4)
+    assert summary["precision"] == round(true_positive / pseudo, 4) and summary["recall"] == round(
+        true_positive / 4, 4
+    )
     assert json.loads(PassLayout(output).summary.read_text()) == summary
 
 
@@ -156,8 +187,11 @@ def test_resume_after_a_kill_is_byte_identical(cfg, dataset, classifier, referen
     layout.work_dir.mkdir()
     shutil.copy(PassLayout(ref_output).settings, layout.settings)
     lines = PassLayout(ref_output).shard_file(0, 1).read_bytes().splitlines(keepends=True)
-    kept = {"after_records": b"".join(lines[:3]), "mid_line": b"".join(lines[:5]) + lines[5][:17],
-            "empty_line_start": lines[0][:1]}[kill]
+    kept = {
+        "after_records": b"".join(lines[:3]),
+        "mid_line": b"".join(lines[:5]) + lines[5][:17],
+        "empty_line_start": lines[0][:1],
+    }[kill]
     layout.shard_file(0, 1).write_bytes(kept)
     done_before = len(RecordFile(layout.shard_file(0, 1)).read())
     computed = _run(cfg, dataset, classifier, output)
@@ -169,8 +203,14 @@ def test_resume_after_a_kill_is_byte_identical(cfg, dataset, classifier, referen
 def test_resume_after_an_interrupted_run(cfg, dataset, classifier, reference, tmp_path):
     output = tmp_path / "pseudo.json"
     with pytest.raises(KeyboardInterrupt):
-        run_shard(cfg, dataset, output, proposal_model=ColourProposals(die_after_calls=2), classifier=classifier,
-                  show_progress=False)
+        run_shard(
+            cfg,
+            dataset,
+            output,
+            proposal_model=ColourProposals(die_after_calls=2),
+            classifier=classifier,
+            show_progress=False,
+        )
     written = RecordFile(PassLayout(output).shard_file(0, 1)).read()
     assert 0 < len(written) < 9  # some batches were flushed before the kill
     assert merge_if_complete(cfg, dataset, output) is None and not output.exists()
@@ -219,6 +259,8 @@ def test_changed_settings_are_refused(cfg, dataset, classifier, reference):
 
 def test_mid_file_damage_is_an_error(tmp_path):
     path = tmp_path / "shard.jsonl"
-    path.write_text('{"image_id": "a", "status": "ok"}\nnot json\n{"image_id": "b", "status": "ok"}\n')
+    path.write_text(
+        '{"image_id": "a", "status": "ok"}\nnot json\n{"image_id": "b", "status": "ok"}\n'
+    )
     with pytest.raises(ValueError, match="line 2"):
         RecordFile(path).read()

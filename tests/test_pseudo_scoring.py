@@ -1,11 +1,17 @@
 """Eq. 9-10 on hand-made embeddings: the scaled softmax, the per-image max, the threshold."""
+
 from __future__ import annotations
 
 import math
 
 import torch
 
-from zsseg_d2.modeling.clip.scoring import crop_class_probs, image_class_scores, labels_above, rounded_scores
+from zsseg_d2.modeling.clip.scoring import (
+    crop_class_probs,
+    image_class_scores,
+    labels_above,
+    rounded_scores,
+)
 
 
 def test_eq9_softmax_of_scaled_cosines_by_hand():
@@ -21,7 +27,9 @@ def test_eq9_without_the_scale_cannot_reach_099():
     # Best case for class 0: cos 1 with it and -1 with the other: softmax(1, -1)_0 = 1 / (1 + e^-2) = 0.8808.
     text = torch.tensor([[1.0, 0.0], [-1.0, 0.0]])
     crop = torch.tensor([[1.0, 0.0]])
-    assert math.isclose(float(crop_class_probs(crop, text, 1.0)[0, 0]), 1 / (1 + math.exp(-2)), rel_tol=1e-6)
+    assert math.isclose(
+        float(crop_class_probs(crop, text, 1.0)[0, 0]), 1 / (1 + math.exp(-2)), rel_tol=1e-6
+    )
     # With scale ln 99 (CLIP's is 100): softmax(ln 99, -ln 99)_0 = 1 / (1 + 99^-2) = 0.9999 > 0.99.
     assert float(crop_class_probs(crop, text, math.log(99.0))[0, 0]) > 0.99
 

@@ -1,5 +1,6 @@
 """The Relation Network (Zhang & Khriyenko): relation module shapes and range, the episode sampler,
 eq. 5 on the episode's classes only, label spaces at inference, binary ZLSS on real CamVid labels."""
+
 from __future__ import annotations
 
 import math
@@ -14,10 +15,17 @@ from PIL import Image
 from zsseg_d2.engine import load_config
 from zsseg_d2.modeling.losses.relation_loss import relation_bce
 from zsseg_d2.modeling.relation_net import (
-    RelationHead, RelationModule, binary_intersection_union, binary_prediction, episode_targets, sample_episode,
+    RelationHead,
+    RelationModule,
+    binary_intersection_union,
+    binary_prediction,
+    episode_targets,
+    sample_episode,
 )
 
-TINY = str(Path(__file__).resolve().parents[1] / "configs" / "relation_net" / "tiny" / "camvid.yaml")
+TINY = str(
+    Path(__file__).resolve().parents[1] / "configs" / "relation_net" / "tiny" / "camvid.yaml"
+)
 
 
 def test_fused_pairs_equal_a_1x1_convolution_of_the_tiled_concatenation():
@@ -27,8 +35,12 @@ def test_fused_pairs_equal_a_1x1_convolution_of_the_tiled_concatenation():
     weight = torch.cat([module.visual_proj.weight[:, :, 0, 0], module.semantic_proj.weight], dim=1)
     for b in range(2):
         for c in range(4):
-            concat = torch.cat([visual[b], semantic[c][:, None, None].expand(2, 5, 6)])  # tiled class features
-            expected = torch.einsum("oi,ihw->ohw", weight, concat) + module.visual_proj.bias[:, None, None]
+            concat = torch.cat(
+                [visual[b], semantic[c][:, None, None].expand(2, 5, 6)]
+            )  # tiled class features
+            expected = (
+                torch.einsum("oi,ihw->ohw", weight, concat) + module.visual_proj.bias[:, None, None]
+            )
             torch.testing.assert_close(module.fused_pairs(visual, semantic)[b * 4 + c], expected)
 
 
@@ -57,12 +69,18 @@ def test_episode_sampler_draws_seen_classes_only():
     for seed in range(30):
         g = torch.Generator().manual_seed(seed)
         episode = sample_episode(20, seen, 10, "seen", generator=g)
-        assert len(episode) == 10 and not set(episode.tolist()) & unseen and len(set(episode.tolist())) == 10
+        assert (
+            len(episode) == 10
+            and not set(episode.tolist()) & unseen
+            and len(set(episode.tolist())) == 10
+        )
         episode = sample_episode(20, seen, 10, "all", generator=g)
         assert not set(episode.tolist()) & unseen and len(episode) <= 10
         sizes.add(len(episode))
     assert min(sizes) < 10  # "all": 10 drawn from 20, the unseen among them dropped
-    assert len(sample_episode(11, [0, 1, 2], 10, "seen")) == 3  # fewer seen classes than 10: all of them
+    assert (
+        len(sample_episode(11, [0, 1, 2], 10, "seen")) == 3
+    )  # fewer seen classes than 10: all of them
     with pytest.raises(ValueError, match="EPISODE_POOL"):
         sample_episode(20, seen, 10, "unseen")
 
@@ -74,8 +92,12 @@ def test_ignored_classes_carry_no_loss_and_eq5_by_hand():
     assert targets.valid.tolist() == [[[True, False, True, False]]]
     logits = torch.tensor([[[[1.0, 5.0, -1.0, 3.0]], [[0.0, -2.0, 2.0, 7.0]]]])
     sp = lambda x: math.log1p(math.exp(x))  # noqa: E731  softplus: BCE(logit, 0); BCE(logit, 1) = softplus(-logit)
-    expected = (sp(-1.0) + sp(0.0) + sp(-1.0) + sp(-2.0)) / 4  # pixel 0 is class 0, pixel 2 is class 2
-    assert relation_bce(logits, targets.targets, targets.valid).item() == pytest.approx(expected, rel=1e-6)
+    expected = (
+        sp(-1.0) + sp(0.0) + sp(-1.0) + sp(-2.0)
+    ) / 4  # pixel 0 is class 0, pixel 2 is class 2
+    assert relation_bce(logits, targets.targets, targets.valid).item() == pytest.approx(
+        expected, rel=1e-6
+    )
     logits.requires_grad_(True)
     relation_bce(logits, targets.targets, targets.valid).backward()
     assert logits.grad[..., 1].abs().sum() == 0 and logits.grad[..., 3].abs().sum() == 0
@@ -95,7 +117,10 @@ def test_training_returns_the_episode_loss_and_learns():
     model = _model().train()
     labels = torch.randint(0, 11, (1, 32, 32))
     labels[torch.isin(labels, torch.tensor([5, 8, 10]))] = 255
-    inputs = [{"image": torch.randint(0, 255, (3, 32, 32), dtype=torch.uint8), "sem_seg": lab} for lab in labels]
+    inputs = [
+        {"image": torch.randint(0, 255, (3, 32, 32), dtype=torch.uint8), "sem_seg": lab}
+        for lab in labels
+    ]
     optimizer = torch.optim.Adam(model.parameters(), 1e-2)
     losses = []
     for _ in range(3):

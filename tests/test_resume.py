@@ -1,5 +1,6 @@
 """Training killed with SIGKILL resumes with --resume from its last checkpoint's iteration; --eval-only
 --resume evaluates that checkpoint."""
+
 from __future__ import annotations
 
 import os
@@ -20,28 +21,63 @@ TINY = REPO / "configs" / "tiny" / "camvid_8-3.yaml"
 
 
 def _opts(out: Path, max_iter: int) -> list:
-    return ["OUTPUT_DIR", str(out), "SOLVER.MAX_ITER", str(max_iter), "SOLVER.CHECKPOINT_PERIOD", "3",
-            "DATASETS.TEST", "()", "INPUT.CROP.SIZE", "(64, 64)", "INPUT.SIZE_DIVISIBILITY", "64"]
+    return [
+        "OUTPUT_DIR",
+        str(out),
+        "SOLVER.MAX_ITER",
+        str(max_iter),
+        "SOLVER.CHECKPOINT_PERIOD",
+        "3",
+        "DATASETS.TEST",
+        "()",
+        "INPUT.CROP.SIZE",
+        "(64, 64)",
+        "INPUT.SIZE_DIVISIBILITY",
+        "64",
+    ]
 
 
 def _train(out: Path, max_iter: int, *extra: str) -> list:
-    return [sys.executable, "tools/train_net.py", "--config-file", str(TINY), *extra, *_opts(out, max_iter)]
+    return [
+        sys.executable,
+        "tools/train_net.py",
+        "--config-file",
+        str(TINY),
+        *extra,
+        *_opts(out, max_iter),
+    ]
 
 
 @pytest.mark.slow
 def test_sigkill_then_resume(tmp_path, shared_data):
-    env = {**os.environ, "ZSSEG_CACHE": str(tmp_path / "cache"), "ZSSEG_SHARED_DATA": str(shared_data)}
+    env = {
+        **os.environ,
+        "ZSSEG_CACHE": str(tmp_path / "cache"),
+        "ZSSEG_SHARED_DATA": str(shared_data),
+    }
     out = tmp_path / "run"
-    process = subprocess.Popen(_train(out, 1000), cwd=REPO, env=env, stdout=subprocess.DEVNULL,
-                               stderr=subprocess.DEVNULL, start_new_session=True)
+    process = subprocess.Popen(
+        _train(out, 1000),
+        cwd=REPO,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
     deadline = time.monotonic() + 400
-    while not (out / "last_checkpoint").is_file() and time.monotonic() < deadline and process.poll() is None:
+    while (
+        not (out / "last_checkpoint").is_file()
+        and time.monotonic() < deadline
+        and process.poll() is None
+    ):
         time.sleep(0.5)
     os.killpg(process.pid, signal.SIGKILL)
     process.wait()
     assert (out / "last_checkpoint").is_file(), "no checkpoint was written before the kill"
     last = (out / "last_checkpoint").read_text().strip()
-    checkpoint = torch.load(out / last, map_location="cpu", weights_only=True)  # tensors and plain data only
+    checkpoint = torch.load(
+        out / last, map_location="cpu", weights_only=True
+    )  # tensors and plain data only
     done = checkpoint["iteration"]
     trainer_state = checkpoint["trainer"]  # Detectron2 keeps optimizer and scheduler state here
     assert trainer_state["optimizer"]["state"] and "LRScheduler" in trainer_state["hooks"]
@@ -57,7 +93,9 @@ def test_sigkill_then_resume(tmp_path, shared_data):
     assert resumed.scheduler.state_dict() == trainer_state["hooks"]["LRScheduler"]
     assert resumed.scheduler.last_epoch == done + 1
 
-    log = subprocess.run(_train(out, done + 3, "--resume"), cwd=REPO, env=env, capture_output=True, text=True)
+    log = subprocess.run(
+        _train(out, done + 3, "--resume"), cwd=REPO, env=env, capture_output=True, text=True
+    )
     assert log.returncode == 0, log.stderr[-2000:]
     text = log.stdout + log.stderr
     assert f"Starting training from iteration {done + 1}" in text

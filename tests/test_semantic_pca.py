@@ -1,4 +1,5 @@
 """PCA projection of class vectors (SZN, section 5.3, eq. 12)."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -6,7 +7,11 @@ import pytest
 import torch
 
 from zsseg_d2.engine import load_config
-from zsseg_d2.modeling.semantic import PCAProjectedSource, build_semantic_source, read_embedding_file
+from zsseg_d2.modeling.semantic import (
+    PCAProjectedSource,
+    build_semantic_source,
+    read_embedding_file,
+)
 
 TABLE = {"a": [2.0, 1.0], "b": [0.0, 1.0], "c": [1.0, 1.0], "d": [1.0, 3.0]}
 
@@ -20,7 +25,9 @@ def test_hand_derived_projection():
     pca = PCAProjectedSource(_table_source, ["a", "b", "c"], dim=1, normalize=False)
     got = pca(["a", "b", "c", "d"])[:, 0]
     sign = torch.sign(got[0])
-    torch.testing.assert_close(got * sign, torch.tensor([1.0, -1.0, 0.0, 0.0]))  # d: centred (0, 2) ⟂ x
+    torch.testing.assert_close(
+        got * sign, torch.tensor([1.0, -1.0, 0.0, 0.0])
+    )  # d: centred (0, 2) ⟂ x
     assert pca.explained_variance == pytest.approx(1.0)
     assert pca(["a"]).shape == (1, 1)
 
@@ -54,7 +61,11 @@ def test_word2vec_voc21_with_20_dims_keeps_all_centred_geometry(shared_data):
 def test_explained_variance_is_eq_12(shared_data):
     source = build_semantic_source(_voc21_cfg(shared_data, 5, normalize=True))
     _, vectors = read_embedding_file(shared_data / "word_vectors/voc_21.word2vec.npy")
-    vectors = vectors / np.linalg.norm(vectors, axis=1, keepdims=True)  # NORMALIZE applies before PCA too
+    vectors = vectors / np.linalg.norm(
+        vectors, axis=1, keepdims=True
+    )  # NORMALIZE applies before PCA too
     eigenvalues = np.sort(np.linalg.eigvalsh(np.cov(vectors.T)))[::-1]
-    assert source.explained_variance == pytest.approx(eigenvalues[:5].sum() / eigenvalues.sum(), rel=1e-4)
+    assert source.explained_variance == pytest.approx(
+        eigenvalues[:5].sum() / eigenvalues.sum(), rel=1e-4
+    )
     torch.testing.assert_close(source(["cat", "dog"]).norm(dim=1), torch.ones(2))

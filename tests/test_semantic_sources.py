@@ -1,5 +1,6 @@
 """Precomputed class vectors from files (MODEL.SEMANTIC.SOURCE "file"), on the real CLIP text
 embeddings and word vectors of ../shared/data."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -7,7 +8,11 @@ import pytest
 import torch
 
 from zsseg_d2.engine import load_config
-from zsseg_d2.modeling.semantic import EmbeddingFileSource, build_semantic_source, read_embedding_file
+from zsseg_d2.modeling.semantic import (
+    EmbeddingFileSource,
+    build_semantic_source,
+    read_embedding_file,
+)
 
 
 @pytest.fixture(scope="module")
@@ -28,14 +33,18 @@ def test_npy_rows_are_looked_up_by_name(clip_voc):
 
 def test_names_match_across_spaces_case_and_aliases(clip_voc, shared_data):
     source = EmbeddingFileSource([clip_voc])
-    torch.testing.assert_close(source(["Potted Plant", "tv-monitor"]), source(["pottedplant", "tvmonitor"]))
+    torch.testing.assert_close(
+        source(["Potted Plant", "tv-monitor"]), source(["pottedplant", "tvmonitor"])
+    )
     coco = shared_data / "clip_text_embeddings" / "coco_stuff_171.vitb16.multi.npy"
     aliased = EmbeddingFileSource([coco], aliases={"building": "building-other"})
     torch.testing.assert_close(aliased(["building"]), aliased(["building-other"]))
 
 
 def test_missing_names_are_listed(clip_voc):
-    with pytest.raises(KeyError, match=r"2 class names are not in .*voc_20.*\['giraffe', 'zebra'\]"):
+    with pytest.raises(
+        KeyError, match=r"2 class names are not in .*voc_20.*\['giraffe', 'zebra'\]"
+    ):
         EmbeddingFileSource([clip_voc])(["cow", "giraffe", "zebra"])
 
 
@@ -65,11 +74,18 @@ def test_npz_and_bad_files(tmp_path):
 
 
 def test_config_selects_the_file_source(shared_data):
-    cfg = load_config("configs/tiny/camvid_8-3.yaml", [
-        "MODEL.SEMANTIC.SOURCE", "file",
-        "MODEL.SEMANTIC.FILES", f"['{shared_data / 'clip_text_embeddings' / 'coco_stuff_171.vitb16.single.npy'}']",
-    ])
+    cfg = load_config(
+        "configs/tiny/camvid_8-3.yaml",
+        [
+            "MODEL.SEMANTIC.SOURCE",
+            "file",
+            "MODEL.SEMANTIC.FILES",
+            f"['{shared_data / 'clip_text_embeddings' / 'coco_stuff_171.vitb16.single.npy'}']",
+        ],
+    )
     source = build_semantic_source(cfg)
     assert source(["tree", "car", "road"]).shape == (3, 512)
-    with pytest.raises(KeyError, match=r"\['sky', 'pedestrian', 'bicyclist'\]"):  # COCO has "sky-other"
+    with pytest.raises(
+        KeyError, match=r"\['sky', 'pedestrian', 'bicyclist'\]"
+    ):  # COCO has "sky-other"
         source(["sky", "pedestrian", "bicyclist"])

@@ -1,5 +1,6 @@
 """The SIGN meta-architecture: each step's losses reach the right modules; inference returns dense
 scores; the joint optimizer gives G and D Adam at a constant lr beside scheduled SGD."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -19,7 +20,10 @@ UNSEEN = {5, 8, 10}  # CamVid's Tree, Car, Bicyclist
 def _inputs(n: int = 2, size: int = 64) -> list:
     labels = torch.randint(0, 11, (n, size, size))
     labels[torch.isin(labels, torch.tensor(sorted(UNSEEN)))] = 255  # the mapper hides unseen pixels
-    return [{"image": torch.randint(0, 255, (3, size, size), dtype=torch.uint8), "sem_seg": label} for label in labels]
+    return [
+        {"image": torch.randint(0, 255, (3, size, size), dtype=torch.uint8), "sem_seg": label}
+        for label in labels
+    ]
 
 
 def _model(*opts: str):
@@ -55,7 +59,9 @@ def test_transfer_step_trains_the_classifier_only_on_real_and_synthetic_features
     assert set(losses) == {"loss_ce", "loss_ce_synthetic"}
     losses["loss_ce_synthetic"].backward()
     assert model.classifier.weight.grad.abs().sum() > 0
-    assert all(p.grad is None for m in (model.generator, model.sim, model.backbone) for p in m.parameters())
+    assert all(
+        p.grad is None for m in (model.generator, model.sim, model.backbone) for p in m.parameters()
+    )
 
 
 @pytest.mark.parametrize("mode", ["st", "ast"])
@@ -93,11 +99,17 @@ def test_generator_and_discriminator_get_constant_lr_adam_beside_scheduled_sgd()
     model = build_model(cfg)
     optimizer = build_optimizer(cfg, model)
     assert isinstance(optimizer, JointOptimizer)
-    assert isinstance(optimizer.scheduled, torch.optim.SGD) and isinstance(optimizer.constant, torch.optim.Adam)
+    assert isinstance(optimizer.scheduled, torch.optim.SGD) and isinstance(
+        optimizer.constant, torch.optim.Adam
+    )
     adam_params = {id(p) for g in optimizer.constant.param_groups for p in g["params"]}
-    assert adam_params == {id(p) for m in (model.generator, model.discriminator) for p in m.parameters()}
+    assert adam_params == {
+        id(p) for m in (model.generator, model.discriminator) for p in m.parameters()
+    }
     sgd_params = {id(p) for g in optimizer.scheduled.param_groups for p in g["params"]}
-    assert not adam_params & sgd_params and len(sgd_params) + len(adam_params) == len(list(model.parameters()))
+    assert not adam_params & sgd_params and len(sgd_params) + len(adam_params) == len(
+        list(model.parameters())
+    )
     scheduler = build_lr_scheduler(cfg, optimizer)
     for _ in range(5):
         optimizer.step()
@@ -112,16 +124,35 @@ def test_generator_and_discriminator_get_constant_lr_adam_beside_scheduled_sgd()
 def test_paper_configs_chain_the_steps_and_switch_one_thing_each():
     root = Path(TINY).parents[1]
     for dataset in ("voc_15-5", "pascal_context_33-4", "coco_stuff_156-15"):
-        train, transfer, st, ast = (load_config(str(root / f"{dataset}{s}.yaml")) for s in ("", "_transfer", "_st", "_ast"))
-        assert (train.MODEL.SIGN.STEP, transfer.MODEL.SIGN.STEP, st.MODEL.SIGN.STEP) == ("train", "transfer", "self_training")
+        train, transfer, st, ast = (
+            load_config(str(root / f"{dataset}{s}.yaml")) for s in ("", "_transfer", "_st", "_ast")
+        )
+        assert (train.MODEL.SIGN.STEP, transfer.MODEL.SIGN.STEP, st.MODEL.SIGN.STEP) == (
+            "train",
+            "transfer",
+            "self_training",
+        )
         assert (st.MODEL.SIGN.SELF_TRAINING, ast.MODEL.SIGN.SELF_TRAINING) == ("st", "ast")
         assert transfer.MODEL.WEIGHTS == f"{train.OUTPUT_DIR}/model_final.pth"
         assert st.MODEL.WEIGHTS == ast.MODEL.WEIGHTS == f"{transfer.OUTPUT_DIR}/model_final.pth"
         assert train.SOLVER.SECOND_OPTIMIZER.MODULES == ["generator", "discriminator"]
-        assert (train.MODEL.SIGN.KL_WEIGHT, train.MODEL.SIGN.MMD_WEIGHT, train.SOLVER.BASE_LR) == (100.0, 50.0, 2.5e-4)
-    pe = [load_config(str(root / "ablations" / f"voc_15-5_pe_{m}.yaml")).MODEL.SIGN.POSITIONAL_ENCODING
-          for m in ("none", "absolute", "absolute_interp")]
+        assert (train.MODEL.SIGN.KL_WEIGHT, train.MODEL.SIGN.MMD_WEIGHT, train.SOLVER.BASE_LR) == (
+            100.0,
+            50.0,
+            2.5e-4,
+        )
+    pe = [
+        load_config(
+            str(root / "ablations" / f"voc_15-5_pe_{m}.yaml")
+        ).MODEL.SIGN.POSITIONAL_ENCODING
+        for m in ("none", "absolute", "absolute_interp")
+    ]
     assert pe == ["none", "absolute", "absolute_interp"]
     from detectron2.data import MetadataCatalog
 
-    assert sorted(MetadataCatalog.get("pascal_context_33_sign_train").unseen_classes) == ["cat", "cow", "motorbike", "sofa"]
+    assert sorted(MetadataCatalog.get("pascal_context_33_sign_train").unseen_classes) == [
+        "cat",
+        "cow",
+        "motorbike",
+        "sofa",
+    ]

@@ -1,4 +1,5 @@
 """SIGN's modules and losses against hand-derived values (Cheng et al. 2021, eq. 2, 5-7, 11-17)."""
+
 from __future__ import annotations
 
 import math
@@ -8,11 +9,21 @@ import torch
 
 from zsseg_d2.modeling.losses.mmd import gaussian_kernel_mixture, mmd_squared
 from zsseg_d2.modeling.losses.sign_losses import (
-    SIGN_BANDWIDTHS, adversarial_loss, kl_to_standard_normal, per_class_mmd, weighted_cross_entropy,
+    SIGN_BANDWIDTHS,
+    adversarial_loss,
+    kl_to_standard_normal,
+    per_class_mmd,
+    weighted_cross_entropy,
 )
 from zsseg_d2.modeling.sign import (
-    FeatureDiscriminator, FeatureGenerator, PositionalEncoder, SpatialInformationModule, annealed_weights,
-    positional_encoding, pseudo_label_unseen, top_fraction_mask,
+    FeatureDiscriminator,
+    FeatureGenerator,
+    PositionalEncoder,
+    SpatialInformationModule,
+    annealed_weights,
+    positional_encoding,
+    pseudo_label_unseen,
+    top_fraction_mask,
 )
 from zsseg_d2.modeling.sign.transfer import random_relabel
 
@@ -32,17 +43,26 @@ def test_rpe_values_match_eq_11_to_16():
 def test_rpe_is_resolution_independent_but_ape_is_not():
     small, large = positional_encoding(5, 6, "relative"), positional_encoding(10, 12, "relative")
     torch.testing.assert_close(large[:, ::2, ::2], small)  # the same relative place, the same code
-    ape_small, ape_large = positional_encoding(5, 6, "absolute"), positional_encoding(10, 12, "absolute")
+    ape_small, ape_large = (
+        positional_encoding(5, 6, "absolute"),
+        positional_encoding(10, 12, "absolute"),
+    )
     torch.testing.assert_close(ape_large[:, :5, :6], ape_small)  # APE depends on the index only
     assert not torch.allclose(ape_large[:, ::2, ::2], ape_small)
-    assert positional_encoding(3, 3, "absolute")[0, 0, 2].item() == pytest.approx(math.sin(2.0), abs=1e-6)
+    assert positional_encoding(3, 3, "absolute")[0, 0, 2].item() == pytest.approx(
+        math.sin(2.0), abs=1e-6
+    )
 
 
 def test_ape_with_interpolation_resizes_the_training_encoding_at_test_time():
     encoder = PositionalEncoder("absolute_interp", train_size=(4, 4)).eval()
     features = torch.zeros(1, 2, 8, 8)
-    expected = torch.nn.functional.interpolate(positional_encoding(4, 4, "absolute")[None], size=(8, 8),
-                                               mode="bilinear", align_corners=False)[0]
+    expected = torch.nn.functional.interpolate(
+        positional_encoding(4, 4, "absolute")[None],
+        size=(8, 8),
+        mode="bilinear",
+        align_corners=False,
+    )[0]
     torch.testing.assert_close(encoder(features)[0, 2:], expected)
     assert PositionalEncoder("none")(features).shape == (1, 2, 8, 8)
     with pytest.raises(ValueError, match="POSITIONAL_ENCODING"):
@@ -61,9 +81,14 @@ def test_mmd_with_the_papers_kernel_by_hand():
     real, fake = torch.tensor([[0.0, 0.0], [1.0, 0.0]]), torch.tensor([[0.0, 2.0], [0.0, 2.0]])
     k = lambda a, b: math.exp(-0.5 * sum((x - y) ** 2 for x, y in zip(a, b)))  # noqa: E731
     r, f = real.tolist(), fake.tolist()
-    expected = (sum(k(a, b) for a in r for b in r) / 4 + sum(k(a, b) for a in f for b in f) / 4
-                - 2 * sum(k(a, b) for a in r for b in f) / 4)
-    assert gaussian_kernel_mixture(real, fake, SIGN_BANDWIDTHS)[1, 0].item() == pytest.approx(math.exp(-2.5), rel=1e-6)
+    expected = (
+        sum(k(a, b) for a in r for b in r) / 4
+        + sum(k(a, b) for a in f for b in f) / 4
+        - 2 * sum(k(a, b) for a in r for b in f) / 4
+    )
+    assert gaussian_kernel_mixture(real, fake, SIGN_BANDWIDTHS)[1, 0].item() == pytest.approx(
+        math.exp(-2.5), rel=1e-6
+    )
     assert mmd_squared(real, fake, SIGN_BANDWIDTHS).item() == pytest.approx(expected, rel=1e-5)
     assert per_class_mmd(real, real, torch.tensor([1, 1])).item() == pytest.approx(0.0, abs=1e-6)
     labels = torch.tensor([0, 0, 3, 3])
@@ -90,7 +115,9 @@ def test_adversarial_gradient_signs():
         torch.testing.assert_close(got, ref, rtol=1e-4, atol=1e-6)  # G: descend L_adv
     for got, ref in zip(obtained[n_g:], reference[n_g:]):
         torch.testing.assert_close(got, -ref, rtol=1e-4, atol=1e-6)  # D: ascend L_adv
-    assert adversarial_loss(discriminator, real, generator(e, z)).item() == pytest.approx(-l_adv().item(), rel=1e-5)
+    assert adversarial_loss(discriminator, real, generator(e, z)).item() == pytest.approx(
+        -l_adv().item(), rel=1e-5
+    )
 
 
 def test_ast_weights_max_one_ordering_and_infinite_temperature():
@@ -104,33 +131,57 @@ def test_ast_weights_max_one_ordering_and_infinite_temperature():
 
 
 def test_st_keeps_the_top_fraction_of_each_unseen_class():
-    assert top_fraction_mask(torch.tensor([0.2, 0.9, 0.5, 0.7]), 0.75).tolist() == [False, True, True, True]
+    assert top_fraction_mask(torch.tensor([0.2, 0.9, 0.5, 0.7]), 0.75).tolist() == [
+        False,
+        True,
+        True,
+        True,
+    ]
     # classes 0 seen, 1 and 2 unseen; 4 unlabeled pixels, one labelled (0)
-    probs = torch.tensor([[0.1, 0.8, 0.1], [0.1, 0.6, 0.3], [0.2, 0.2, 0.6], [0.7, 0.2, 0.1], [0.1, 0.9, 0.0]])
+    probs = torch.tensor(
+        [[0.1, 0.8, 0.1], [0.1, 0.6, 0.3], [0.2, 0.2, 0.6], [0.7, 0.2, 0.1], [0.1, 0.9, 0.0]]
+    )
     probs = probs.t().reshape(1, 3, 1, 5)
     labels = torch.tensor([[[255, 255, 255, 255, 0]]])
     st = pseudo_label_unseen(probs, labels, torch.tensor([1, 2]), "st", fraction=0.5)
-    assert st.labels.tolist() == [[[1, 255, 2, 255, 255]]]  # pixel 3 is predicted seen, pixel 4 is labelled
+    assert st.labels.tolist() == [
+        [[1, 255, 2, 255, 255]]
+    ]  # pixel 3 is predicted seen, pixel 4 is labelled
     assert st.weights.tolist() == [[[1.0, 0.0, 1.0, 0.0, 0.0]]]
     ast = pseudo_label_unseen(probs, labels, torch.tensor([1, 2]), "ast", temperature=2.0)
     assert ast.labels.tolist() == [[[1, 1, 2, 255, 255]]]
-    torch.testing.assert_close(ast.weights[0, 0, :3], annealed_weights(torch.tensor([0.8, 0.6, 0.6]), 2.0))
+    torch.testing.assert_close(
+        ast.weights[0, 0, :3], annealed_weights(torch.tensor([0.8, 0.6, 0.6]), 2.0)
+    )
 
 
 def test_weighted_cross_entropy_by_hand():
-    logits = torch.tensor([[2.0, 0.0], [0.0, 0.0]]).reshape(1, 2, 1, 2)  # pixel 0: [2, 0], pixel 1: [0, 0]
+    logits = torch.tensor([[2.0, 0.0], [0.0, 0.0]]).reshape(
+        1, 2, 1, 2
+    )  # pixel 0: [2, 0], pixel 1: [0, 0]
     labels = torch.tensor([[[0, 255]]])
-    assert weighted_cross_entropy(logits, labels).item() == pytest.approx(math.log(1 + math.exp(-2)), rel=1e-6)
+    assert weighted_cross_entropy(logits, labels).item() == pytest.approx(
+        math.log(1 + math.exp(-2)), rel=1e-6
+    )
     labels = torch.tensor([[[1, 0]]])
     weights = torch.tensor([[[0.5, 1.0]]])
     expected = (0.5 * math.log(1 + math.exp(2)) + math.log(2)) / 2
-    assert weighted_cross_entropy(logits, labels, weights).item() == pytest.approx(expected, rel=1e-6)
+    assert weighted_cross_entropy(logits, labels, weights).item() == pytest.approx(
+        expected, rel=1e-6
+    )
 
 
 @pytest.mark.parametrize("sim_type", ["multihead_attention", "conv"])
 def test_sim_shapes_and_deterministic_latent_at_inference(sim_type):
-    sim = SpatialInformationModule(8, PositionalEncoder("relative", dim=4), feature_dim=16, latent_dim=3,
-                                   sim_type=sim_type, heads=2, feedforward=32)
+    sim = SpatialInformationModule(
+        8,
+        PositionalEncoder("relative", dim=4),
+        feature_dim=16,
+        latent_dim=3,
+        sim_type=sim_type,
+        heads=2,
+        feedforward=32,
+    )
     out = sim(torch.randn(2, 8, 5, 7))
     assert out.features.shape == (2, 16, 5, 7) and out.latent.shape == (2, 3, 5, 7)
     assert not torch.equal(out.latent, out.mean)  # sampled while training
@@ -146,5 +197,8 @@ def test_random_relabel_keeps_regions_and_ignore():
         assert out[0, 1, 0] == 255
         assert out[0, 0, 0] == out[0, 0, 1] and out[0, 0, 2] == out[0, 1, 1] == out[0, 1, 2]
         assert 0 <= out[0, 0, 0] < 11 and 0 <= out[0, 0, 2] < 11
-    drawn = {random_relabel(labels, 11, generator=torch.Generator().manual_seed(s))[0, 0, 0].item() for s in range(40)}
+    drawn = {
+        random_relabel(labels, 11, generator=torch.Generator().manual_seed(s))[0, 0, 0].item()
+        for s in range(40)
+    }
     assert len(drawn) > 5  # classes are drawn, not copied

@@ -1,5 +1,6 @@
 """Data sets from spec files: registered by the config or an environment variable in every process,
 checked, and trained with two processes."""
+
 from __future__ import annotations
 
 import importlib.util
@@ -19,8 +20,19 @@ from zsseg_d2.engine import load_config
 
 REPO = Path(__file__).resolve().parents[1]
 TINY = str(REPO / "configs" / "tiny" / "Base-Tiny.yaml")
-CAMVID_NAMES = ["sky", "building", "pole", "road", "pavement", "tree", "sign symbol", "fence", "car", "pedestrian",
-                "bicyclist"]
+CAMVID_NAMES = [
+    "sky",
+    "building",
+    "pole",
+    "road",
+    "pavement",
+    "tree",
+    "sign symbol",
+    "fence",
+    "car",
+    "pedestrian",
+    "bicyclist",
+]
 
 
 def _own_data(root: Path, shared_data: Path, prefix: str, per_split: int = 3) -> Path:
@@ -30,7 +42,10 @@ def _own_data(root: Path, shared_data: Path, prefix: str, per_split: int = 3) ->
             (root / split / kind).mkdir(parents=True)
         for label in sorted((shared_data / "camvid" / split / "labels").iterdir())[:count]:
             shutil.copy(label, root / split / "labels" / label.name)
-            shutil.copy(shared_data / "camvid" / split / "images" / f"{label.stem}.jpg", root / split / "images")
+            shutil.copy(
+                shared_data / "camvid" / split / "images" / f"{label.stem}.jpg",
+                root / split / "images",
+            )
     (root / "classes.txt").write_text("\n".join(CAMVID_NAMES) + "\n", encoding="utf-8")
     spec = root / "spec.yaml"
     spec.write_text(
@@ -47,14 +62,29 @@ def _own_data(root: Path, shared_data: Path, prefix: str, per_split: int = 3) ->
 
 def test_spec_file_in_the_config_registers_the_splits(tmp_path, shared_data):
     spec = _own_data(tmp_path, shared_data, "own_cfg")
-    cfg = load_config(TINY, ["DATASETS.SPEC_FILES", f"('{spec}',)", "DATASETS.TRAIN", "('own_cfg_train',)",
-                             "DATASETS.TEST", "('own_cfg_val',)"])
+    cfg = load_config(
+        TINY,
+        [
+            "DATASETS.SPEC_FILES",
+            f"('{spec}',)",
+            "DATASETS.TRAIN",
+            "('own_cfg_train',)",
+            "DATASETS.TEST",
+            "('own_cfg_val',)",
+        ],
+    )
     dicts = DatasetCatalog.get("own_cfg_train")
     assert [Path(d["file_name"]).parent for d in dicts] == [tmp_path / "train" / "images"] * 3
     metadata = MetadataCatalog.get("own_cfg_val")
-    assert metadata.stuff_classes == CAMVID_NAMES and metadata.unseen_classes == ["tree", "car", "bicyclist"]
+    assert metadata.stuff_classes == CAMVID_NAMES and metadata.unseen_classes == [
+        "tree",
+        "car",
+        "bicyclist",
+    ]
     camvid = load_sem_seg(dicts[0]["sem_seg_file_name"], MetadataCatalog.get("camvid_train"))
-    assert np.array_equal(load_sem_seg(dicts[0]["sem_seg_file_name"], metadata), camvid)  # 11 -> ignore
+    assert np.array_equal(
+        load_sem_seg(dicts[0]["sem_seg_file_name"], metadata), camvid
+    )  # 11 -> ignore
     sample = ZeroShotSemanticDatasetMapper(cfg, is_train=True)(dicts[0])
     assert sample["sem_seg"].shape[-2:] == sample["image"].shape[-2:]
     register_spec_file(spec)  # the same file again: nothing happens
@@ -62,10 +92,14 @@ def test_spec_file_in_the_config_registers_the_splits(tmp_path, shared_data):
 
 def test_spec_file_from_the_environment_is_registered_on_import(tmp_path, shared_data):
     spec = _own_data(tmp_path, shared_data, "own_env")
-    code = ("import zsseg_d2; from detectron2.data import DatasetCatalog as C; "
-            "print(len(C.get('own_env_train')), len(C.get('own_env_val')))")
+    code = (
+        "import zsseg_d2; from detectron2.data import DatasetCatalog as C; "
+        "print(len(C.get('own_env_train')), len(C.get('own_env_val')))"
+    )
     env = {**os.environ, "ZSSEG_DATASET_SPECS": str(spec), "PYTHONPATH": str(REPO)}
-    result = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, cwd=tmp_path)
+    result = subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, cwd=tmp_path
+    )
     assert result.returncode == 0, result.stderr[-2000:]
     assert result.stdout.split() == ["3", "2"]
 
@@ -73,12 +107,21 @@ def test_spec_file_from_the_environment_is_registered_on_import(tmp_path, shared
 @pytest.mark.parametrize(
     "text, message",
     [
-        ("classes: [a, b]\nunseen: [b]\nsplits: {x: {images: i, labels: l}}\n", r"unknown keys \['unseen'\]"),
-        ("classes: [a, b]\nunseen_classes: [c]\nsplits: {x: {images: i, labels: l}}\n", r"unseen_classes \['c'\]"),
+        (
+            "classes: [a, b]\nunseen: [b]\nsplits: {x: {images: i, labels: l}}\n",
+            r"unknown keys \['unseen'\]",
+        ),
+        (
+            "classes: [a, b]\nunseen_classes: [c]\nsplits: {x: {images: i, labels: l}}\n",
+            r"unseen_classes \['c'\]",
+        ),
         ("classes: [a, a]\nsplits: {x: {images: i, labels: l}}\n", r"duplicates: \['a'\]"),
         ("classes: [a]\nsplits: {x: {images: i}}\n", "split 'x' needs exactly the keys"),
         ("classes: [a]\n", "needs 'splits'"),
-        ("class_file: names.txt\nsplits: {x: {images: i, labels: l}}\n", "names.txt is not UTF-8 text"),
+        (
+            "class_file: names.txt\nsplits: {x: {images: i, labels: l}}\n",
+            "names.txt is not UTF-8 text",
+        ),
     ],
 )
 def test_bad_spec_files_name_the_file_and_the_problem(tmp_path, text, message):
@@ -92,9 +135,13 @@ def test_bad_spec_files_name_the_file_and_the_problem(tmp_path, text, message):
 
 def test_missing_folder_and_taken_name_are_errors_naming_the_spec(tmp_path):
     spec = tmp_path / "spec.json"
-    spec.write_text('{"classes": ["a"], "splits": {"own_missing": {"images": "im", "labels": "lab"}}}')
+    spec.write_text(
+        '{"classes": ["a"], "splits": {"own_missing": {"images": "im", "labels": "lab"}}}'
+    )
     register_spec_file(spec)
-    with pytest.raises(FileNotFoundError, match=rf"label folder not found: {tmp_path / 'lab'} .*{spec}"):
+    with pytest.raises(
+        FileNotFoundError, match=rf"label folder not found: {tmp_path / 'lab'} .*{spec}"
+    ):
         DatasetCatalog.get("own_missing")
     taken = tmp_path / "taken.yaml"
     taken.write_text("classes: [a]\nsplits: {camvid_train: {images: i, labels: l}}\n")
@@ -130,12 +177,17 @@ def _spoil(spec: Path) -> dict:
 def test_check_dataset_lists_every_bad_pair_and_summarises(tmp_path, shared_data, capsys):
     spec = _own_data(tmp_path, shared_data, "own_check", per_split=4)
     spoiled = _spoil(spec)
-    check = importlib.util.spec_from_file_location("check_dataset", REPO / "tools" / "check_dataset.py")
+    check = importlib.util.spec_from_file_location(
+        "check_dataset", REPO / "tools" / "check_dataset.py"
+    )
     tool = importlib.util.module_from_spec(check)
     check.loader.exec_module(tool)
     assert tool.main(["--spec-file", str(spec), "--workers", "2"]) == 1
     out = capsys.readouterr().out
-    assert "own_check_train: 4 pairs, 1 good, 3 bad" in out and "own_check_val: 2 pairs, 2 good, 0 bad" in out
+    assert (
+        "own_check_train: 4 pairs, 1 good, 3 bad" in out
+        and "own_check_val: 2 pairs, 2 good, 0 bad" in out
+    )
     assert f"cannot decode label file {spoiled['truncated']}" in out
     assert f"label file {spoiled['value']} holds value 50" in out
     assert f"but its label {spoiled['size']} is 10x10" in out
@@ -146,12 +198,21 @@ def test_check_dataset_lists_every_bad_pair_and_summarises(tmp_path, shared_data
 def test_training_can_skip_and_count_unreadable_pairs(tmp_path, shared_data):
     spec = _own_data(tmp_path, shared_data, "own_skip", per_split=4)
     spoiled = _spoil(spec)
-    opts = ["DATASETS.SPEC_FILES", f"('{spec}',)", "DATASETS.TRAIN", "('own_skip_train',)", "DATASETS.TEST", "()"]
+    opts = [
+        "DATASETS.SPEC_FILES",
+        f"('{spec}',)",
+        "DATASETS.TRAIN",
+        "('own_skip_train',)",
+        "DATASETS.TEST",
+        "()",
+    ]
     strict = ZeroShotSemanticDatasetMapper(load_config(TINY, opts), is_train=True)
     records = DatasetCatalog.get("own_skip_train")
     with pytest.raises(OSError, match="cannot decode label file"):
         strict(records[0])
-    mapper = ZeroShotSemanticDatasetMapper(load_config(TINY, [*opts, "INPUT.SKIP_UNREADABLE", "True"]), is_train=True)
+    mapper = ZeroShotSemanticDatasetMapper(
+        load_config(TINY, [*opts, "INPUT.SKIP_UNREADABLE", "True"]), is_train=True
+    )
     dataset = MapDataset(DatasetFromList(records, copy=False), mapper)
     samples = [dataset[i] for i in range(4)]
     assert mapper.skipped >= 3  # each spoiled pair once, and again when drawn as a replacement

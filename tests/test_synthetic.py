@@ -1,4 +1,5 @@
 """Tests of the synthetic demo data set: determinism, label ranges, coverage, and image/label agreement."""
+
 from __future__ import annotations
 
 import json
@@ -9,7 +10,13 @@ import numpy as np
 import pytest
 
 from zsseg_d2.data import synthetic
-from zsseg_d2.data.synthetic import CLASS_NAMES, UNSEEN_CLASSES, draw_scene, generate, generate_split
+from zsseg_d2.data.synthetic import (
+    CLASS_NAMES,
+    UNSEEN_CLASSES,
+    draw_scene,
+    generate,
+    generate_split,
+)
 
 SIZE = (64, 80)  # not square: catches swapped height/width
 
@@ -26,7 +33,9 @@ def train_set(tmp_path_factory: pytest.TempPathFactory) -> list[tuple[np.ndarray
 
 
 def _files(root: Path) -> dict[str, bytes]:
-    return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+    return {
+        str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()
+    }
 
 
 def test_same_seed_same_bytes_other_seed_differs(tmp_path: Path) -> None:
@@ -40,8 +49,10 @@ def test_same_seed_same_bytes_other_seed_differs(tmp_path: Path) -> None:
 def test_splits_differ_for_one_seed(tmp_path: Path) -> None:
     train = generate_split(tmp_path, "train", 3, seed=0, size=SIZE)
     val = generate_split(tmp_path, "val", 3, seed=0, size=SIZE)
-    assert all(Path(t["sem_seg_file_name"]).read_bytes() != Path(v["sem_seg_file_name"]).read_bytes()
-               for t, v in zip(train, val))
+    assert all(
+        Path(t["sem_seg_file_name"]).read_bytes() != Path(v["sem_seg_file_name"]).read_bytes()
+        for t, v in zip(train, val)
+    )
 
 
 def test_records_sizes_and_label_range(train_set: list) -> None:
@@ -77,11 +88,17 @@ def _class_means(data: list, shift: int = 0) -> tuple[np.ndarray, float]:
 
 def test_label_map_matches_drawing(train_set: list) -> None:
     means, scatter = _class_means(train_set)
-    distances = np.linalg.norm(means[:, None] - means[None], axis=-1) + 1e9 * np.eye(len(CLASS_NAMES))
+    distances = np.linalg.norm(means[:, None] - means[None], axis=-1) + 1e9 * np.eye(
+        len(CLASS_NAMES)
+    )
     assert distances.min() > 35, means.round()
     # single-colour classes: pooled mean is the drawn base colour (texture noise has mean 0)
-    for name, colour in (("sun", (250, 215, 30)), ("sand", (225, 195, 135)), ("grass", (70, 160, 45)),
-                         ("water", (25, 95, 130))):
+    for name, colour in (
+        ("sun", (250, 215, 30)),
+        ("sand", (225, 195, 135)),
+        ("grass", (70, 160, 45)),
+        ("water", (25, 95, 130)),
+    ):
         assert np.abs(means[CLASS_NAMES.index(name)] - colour).max() < 15, (name, means)
     # misaligning the labels by 5 px mixes colours: true labels explain the pixels far better
     assert scatter < 0.6 * _class_means(train_set, shift=5)[1]

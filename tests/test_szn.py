@@ -1,5 +1,6 @@
 """Seenmask Zero-shot Network: hand-derived losses (eq. 3, 4, 6), bilinear heads, SEI, the two
 training steps and the variants on a tiny model with real CamVid images."""
+
 from __future__ import annotations
 
 import math
@@ -27,13 +28,17 @@ def test_cosine_loss_eq6_by_hand():
     vectors = torch.tensor([[1.0, 1.0], [0.0, 1.0]])
     # pixel 1: 1 - cos((1,0), (1,1)) = 1 - 1/sqrt(2); pixel 2: 1 - cos((0,2), (0,1)) = 0
     expected = (1 - 1 / math.sqrt(2)) / 2
-    assert pixelwise_cosine_loss(EMBEDDINGS, LABELS, vectors).item() == pytest.approx(expected, abs=1e-6)
+    assert pixelwise_cosine_loss(EMBEDDINGS, LABELS, vectors).item() == pytest.approx(
+        expected, abs=1e-6
+    )
 
 
 def test_mse_loss_eq4_by_hand():
     vectors = torch.tensor([[3.0, 4.0], [0.0, 1.0]])  # max norm 5: targets (0.6, 0.8), (0, 0.2)
     # pixel 1: 0.4^2 + 0.8^2 = 0.8; pixel 2: 1.8^2 = 3.24
-    assert pixelwise_mse_loss(EMBEDDINGS, LABELS, vectors).item() == pytest.approx((0.8 + 3.24) / 2, abs=1e-6)
+    assert pixelwise_mse_loss(EMBEDDINGS, LABELS, vectors).item() == pytest.approx(
+        (0.8 + 3.24) / 2, abs=1e-6
+    )
 
 
 def test_seenmask_bce_eq3_by_hand():
@@ -59,7 +64,9 @@ def test_bilinear_kernel_and_upsampling():
     assert up.shape == (1, 3, 128, 160)
     # away from the border the transposed conv is bilinear interpolation (half-pixel centres)
     reference = F.interpolate(x, scale_factor=32, mode="bilinear", align_corners=False)
-    torch.testing.assert_close(up[..., 16:-16, 16:-16], reference[..., 16:-16, 16:-16], atol=1e-5, rtol=0)
+    torch.testing.assert_close(
+        up[..., 16:-16, 16:-16], reference[..., 16:-16, 16:-16], atol=1e-5, rtol=0
+    )
     assert not head.upsample.weight.requires_grad  # fixed, as in the FCN the thesis adapts
 
 
@@ -69,7 +76,9 @@ def test_sei_picks_nearest_class_of_the_seenmask_group():
     seenmask = torch.tensor([[True, False, True]])
     scores = sei_scores(cosine, seen_group, seenmask)
     assert scores.argmax(dim=0).tolist() == [[0, 2, 0]]  # pixel 3: seen although class 1 is nearer
-    assert (scores[1:].argmax(dim=0) + 1).tolist() == [[2, 2, 1]]  # within U: the nearest unseen (ZLSS)
+    assert (scores[1:].argmax(dim=0) + 1).tolist() == [
+        [2, 2, 1]
+    ]  # within U: the nearest unseen (ZLSS)
 
 
 @pytest.fixture(scope="module")
@@ -112,7 +121,9 @@ def test_step2_trains_only_the_seenmask_head(camvid_batch, tmp_path):
     labels = torch.stack([x["sem_seg"] for x in camvid_batch])
     seen = model.seenmask_lut[labels]
     names = model.train_vocabulary
-    assert (seen[labels == names.index("fence")] == 0).all() and (seen[labels == names.index("road")] == 1).all()
+    assert (seen[labels == names.index("fence")] == 0).all() and (
+        seen[labels == names.index("road")] == 1
+    ).all()
     assert (seen[labels == 255] == 255).all()
 
 
@@ -123,7 +134,9 @@ def test_config_errors(shared_data, tmp_path):
         _model(["MODEL.SZN.STEP", 2, "MODEL.WEIGHTS", str(tmp_path / "missing.pth")])
     with pytest.raises(ValueError, match=r"TRAIN_UNSEEN \['tree'\] must be seen classes"):
         _model(["MODEL.SZN.TRAIN_UNSEEN", ["tree"]])
-    with pytest.raises(ValueError, match="set DATASETS.DROP_CLASSES to \\['fence', 'pedestrian'\\]"):
+    with pytest.raises(
+        ValueError, match="set DATASETS.DROP_CLASSES to \\['fence', 'pedestrian'\\]"
+    ):
         _model(["DATASETS.UNSEEN_IMAGES", "drop"])
     with pytest.raises(ValueError, match="step 2 .* exists only for 'szn'"):
         _model(["MODEL.SZN.VARIANT", "fcn_je", "MODEL.SZN.STEP", 2])
@@ -156,7 +169,11 @@ def test_szn_ps_follows_the_true_seenmask(val_input):
         label = model([val_input])[0]["sem_seg"].argmax(dim=0)
     from detectron2.data import MetadataCatalog
 
-    gt = torch.as_tensor(load_sem_seg(val_input["sem_seg_file_name"], MetadataCatalog.get("camvid_val")).astype("int64"))
+    gt = torch.as_tensor(
+        load_sem_seg(val_input["sem_seg_file_name"], MetadataCatalog.get("camvid_val")).astype(
+            "int64"
+        )
+    )
     group = model.test_seen_group  # seen group: train_seen; unseen group: U + fence, pedestrian
     labelled = gt != 255
     assert torch.equal(group[label][labelled], group[gt[labelled]])
@@ -177,7 +194,9 @@ def test_szn_scores_feed_the_zlss_evaluator(val_input):
     scores = out["sem_seg"][unseen]
     cosine = scores - scores.max(dim=0).values + scores.max()  # any per-pixel shift keeps the order
     predicted = torch.tensor(unseen)[cosine.argmax(dim=0)]
-    gt = torch.as_tensor(load_sem_seg(val_input["sem_seg_file_name"], evaluator.metadata).astype("int64"))
+    gt = torch.as_tensor(
+        load_sem_seg(val_input["sem_seg_file_name"], evaluator.metadata).astype("int64")
+    )
     on_unseen = torch.isin(gt, torch.tensor(unseen))
     hits = int((predicted[on_unseen] == gt[on_unseen]).sum())
     assert int(evaluator.confusion.trace()) == hits
@@ -196,20 +215,36 @@ def test_train_net_runs_both_steps_and_evaluates_all_metrics(tmp_path, shared_da
 
     def train_net(config, *opts):
         command = [sys.executable, "tools/train_net.py", "--config-file", config, *opts]
-        return subprocess.run(command, cwd=repo, env=env, check=True, capture_output=True, text=True)
+        return subprocess.run(
+            command, cwd=repo, env=env, check=True, capture_output=True, text=True
+        )
 
     step1, step2 = tmp_path / "step1", tmp_path / "step2"
     train_net(TINY, "SOLVER.MAX_ITER", "40", "DATASETS.TEST", "()", "OUTPUT_DIR", str(step1))
     lines = (step1 / "metrics.json").read_text().splitlines()
-    losses = [json.loads(line)["total_loss"] for line in lines if "total_loss" in line]  # = loss_embedding
+    losses = [
+        json.loads(line)["total_loss"] for line in lines if "total_loss" in line
+    ]  # = loss_embedding
     assert losses[-1] < losses[0], losses
     train_net("configs/szn/tiny/camvid_step2.yaml", "SOLVER.MAX_ITER", "10", "DATASETS.TEST", "('camvid_val',)",
               "MODEL.WEIGHTS", str(step1 / "model_final.pth"), "OUTPUT_DIR", str(step2))  # fmt: skip
     metrics = json.loads((step2 / "inference/camvid_val/gzs3_metrics.json").read_text())
-    for key in ("pACC", "mACC", "mIoU", "fwIoU", "mIoU(S)", "mIoU(U)", "fwIoU(U)", "pACC(S)", "hIoU"):
+    for key in (
+        "pACC",
+        "mACC",
+        "mIoU",
+        "fwIoU",
+        "mIoU(S)",
+        "mIoU(U)",
+        "fwIoU(U)",
+        "pACC(S)",
+        "hIoU",
+    ):
         assert key in metrics, key
     # step 2 left the FCN and the embedding head as step 1 trained them
     first = torch.load(step1 / "model_final.pth", weights_only=False)["model"]
     second = torch.load(step2 / "model_final.pth", weights_only=False)["model"]
     assert torch.equal(first["backbone.fc7.weight"], second["backbone.fc7.weight"])
-    assert not torch.equal(first["head.heads.seenmask.score.weight"], second["head.heads.seenmask.score.weight"])
+    assert not torch.equal(
+        first["head.heads.seenmask.score.weight"], second["head.heads.seenmask.score.weight"]
+    )

@@ -1,4 +1,5 @@
 """tools/train_net.py and tools/demo.py end to end with the tiny config on real images."""
+
 from __future__ import annotations
 
 import importlib.util
@@ -52,7 +53,9 @@ def test_demo_segments_real_images_and_reports_bad_inputs(tmp_path, shared_data,
     assert len(labels) == 2 and len(list(out.glob("*_overlay.png"))) == 2
     label = np.asarray(Image.open(labels[0]))
     assert label.max() < 3
-    summary = json.loads(labels[0].with_name(labels[0].name.replace("_label.png", "_classes.json")).read_text())
+    summary = json.loads(
+        labels[0].with_name(labels[0].name.replace("_label.png", "_classes.json")).read_text()
+    )
     assert summary["vocabulary"] == ["person", "dog", "sky"]
     assert sum(summary["fractions"].values()) == pytest.approx(1.0, abs=1e-4)
 
@@ -67,16 +70,44 @@ def test_demo_segments_real_images_and_reports_bad_inputs(tmp_path, shared_data,
 
 @pytest.mark.slow
 def test_train_net_trains_tiny_camvid_then_evaluates(tmp_path, shared_data):
-    env = {**os.environ, "ZSSEG_CACHE": str(tmp_path / "cache"), "ZSSEG_SHARED_DATA": str(shared_data)}
+    env = {
+        **os.environ,
+        "ZSSEG_CACHE": str(tmp_path / "cache"),
+        "ZSSEG_SHARED_DATA": str(shared_data),
+    }
     out = tmp_path / "run"
-    train = [sys.executable, "tools/train_net.py", "--config-file", str(TINY), "OUTPUT_DIR", str(out),
-             "SOLVER.MAX_ITER", "120", "DATASETS.TEST", "()", "SOLVER.CHECKPOINT_PERIOD", "60"]
+    train = [
+        sys.executable,
+        "tools/train_net.py",
+        "--config-file",
+        str(TINY),
+        "OUTPUT_DIR",
+        str(out),
+        "SOLVER.MAX_ITER",
+        "120",
+        "DATASETS.TEST",
+        "()",
+        "SOLVER.CHECKPOINT_PERIOD",
+        "60",
+    ]
     subprocess.run(train, cwd=REPO, env=env, check=True, capture_output=True)
-    losses = [json.loads(line)["total_loss"] for line in (out / "metrics.json").read_text().splitlines()
-              if "total_loss" in line]
+    losses = [
+        json.loads(line)["total_loss"]
+        for line in (out / "metrics.json").read_text().splitlines()
+        if "total_loss" in line
+    ]
     assert len(losses) >= 5 and losses[-1] < 0.8 * losses[0], losses
-    evaluate = [sys.executable, "tools/train_net.py", "--config-file", str(TINY), "--eval-only",
-                "OUTPUT_DIR", str(tmp_path / "eval"), "MODEL.WEIGHTS", str(out / "model_final.pth")]
+    evaluate = [
+        sys.executable,
+        "tools/train_net.py",
+        "--config-file",
+        str(TINY),
+        "--eval-only",
+        "OUTPUT_DIR",
+        str(tmp_path / "eval"),
+        "MODEL.WEIGHTS",
+        str(out / "model_final.pth"),
+    ]
     log = subprocess.run(evaluate, cwd=REPO, env=env, check=True, capture_output=True, text=True)
     text = log.stdout + log.stderr
     assert "mIoU(S) | mIoU(U) | hIoU" in text and "camvid_val" in text

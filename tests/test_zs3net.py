@@ -1,4 +1,5 @@
 """ZS3Net stages: losses per stage, what trains, confident-sample selection, inference, errors."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -12,7 +13,11 @@ from zsseg_d2.config import add_zsseg_config
 from zsseg_d2.engine.joint_optimizer import JointOptimizer
 from zsseg_d2.engine.solver import build_optimizer
 from zsseg_d2.modeling.generators import GMMNGenerator
-from zsseg_d2.modeling.meta_arch.zs3net import ZS3Net, _check_previous_stage_weights, select_confident
+from zsseg_d2.modeling.meta_arch.zs3net import (
+    ZS3Net,
+    _check_previous_stage_weights,
+    select_confident,
+)
 
 REPO = Path(__file__).resolve().parents[1]
 CLASSES = ["road", "sky", "tree", "car"]  # tree and car unseen
@@ -27,7 +32,12 @@ def _backbone():
     cfg.MODEL.BACKBONE.FREEZE_AT = 0
     res, deeplab = cfg.MODEL.RESNETS, cfg.MODEL.DEEPLAB
     res.STEM_OUT_CHANNELS, res.RES2_OUT_CHANNELS, res.WIDTH_PER_GROUP, res.NORM = 8, 16, 4, "BN"
-    deeplab.BLOCKS_PER_STAGE, deeplab.ASPP_CHANNELS, deeplab.LOW_LEVEL_CHANNELS, deeplab.OUT_CHANNELS = [1, 1, 1, 1], 8, 4, 8
+    (
+        deeplab.BLOCKS_PER_STAGE,
+        deeplab.ASPP_CHANNELS,
+        deeplab.LOW_LEVEL_CHANNELS,
+        deeplab.OUT_CHANNELS,
+    ) = [1, 1, 1, 1], 8, 4, 8
     return build_backbone(cfg)
 
 
@@ -53,7 +63,10 @@ def _batch(with_unseen: bool):
     if with_unseen:
         label[:, :8] = 2
     label[0, 0] = 255
-    return [{"image": torch.rand(3, 32, 32) * 255, "sem_seg": label, "height": 32, "width": 32} for _ in range(2)]
+    return [
+        {"image": torch.rand(3, 32, 32) * 255, "sem_seg": label, "height": 32, "width": 32}
+        for _ in range(2)
+    ]
 
 
 def _grads(module) -> bool:
@@ -75,7 +88,9 @@ def test_segmentation_stage_trains_backbone_and_seen_columns_only():
     losses["loss_sem_seg"].backward()
     assert _grads(model.backbone)
     grad = model.classifier.weight.grad.flatten(1)
-    assert grad[~UNSEEN].abs().sum() > 0 and grad[UNSEEN].abs().sum() == 0  # unseen columns untouched
+    assert (
+        grad[~UNSEEN].abs().sum() > 0 and grad[UNSEEN].abs().sum() == 0
+    )  # unseen columns untouched
     assert not any(p.requires_grad for p in model.generator.parameters())
 
 
@@ -101,7 +116,12 @@ def test_images_with_unseen_pixels_train_the_classifier_on_generated_features_on
     losses["loss_sem_seg"].backward()
     assert _grads(model.classifier) and model.classifier.weight.grad.flatten(1)[2].abs().sum() > 0
     # "all": the seen classes of that image train the generator as well.
-    assert _model("generator", generator_images="all").train()(_batch(with_unseen=True))["loss_gmmn"].item() > 0
+    assert (
+        _model("generator", generator_images="all")
+        .train()(_batch(with_unseen=True))["loss_gmmn"]
+        .item()
+        > 0
+    )
 
 
 def test_unseen_classes_weigh_more_in_the_classifier_loss():
@@ -183,9 +203,13 @@ def test_evaluating_other_classes_is_refused():
 
 def test_later_stages_need_the_previous_stage_weights(tmp_path):
     _check_previous_stage_weights("segmentation", "")
-    with pytest.raises(ValueError, match="'generator' starts from the 'segmentation' stage's weights.*empty"):
+    with pytest.raises(
+        ValueError, match="'generator' starts from the 'segmentation' stage's weights.*empty"
+    ):
         _check_previous_stage_weights("generator", "")
-    with pytest.raises(FileNotFoundError, match="'recursive' starts from the 'generator' stage.*does not exist"):
+    with pytest.raises(
+        FileNotFoundError, match="'recursive' starts from the 'generator' stage.*does not exist"
+    ):
         _check_previous_stage_weights("recursive", str(tmp_path / "model_final.pth"))
 
 
@@ -201,8 +225,12 @@ def test_generator_gets_adam_and_the_classifier_sgd():
     sgd, adam = optimizer.scheduled, optimizer.constant
     assert isinstance(sgd, torch.optim.SGD) and isinstance(adam, torch.optim.Adam)
     # The backbone is frozen after the segmentation stage: SGD holds the classifier only.
-    assert {id(p) for g in sgd.param_groups for p in g["params"]} == {id(p) for p in model.classifier.parameters()}
-    assert {id(p) for g in adam.param_groups for p in g["params"]} == {id(p) for p in model.generator.parameters()}
+    assert {id(p) for g in sgd.param_groups for p in g["params"]} == {
+        id(p) for p in model.classifier.parameters()
+    }
+    assert {id(p) for g in adam.param_groups for p in g["params"]} == {
+        id(p) for p in model.generator.parameters()
+    }
     losses = model.train()(_batch(with_unseen=False))
     sum(losses.values()).backward()
     before = [p.clone() for p in model.generator.parameters()] + [model.classifier.weight.clone()]
@@ -237,40 +265,107 @@ def test_every_stage_trains_through_train_net_and_evaluates_on_camvid(tmp_path, 
     import subprocess
     import sys
 
-    env = {**os.environ, "ZSSEG_CACHE": str(tmp_path / "cache"), "ZSSEG_SHARED_DATA": str(shared_data)}
+    env = {
+        **os.environ,
+        "ZSSEG_CACHE": str(tmp_path / "cache"),
+        "ZSSEG_SHARED_DATA": str(shared_data),
+    }
     tiny = REPO / "configs" / "zs3net" / "tiny"
     previous = ""
     for stage in ("1_segmentation", "2_zs3net", "3_zs_mmd"):
         out = tmp_path / stage
-        command = [sys.executable, "tools/train_net.py", "--config-file", str(tiny / f"camvid_{stage}.yaml"),
-                   "OUTPUT_DIR", str(out), "SOLVER.MAX_ITER", "8", "DATASETS.TEST", "()"]
+        command = [
+            sys.executable,
+            "tools/train_net.py",
+            "--config-file",
+            str(tiny / f"camvid_{stage}.yaml"),
+            "OUTPUT_DIR",
+            str(out),
+            "SOLVER.MAX_ITER",
+            "8",
+            "DATASETS.TEST",
+            "()",
+        ]
         if previous:
             command += ["MODEL.WEIGHTS", previous]
         subprocess.run(command, cwd=REPO, env=env, check=True, capture_output=True)
-        logged = set().union(*(json.loads(line) for line in (out / "metrics.json").read_text().splitlines()))
+        logged = set().union(
+            *(json.loads(line) for line in (out / "metrics.json").read_text().splitlines())
+        )
         # Detectron2 logs the single loss of stage 1 as total_loss only.
-        expected = {"1_segmentation": set(), "2_zs3net": {"loss_sem_seg", "loss_gmmn"},
-                    "3_zs_mmd": {"loss_sem_seg", "loss_gmmn", "loss_zs_mmd"}}[stage]
-        assert "total_loss" in logged and {k for k in logged if k.startswith("loss_")} == expected, logged
+        expected = {
+            "1_segmentation": set(),
+            "2_zs3net": {"loss_sem_seg", "loss_gmmn"},
+            "3_zs_mmd": {"loss_sem_seg", "loss_gmmn", "loss_zs_mmd"},
+        }[stage]
+        assert (
+            "total_loss" in logged and {k for k in logged if k.startswith("loss_")} == expected
+        ), logged
         previous = str(out / "model_final.pth")
-    evaluate = [sys.executable, "tools/train_net.py", "--config-file", str(tiny / "camvid_3_zs_mmd.yaml"), "--eval-only",
-                "OUTPUT_DIR", str(tmp_path / "eval"), "MODEL.WEIGHTS", previous]
+    evaluate = [
+        sys.executable,
+        "tools/train_net.py",
+        "--config-file",
+        str(tiny / "camvid_3_zs_mmd.yaml"),
+        "--eval-only",
+        "OUTPUT_DIR",
+        str(tmp_path / "eval"),
+        "MODEL.WEIGHTS",
+        previous,
+    ]
     log = subprocess.run(evaluate, cwd=REPO, env=env, check=True, capture_output=True, text=True)
     text = log.stdout + log.stderr
     assert "mIoU(S) | mIoU(U) | hIoU" in text and "camvid_val" in text
     missing = subprocess.run(
-        [sys.executable, "tools/train_net.py", "--config-file", str(tiny / "camvid_2_zs3net.yaml"),
-         "OUTPUT_DIR", str(tmp_path / "x"), "MODEL.WEIGHTS", str(tmp_path / "none.pth")],
-        cwd=REPO, env=env, capture_output=True, text=True,
+        [
+            sys.executable,
+            "tools/train_net.py",
+            "--config-file",
+            str(tiny / "camvid_2_zs3net.yaml"),
+            "OUTPUT_DIR",
+            str(tmp_path / "x"),
+            "MODEL.WEIGHTS",
+            str(tmp_path / "none.pth"),
+        ],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
     )
-    assert missing.returncode != 0 and "starts from the 'segmentation' stage's weights" in missing.stderr
+    assert (
+        missing.returncode != 0
+        and "starts from the 'segmentation' stage's weights" in missing.stderr
+    )
 
 
 PAPER_TAU_GAMMA = {  # sec. IV-A
-    "voc": {2: (0.85, 1 / 40), 4: (0.7, 1 / 80), 6: (0.7, 1 / 80), 8: (0.7, 1 / 80), 10: (0.85, 1 / 40)},
-    "pascal_context": {2: (0.85, 1 / 160), 4: (0.7, 1 / 160), 6: (0.85, 1 / 80), 8: (0.85, 1 / 80), 10: (0.7, 1 / 160)},
+    "voc": {
+        2: (0.85, 1 / 40),
+        4: (0.7, 1 / 80),
+        6: (0.7, 1 / 80),
+        8: (0.7, 1 / 80),
+        10: (0.85, 1 / 40),
+    },
+    "pascal_context": {
+        2: (0.85, 1 / 160),
+        4: (0.7, 1 / 160),
+        6: (0.85, 1 / 80),
+        8: (0.85, 1 / 80),
+        10: (0.7, 1 / 160),
+    },
 }
-UNSEEN_ORDER = ["cow", "motorbike", "aeroplane", "sofa", "cat", "tv monitor", "train", "bottle", "chair", "potted plant"]
+UNSEEN_ORDER = [
+    "cow",
+    "motorbike",
+    "aeroplane",
+    "sofa",
+    "cat",
+    "tv monitor",
+    "train",
+    "bottle",
+    "chair",
+    "potted plant",
+]
 
 
 @pytest.mark.parametrize("dataset", ["voc", "pascal_context"])
@@ -281,16 +376,28 @@ def test_paper_configs_chain_the_stages_with_the_papers_split_tau_and_gamma(data
     from zsseg_d2.engine import load_config
 
     folder = REPO / "configs" / "zs3net" / dataset
-    stages = [load_config(str(folder / f"k{k}_{name}.yaml")) for name in ("1_segmentation", "2_zs3net", "3_zs_mmd")]
+    stages = [
+        load_config(str(folder / f"k{k}_{name}.yaml"))
+        for name in ("1_segmentation", "2_zs3net", "3_zs_mmd")
+    ]
     assert [c.MODEL.ZS3NET.STAGE for c in stages] == ["segmentation", "generator", "recursive"]
     for previous, current in zip(stages, stages[1:]):
         assert current.MODEL.WEIGHTS == f"{previous.OUTPUT_DIR}/model_final.pth"
-    assert stages[0].DATASETS.UNSEEN_IMAGES == "drop" and stages[1].INPUT.DATASET_MAPPER_NAME == "zs_full_label"
+    assert (
+        stages[0].DATASETS.UNSEEN_IMAGES == "drop"
+        and stages[1].INPUT.DATASET_MAPPER_NAME == "zs_full_label"
+    )
     tau, gamma = PAPER_TAU_GAMMA[dataset][k]
-    assert (stages[2].MODEL.ZS3NET.CONFIDENCE_THRESHOLD, stages[2].MODEL.ZS3NET.ZS_MMD_WEIGHT) == pytest.approx((tau, gamma))
+    assert (
+        stages[2].MODEL.ZS3NET.CONFIDENCE_THRESHOLD,
+        stages[2].MODEL.ZS3NET.ZS_MMD_WEIGHT,
+    ) == pytest.approx((tau, gamma))
     metadata = MetadataCatalog.get(stages[0].DATASETS.TRAIN[0])
     assert metadata.unseen_classes == UNSEEN_ORDER[:k]
-    assert len(metadata.stuff_classes) == (21 if dataset == "voc" else 60) and metadata.stuff_classes[0] == "background"
+    assert (
+        len(metadata.stuff_classes) == (21 if dataset == "voc" else 60)
+        and metadata.stuff_classes[0] == "background"
+    )
     if dataset == "voc":
         equal = load_config(str(folder / f"k{k}_3_zs_mmd_equal_weight.yaml"))
         assert equal.MODEL.ZS3NET.EQUAL_WEIGHT and not stages[2].MODEL.ZS3NET.EQUAL_WEIGHT
@@ -301,12 +408,16 @@ def test_voc_classes_all_have_word2vec_vectors(shared_data):
     from zsseg_d2.engine import load_config
     from zsseg_d2.modeling.semantic import build_semantic_source
 
-    cfg = load_config(str(REPO / "configs" / "zs3net" / "voc" / "k10_2_zs3net.yaml"),
-                      ["MODEL.SEMANTIC.FILES", [str(shared_data / "word_vectors" / "voc_21.word2vec.npy")]])
+    cfg = load_config(
+        str(REPO / "configs" / "zs3net" / "voc" / "k10_2_zs3net.yaml"),
+        ["MODEL.SEMANTIC.FILES", [str(shared_data / "word_vectors" / "voc_21.word2vec.npy")]],
+    )
     from detectron2.data import MetadataCatalog
 
     vectors = build_semantic_source(cfg)(MetadataCatalog.get(cfg.DATASETS.TRAIN[0]).stuff_classes)
-    assert vectors.shape == (21, 300) and torch.allclose(vectors.norm(dim=1), torch.ones(21), atol=1e-5)
+    assert vectors.shape == (21, 300) and torch.allclose(
+        vectors.norm(dim=1), torch.ones(21), atol=1e-5
+    )
 
 
 def test_prepare_pascal_context_60_makes_background_class_0(tmp_path, monkeypatch):
@@ -326,13 +437,17 @@ def test_prepare_pascal_context_60_makes_background_class_0(tmp_path, monkeypatc
     names = sorted(list(names59) + ["accordion", "zebra"])  # two classes outside the 59
     (pc / "labels.txt").write_text("".join(f"{i + 1}: {n}\n" for i, n in enumerate(names)))
     raw = {n: i + 1 for i, n in enumerate(names)}
-    label_map = np.array([[0, raw["accordion"], raw["aeroplane"]], [raw["wood"], raw["zebra"], raw["cow"]]])
+    label_map = np.array(
+        [[0, raw["accordion"], raw["aeroplane"]], [raw["wood"], raw["zebra"], raw["cow"]]]
+    )
     lists = tmp_path / "VOCdevkit/VOC2010/ImageSets/Main"
     lists.mkdir(parents=True)
     for split, image_id in (("train", "2008_000001"), ("val", "2008_000002")):
         scipy.io.savemat(pc / f"trainval/{image_id}.mat", {"LabelMap": label_map.astype(np.uint16)})
         (lists / f"{split}.txt").write_text(f"{image_id}\n")
-    spec = importlib.util.spec_from_file_location("prepare_pc60", REPO / "datasets" / "prepare_pascal_context_60.py")
+    spec = importlib.util.spec_from_file_location(
+        "prepare_pc60", REPO / "datasets" / "prepare_pascal_context_60.py"
+    )
     script = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(script)
     script.main(["--root", str(tmp_path)])
@@ -355,7 +470,9 @@ def test_comparison_benchmark_has_both_rows_sharing_the_first_two_stages(monkeyp
     import importlib.util
     import sys
 
-    spec = importlib.util.spec_from_file_location("bench_methods", REPO / "benchmarks" / "bench_methods.py")
+    spec = importlib.util.spec_from_file_location(
+        "bench_methods", REPO / "benchmarks" / "bench_methods.py"
+    )
     bench = importlib.util.module_from_spec(spec)
     monkeypatch.setitem(sys.modules, "bench_methods", bench)  # dataclasses look their module up
     spec.loader.exec_module(bench)

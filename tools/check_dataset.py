@@ -10,11 +10,11 @@ Prints per data set the number of pairs, each bad pair with its error, the pixel
 and how many images show unseen classes. Exit status 1 when a pair is bad (train anyway with
 INPUT.SKIP_UNREADABLE True to skip and count them), 2 for a bad command line or data set.
 """
+
 from __future__ import annotations
 
 import argparse
 import sys
-from typing import List
 
 import numpy as np
 from detectron2.data import DatasetCatalog, MetadataCatalog
@@ -24,13 +24,22 @@ from zsseg_d2.data import register_spec_file, unseen_class_ids
 from zsseg_d2.data.dataset_check import check_records
 from zsseg_d2.engine import load_config
 
+
 def parse_args(argv=None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--dataset", nargs="*", default=[], help="registered data set names")
-    parser.add_argument("--config-file", default="", help="check its DATASETS.TRAIN and DATASETS.TEST")
-    parser.add_argument("--spec-file", nargs="*", default=[], help="register and check every split of these")
+    parser.add_argument(
+        "--config-file", default="", help="check its DATASETS.TRAIN and DATASETS.TEST"
+    )
+    parser.add_argument(
+        "--spec-file", nargs="*", default=[], help="register and check every split of these"
+    )
     parser.add_argument("--workers", type=int, default=4, help="processes reading pairs")
-    parser.add_argument("opts", nargs=argparse.REMAINDER, default=[], help="config overrides KEY VALUE ...")
+    parser.add_argument(
+        "opts", nargs=argparse.REMAINDER, default=[], help="config overrides KEY VALUE ..."
+    )
     return parser.parse_args(argv)
 
 
@@ -46,7 +55,9 @@ def check_dataset(name: str, workers: int) -> int:
         print(f"  BAD {record['file_name']}: {error}")
     if counts:
         total = np.sum(counts, axis=0)
-        shares = ", ".join(f"{c} {100 * n / max(total.sum(), 1):.1f}%" for c, n in zip(classes, total))
+        shares = ", ".join(
+            f"{c} {100 * n / max(total.sum(), 1):.1f}%" for c, n in zip(classes, total)
+        )
         print(f"  pixels per class (of labelled pixels): {shares}")
         unseen = unseen_class_ids(MetadataCatalog.get(name))
         if unseen:
@@ -55,7 +66,7 @@ def check_dataset(name: str, workers: int) -> int:
     return len(bad)
 
 
-def dataset_names(args: argparse.Namespace) -> List[str]:
+def dataset_names(args: argparse.Namespace) -> list[str]:
     names = list(args.dataset)
     for spec in args.spec_file:
         names += register_spec_file(spec)
@@ -63,7 +74,9 @@ def dataset_names(args: argparse.Namespace) -> List[str]:
         cfg = load_config(args.config_file, args.opts)
         names += [*cfg.DATASETS.TRAIN, *cfg.DATASETS.TEST]
     if not names:
-        raise ValueError("nothing to check: pass --dataset NAME, --config-file CFG or --spec-file FILE")
+        raise ValueError(
+            "nothing to check: pass --dataset NAME, --config-file CFG or --spec-file FILE"
+        )
     unknown = [name for name in names if name not in DatasetCatalog.list()]
     if unknown:
         raise KeyError(f"data sets {unknown} are not registered (see datasets/README.md)")

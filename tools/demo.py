@@ -11,6 +11,7 @@ b/x.jpg give a/x_* and b/x_*); two inputs that would share a name are an error b
 A bad image is reported on one line and the others are still processed; no image at all (an empty
 folder, a pattern without matches) is an error.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -19,46 +20,55 @@ import json
 import os
 import sys
 from pathlib import Path
-from typing import Dict, List
 
 import numpy as np
 from PIL import Image
 from tqdm import tqdm
 
 import zsseg_d2  # noqa: F401  (registers the model)
-from zsseg_d2.engine import load_config
 from zsseg_d2.data.registration import IMAGE_SUFFIXES
 from zsseg_d2.data.sem_seg_io import read_image
+from zsseg_d2.engine import load_config
 from zsseg_d2.engine.predictor import VocabularyPredictor
 from zsseg_d2.modeling.semantic import validate_class_names
 from zsseg_d2.utils.visualization import class_fractions, overlay_with_legend
 
 
 def parse_args(argv=None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--config-file", required=True)
-    parser.add_argument("--input", nargs="+", required=True, help="image files, folders or glob patterns")
+    parser.add_argument(
+        "--input", nargs="+", required=True, help="image files, folders or glob patterns"
+    )
     parser.add_argument("--vocab", default="", help="comma-separated class names")
     parser.add_argument("--vocab-file", default="", help="a file with one class name per line")
     parser.add_argument("--output", required=True, help="folder for the results")
-    parser.add_argument("opts", nargs=argparse.REMAINDER, default=[], help="config overrides KEY VALUE ...")
+    parser.add_argument(
+        "opts", nargs=argparse.REMAINDER, default=[], help="config overrides KEY VALUE ..."
+    )
     return parser.parse_args(argv)
 
 
-def read_vocabulary(args: argparse.Namespace) -> List[str]:
+def read_vocabulary(args: argparse.Namespace) -> list[str]:
     names = [name for name in args.vocab.split(",") if name.strip()]
     if args.vocab_file:
         try:
             text = Path(args.vocab_file).read_text(encoding="utf-8")
         except UnicodeDecodeError as error:
-            raise ValueError(f"--vocab-file {args.vocab_file} is not UTF-8 text ({error}); save it as UTF-8") from error
+            raise ValueError(
+                f"--vocab-file {args.vocab_file} is not UTF-8 text ({error}); save it as UTF-8"
+            ) from error
         except OSError as error:
-            raise FileNotFoundError(f"cannot read --vocab-file {args.vocab_file}: {error}") from error
+            raise FileNotFoundError(
+                f"cannot read --vocab-file {args.vocab_file}: {error}"
+            ) from error
         names += [line for line in text.splitlines() if line.strip()]
     return validate_class_names(names, f"--vocab/--vocab-file {args.vocab_file}".strip())
 
 
-def expand_inputs(patterns: List[str]) -> List[Path]:
+def expand_inputs(patterns: list[str]) -> list[Path]:
     """Image files of ``patterns`` (files, folders, globs), each once; a folder without images
     or a pattern that matches nothing is an error naming it."""
     paths = []
@@ -67,28 +77,34 @@ def expand_inputs(patterns: List[str]) -> List[Path]:
         if path.is_dir():
             images = sorted(p for p in path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
             if not images:
-                raise FileNotFoundError(f"--input folder {path} holds no images ({', '.join(IMAGE_SUFFIXES)})")
+                raise FileNotFoundError(
+                    f"--input folder {path} holds no images ({', '.join(IMAGE_SUFFIXES)})"
+                )
             paths += images
         elif path.exists():
             paths.append(path)
         else:
             matches = sorted(Path(p) for p in glob.glob(pattern))
             if not matches:
-                raise FileNotFoundError(f"--input {pattern!r} is no file or folder and matches no file")
+                raise FileNotFoundError(
+                    f"--input {pattern!r} is no file or folder and matches no file"
+                )
             paths += matches
     return list(dict.fromkeys(paths))
 
 
-def output_names(paths: List[Path]) -> Dict[Path, str]:
+def output_names(paths: list[Path]) -> dict[Path, str]:
     """Each input's output name: its path below the inputs' common folder, without suffix."""
     parents = [str(p.resolve().parent) for p in paths]
     common = Path(os.path.commonpath(parents)) if paths else Path()
-    names: Dict[Path, str] = {}
-    taken: Dict[str, Path] = {}
+    names: dict[Path, str] = {}
+    taken: dict[str, Path] = {}
     for path in paths:
         name = str(path.resolve().relative_to(common).with_suffix(""))
         if name in taken:
-            raise ValueError(f"inputs {taken[name]} and {path} would both write {name}_*: rename one or run them apart")
+            raise ValueError(
+                f"inputs {taken[name]} and {path} would both write {name}_*: rename one or run them apart"
+            )
         names[path], taken[name] = name, path
     return names
 
@@ -100,9 +116,17 @@ def segment_one(predictor: VocabularyPredictor, path: Path, output: Path, name: 
     stem = output / name
     stem.parent.mkdir(parents=True, exist_ok=True)
     Image.fromarray(overlay_with_legend(rgb, label, vocabulary)).save(f"{stem}_overlay.png")
-    Image.fromarray(label.astype(np.uint16 if len(vocabulary) > 255 else np.uint8)).save(f"{stem}_label.png")
-    fractions = {"image": str(path), "vocabulary": vocabulary, "fractions": class_fractions(label, vocabulary)}
-    Path(f"{stem}_classes.json").write_text(json.dumps(fractions, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    Image.fromarray(label.astype(np.uint16 if len(vocabulary) > 255 else np.uint8)).save(
+        f"{stem}_label.png"
+    )
+    fractions = {
+        "image": str(path),
+        "vocabulary": vocabulary,
+        "fractions": class_fractions(label, vocabulary),
+    }
+    Path(f"{stem}_classes.json").write_text(
+        json.dumps(fractions, indent=2, ensure_ascii=False) + "\n", encoding="utf-8"
+    )
 
 
 def main(argv=None) -> int:

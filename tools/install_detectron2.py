@@ -24,6 +24,7 @@ this project writes hold only tensors and plain containers.
 GPU users should instead build the official detectron2 from source (see README); the project code
 runs unchanged on it.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -68,7 +69,9 @@ def pip_setting(name: str) -> str:
     env = os.environ.get("PIP_" + name.upper().replace("-", "_"))
     if env:
         return env
-    listed = subprocess.run([sys.executable, "-m", "pip", "config", "list"], capture_output=True, text=True).stdout
+    listed = subprocess.run(
+        [sys.executable, "-m", "pip", "config", "list"], capture_output=True, text=True
+    ).stdout
     values = dict(re.findall(r"^(\S+?)='(.*)'$", listed, flags=re.M))
     return values.get(f"download.{name}") or values.get(f"global.{name}") or ""
 
@@ -90,10 +93,14 @@ def index_download(dest: Path) -> Path:
     proxy = pip_setting("proxy")
     handlers = [urllib.request.ProxyHandler({"http": proxy, "https": proxy})] if proxy else []
     cert = pip_setting("cert")
-    handlers.append(urllib.request.HTTPSHandler(context=ssl.create_default_context(cafile=cert or None)))
+    handlers.append(
+        urllib.request.HTTPSHandler(context=ssl.create_default_context(cafile=cert or None))
+    )
     opener = urllib.request.build_opener(*handlers)
     page = f"{index.rstrip('/')}/{PACKAGE}/"
-    request = urllib.request.Request(page, headers={"Accept": "application/vnd.pypi.simple.v1+json"})
+    request = urllib.request.Request(
+        page, headers={"Accept": "application/vnd.pypi.simple.v1+json"}
+    )
     with opener.open(request, timeout=120) as response:
         files = json.load(response)["files"]
     urls = [urllib.parse.urljoin(page, f["url"]) for f in files if f["filename"] == SDIST_NAME]
@@ -111,7 +118,9 @@ def download(dest: Path, sdist: str | None) -> Path:
     path = Path(sdist) if sdist else (pip_download(dest) or index_download(dest))
     digest = hashlib.sha256(path.read_bytes()).hexdigest()
     if digest != SDIST_SHA256:
-        sys.exit(f"error: {path} has sha256 {digest}, expected {SDIST_SHA256}; refusing to install it")
+        sys.exit(
+            f"error: {path} has sha256 {digest}, expected {SDIST_SHA256}; refusing to install it"
+        )
     return path
 
 
@@ -153,7 +162,16 @@ def main() -> None:
         root = tmp_path / SDIST_NAME[: -len(".tar.gz")]
         print(f"patched {patch_source(root)} files", flush=True)
         subprocess.check_call(
-            [sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--no-build-isolation", str(root)]
+            [
+                sys.executable,
+                "-m",
+                "pip",
+                "install",
+                "-q",
+                "--no-deps",
+                "--no-build-isolation",
+                str(root),
+            ]
         )
     if not already_installed():
         sys.exit("error: detectron2 was installed but does not import; see the output above")

@@ -17,6 +17,7 @@ everything after it) again. With real CLIP weights instead of the small CLIP:
   python tools/run_demo.py MODEL.CLIP.MODEL_NAME ViT-B-16 MODEL.CLIP.PRETRAINED openai
   python tools/run_demo.py MODEL.CLIP.MODEL_NAME ViT-B-16 MODEL.CLIP.PRETRAINED /path/open_clip_model.bin
 """
+
 from __future__ import annotations
 
 import argparse
@@ -36,16 +37,26 @@ VAL = "zsseg_shapes_val"
 
 
 def parse_args() -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--output", default=str(REPO / "output" / "demo"))
-    parser.add_argument("--clip-steps", type=int, default=400, help="small-CLIP training steps (0: random CLIP)")
+    parser.add_argument(
+        "--clip-steps", type=int, default=400, help="small-CLIP training steps (0: random CLIP)"
+    )
     parser.add_argument("--stage1-iters", type=int, default=600)
     parser.add_argument("--stage3-iters", type=int, default=200)
-    parser.add_argument("--rank-scale", type=float, default=100.0,
-                        help="stage 3's MODEL.CEL.LOSS.RANK_SCALE: 100 = 1/tau; 1 (eq. 6 as printed) leaves mIoU(U) at 0")
+    parser.add_argument(
+        "--rank-scale",
+        type=float,
+        default=100.0,
+        help="stage 3's MODEL.CEL.LOSS.RANK_SCALE: 100 = 1/tau; 1 (eq. 6 as printed) leaves mIoU(U) at 0",
+    )
     parser.add_argument("--num-train", type=int, default=300)
     parser.add_argument("--num-val", type=int, default=60)
-    parser.add_argument("opts", nargs=argparse.REMAINDER, help="config overrides for every stage, KEY VALUE ...")
+    parser.add_argument(
+        "opts", nargs=argparse.REMAINDER, help="config overrides for every stage, KEY VALUE ..."
+    )
     return parser.parse_args()
 
 
@@ -57,8 +68,18 @@ def run(step: str, command: list) -> None:
 
 
 def train_command(output: Path, iters: int, opts: list) -> list:
-    return ["tools/train_net.py", "--config-file", CONFIG, "OUTPUT_DIR", output, "SOLVER.MAX_ITER", iters,
-            "DATASETS.TEST", "()", *opts]
+    return [
+        "tools/train_net.py",
+        "--config-file",
+        CONFIG,
+        "OUTPUT_DIR",
+        output,
+        "SOLVER.MAX_ITER",
+        iters,
+        "DATASETS.TEST",
+        "()",
+        *opts,
+    ]
 
 
 def evaluate(weights: Path, opts: list) -> dict:
@@ -83,24 +104,35 @@ def draw_overlays(weights: Path, opts: list, output: Path, count: int = 6) -> No
     predictor = VocabularyPredictor(cfg, vocabulary)
     output.mkdir(parents=True, exist_ok=True)
     unseen_ids = [vocabulary.index(name) for name in MetadataCatalog.get(VAL).unseen_classes]
-    with_unseen = [r for r in DatasetCatalog.get(VAL)
-                   if np.isin(np.asarray(Image.open(r["sem_seg_file_name"])), unseen_ids).any()]
+    with_unseen = [
+        r
+        for r in DatasetCatalog.get(VAL)
+        if np.isin(np.asarray(Image.open(r["sem_seg_file_name"])), unseen_ids).any()
+    ]
     for record in with_unseen[:count]:
         rgb = np.asarray(Image.open(record["file_name"]).convert("RGB"))
         label = predictor(rgb)
         # the scenes are 128 px: draw at 3x so that the labels stay legible
-        big_rgb, big_label = (np.kron(a, np.ones((3, 3) + (1,) * (a.ndim - 2), dtype=a.dtype)) for a in (rgb, label))
+        big_rgb, big_label = (
+            np.kron(a, np.ones((3, 3) + (1,) * (a.ndim - 2), dtype=a.dtype)) for a in (rgb, label)
+        )
         overlay = overlay_with_legend(big_rgb, big_label, vocabulary)
         Image.fromarray(overlay).save(output / f"{record['image_id']}_overlay.png")
-    print(f"overlays of {min(count, len(with_unseen))} validation images with unseen classes (stage 3 with the CLIP "
-          f"ensemble) in {output}")
+    print(
+        f"overlays of {min(count, len(with_unseen))} validation images with unseen classes (stage 3 with the CLIP "
+        f"ensemble) in {output}"
+    )
 
 
 def pseudo_label_quality(summary_file: Path) -> str:
     summary = json.loads(summary_file.read_text())
-    per_class = ", ".join(f"{name} {c.get('precision')}/{c.get('recall')}" for name, c in summary["per_class"].items())
-    return (f"pseudo labels on {summary['images_done']} training images: precision {summary['precision']}, "
-            f"recall {summary['recall']} (per class precision/recall: {per_class})")
+    per_class = ", ".join(
+        f"{name} {c.get('precision')}/{c.get('recall')}" for name, c in summary["per_class"].items()
+    )
+    return (
+        f"pseudo labels on {summary['images_done']} training images: precision {summary['precision']}, "
+        f"recall {summary['recall']} (per class precision/recall: {per_class})"
+    )
 
 
 def report_disk_use(output: Path) -> None:
@@ -108,7 +140,9 @@ def report_disk_use(output: Path) -> None:
 
     parts = {p.name: folder_size(p) for p in sorted(output.iterdir()) if p.is_dir()}
     listing = ", ".join(f"{name}/ {size / 2**20:.1f} MB" for name, size in parts.items())
-    print(f"\nwritten under {output}: {folder_size(output) / 2**20:.1f} MB ({listing}); remove the folder to start over")
+    print(
+        f"\nwritten under {output}: {folder_size(output) / 2**20:.1f} MB ({listing}); remove the folder to start over"
+    )
 
 
 def main() -> None:
@@ -117,11 +151,13 @@ def main() -> None:
     # the demo's generated scenes live in its own output folder, never in a user's DETECTRON2_DATASETS
     os.environ["DETECTRON2_DATASETS"] = str(output / "datasets")
     os.environ.setdefault("ZSSEG_CACHE", str(output / "text_cache"))
-    print(f"writing under {output}: scenes (datasets/), small CLIP (clip/), stage checkpoints (stage1/, "
-          f"stage3/), pseudo labels (pseudo/), overlays (overlays/), text-embedding cache (text_cache/)")
-    import zsseg_d2  # noqa: F401  (after the environment: registers the data sets)
+    print(
+        f"writing under {output}: scenes (datasets/), small CLIP (clip/), stage checkpoints (stage1/, "
+        f"stage3/), pseudo labels (pseudo/), overlays (overlays/), text-embedding cache (text_cache/)"
+    )
     from detectron2.data import MetadataCatalog
 
+    import zsseg_d2  # noqa: F401  (after the environment: registers the data sets)
     from zsseg_d2.data.synthetic import GENERATOR_VERSION, generate
     from zsseg_d2.evaluation import format_gzs3_table
     from zsseg_d2.utils.stages import run_stage
@@ -132,27 +168,83 @@ def main() -> None:
     clip_opts = []
     if args.clip_steps > 0 and "MODEL.CLIP.PRETRAINED" not in args.opts:
         clip = output / "clip" / "clip.pt"
-        settings["clip"] = ["tools/train_clip.py", "--config-file", CONFIG, "--output", clip.parent,
-                            "--steps", args.clip_steps, *args.opts]
-        run_stage("step 0: small CLIP", clip.parent, settings, clip, lambda: run("step 0: small CLIP", settings["clip"]))
+        settings["clip"] = [
+            "tools/train_clip.py",
+            "--config-file",
+            CONFIG,
+            "--output",
+            clip.parent,
+            "--steps",
+            args.clip_steps,
+            *args.opts,
+        ]
+        run_stage(
+            "step 0: small CLIP",
+            clip.parent,
+            settings,
+            clip,
+            lambda: run("step 0: small CLIP", settings["clip"]),
+        )
         clip_opts = ["MODEL.CLIP.PRETRAINED", str(clip)]
     opts = [*clip_opts, *args.opts]
 
     stage1 = output / "stage1" / "model_final.pth"
-    settings["stage1"] = train_command(stage1.parent, args.stage1_iters, ["INPUT.IMAGE_LABELS.UNSEEN_MODE", "none", *opts])
-    run_stage("stage 1: seen classes only", stage1.parent, settings, stage1,
-              lambda: run("stage 1: seen classes only", settings["stage1"]))
+    settings["stage1"] = train_command(
+        stage1.parent, args.stage1_iters, ["INPUT.IMAGE_LABELS.UNSEEN_MODE", "none", *opts]
+    )
+    run_stage(
+        "stage 1: seen classes only",
+        stage1.parent,
+        settings,
+        stage1,
+        lambda: run("stage 1: seen classes only", settings["stage1"]),
+    )
     pseudo = output / "pseudo" / "pseudo_labels.json"
-    settings["stage2"] = ["tools/generate_pseudo_labels.py", "--config-file", CONFIG, "--dataset", "zsseg_shapes_train",
-                          "--output", pseudo, "--no-progress", "MODEL.WEIGHTS", stage1, *opts]
-    run_stage("stage 2: pseudo labels", pseudo.parent, settings, pseudo,
-              lambda: run("stage 2: pseudo labels", settings["stage2"]))
+    settings["stage2"] = [
+        "tools/generate_pseudo_labels.py",
+        "--config-file",
+        CONFIG,
+        "--dataset",
+        "zsseg_shapes_train",
+        "--output",
+        pseudo,
+        "--no-progress",
+        "MODEL.WEIGHTS",
+        stage1,
+        *opts,
+    ]
+    run_stage(
+        "stage 2: pseudo labels",
+        pseudo.parent,
+        settings,
+        pseudo,
+        lambda: run("stage 2: pseudo labels", settings["stage2"]),
+    )
     stage3 = output / "stage3" / "model_final.pth"
-    settings["stage3"] = train_command(stage3.parent, args.stage3_iters, [
-        "MODEL.WEIGHTS", stage1, "SOLVER.BASE_LR", "0.0001", "INPUT.IMAGE_LABELS.UNSEEN_MODE", "pseudo",
-        "INPUT.IMAGE_LABELS.PSEUDO_LABEL_FILE", pseudo, "MODEL.CEL.LOSS.RANK_SCALE", args.rank_scale, *opts])
-    run_stage("stage 3: with pseudo labels", stage3.parent, settings, stage3,
-              lambda: run("stage 3: with pseudo labels", settings["stage3"]))
+    settings["stage3"] = train_command(
+        stage3.parent,
+        args.stage3_iters,
+        [
+            "MODEL.WEIGHTS",
+            stage1,
+            "SOLVER.BASE_LR",
+            "0.0001",
+            "INPUT.IMAGE_LABELS.UNSEEN_MODE",
+            "pseudo",
+            "INPUT.IMAGE_LABELS.PSEUDO_LABEL_FILE",
+            pseudo,
+            "MODEL.CEL.LOSS.RANK_SCALE",
+            args.rank_scale,
+            *opts,
+        ],
+    )
+    run_stage(
+        "stage 3: with pseudo labels",
+        stage3.parent,
+        settings,
+        stage3,
+        lambda: run("stage 3: with pseudo labels", settings["stage3"]),
+    )
 
     print("\n=== evaluation on", VAL, flush=True)
     results = {}
@@ -164,10 +256,20 @@ def main() -> None:
     unseen = ", ".join(MetadataCatalog.get(VAL).unseen_classes)
     print(f"\nGZS3 on {VAL} (unseen: {unseen}):\n" + format_gzs3_table(results))
     print(pseudo_label_quality(pseudo.with_suffix(".summary.json")))
-    (output / "results.json").write_text(json.dumps({"gzs3": results, "pseudo_labels": json.loads(
-        pseudo.with_suffix(".summary.json").read_text())}, indent=1, default=float))
+    (output / "results.json").write_text(
+        json.dumps(
+            {
+                "gzs3": results,
+                "pseudo_labels": json.loads(pseudo.with_suffix(".summary.json").read_text()),
+            },
+            indent=1,
+            default=float,
+        )
+    )
     if not clip_opts and "MODEL.CLIP.PRETRAINED" not in args.opts:
-        print("With a random CLIP (--clip-steps 0) the unseen classes cannot be recognised from their names.")
+        print(
+            "With a random CLIP (--clip-steps 0) the unseen classes cannot be recognised from their names."
+        )
     report_disk_use(output)
     print(f"demo done in {time.monotonic() - start:.0f} s")
 

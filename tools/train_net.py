@@ -8,6 +8,7 @@
 
 Without a GPU, MODEL.DEVICE falls back to cpu and --num-gpus N runs N CPU processes.
 """
+
 from __future__ import annotations
 
 from detectron2.engine import default_argument_parser
@@ -22,7 +23,9 @@ def main(args):
     if args.eval_only:
         model = Trainer.build_model(cfg)
         load_trained_weights(
-            model, weights_to_evaluate(cfg, args.resume), cfg.MODEL.SEMANTIC.ACCEPT_CHECKPOINT_MISMATCH
+            model,
+            weights_to_evaluate(cfg, args.resume),
+            cfg.MODEL.SEMANTIC.ACCEPT_CHECKPOINT_MISMATCH,
         )
         return Trainer.test(cfg, model)
     trainer = Trainer(cfg)

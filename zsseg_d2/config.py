@@ -4,6 +4,7 @@ Names follow Detectron2 / Mask2Former where an option means the same thing there
 the paper's (Dao et al. 2023, "Class Enhancement Losses with Pseudo Labels for Zero-shot Semantic
 Segmentation") and Mask2Former's for the parts the paper takes from it.
 """
+
 from __future__ import annotations
 
 from detectron2.config import CfgNode as CN
@@ -107,7 +108,9 @@ def _add_szn_config(cfg: CN) -> None:
     # ignored in step 1 (and, with DATASETS.UNSEEN_IMAGES "drop", their images dropped via
     # DATASETS.DROP_CLASSES); at test time they join U in SEI's unseen group.
     szn.TRAIN_UNSEEN = []
-    szn.LOSS = "cosine"  # joint-embedding loss: "cosine" (eq. 6, the thesis's choice) or "mse" (eq. 4)
+    szn.LOSS = (
+        "cosine"  # joint-embedding loss: "cosine" (eq. 6, the thesis's choice) or "mse" (eq. 4)
+    )
     # Learn the 32x transposed convolutions (initialised to bilinear) or keep them fixed, as the
     # PyTorch FCN the thesis adapts does.
     szn.LEARN_UPSAMPLING = False
@@ -115,7 +118,9 @@ def _add_szn_config(cfg: CN) -> None:
 
 def _add_clip_config(cfg: CN) -> None:
     clip = cfg.MODEL.CLIP = CN()
-    clip.MODEL_NAME = "ViT-B-16"  # an open_clip model name (or one registered by zsseg_d2, e.g. "ZSSeg-Tiny")
+    clip.MODEL_NAME = (
+        "ViT-B-16"  # an open_clip model name (or one registered by zsseg_d2, e.g. "ZSSeg-Tiny")
+    )
     # An open_clip pretrained tag ("openai", "laion2b_s34b_b88k", ...), a local checkpoint file,
     # or "" for random weights (tests only).
     clip.PRETRAINED = "openai"
@@ -134,7 +139,9 @@ def _add_clip_config(cfg: CN) -> None:
     clip.ENSEMBLE = False
     clip.ENSEMBLE_LAMBDA = 0.8
     clip.ENSEMBLE_MASK_THRESHOLD = 0.5  # a query's crop region is sigma(mask logit) > this
-    clip.ENSEMBLE_MASK_FILL = True  # pixels outside the mask set to CLIP's pixel mean (reference "mean")
+    clip.ENSEMBLE_MASK_FILL = (
+        True  # pixels outside the mask set to CLIP's pixel mean (reference "mean")
+    )
     clip.ENSEMBLE_EXPAND_RATIO = 0.0  # grow the crop box by this fraction (reference: none)
 
 
@@ -256,7 +263,9 @@ def _add_sign_config(cfg: CN) -> None:
     # synthetic features (eq. 10); "self_training": eq. 10 plus pseudo-labelled unseen pixels.
     sign.STEP = "train"
     sign.IN_FEATURE = "dense"  # backbone output read as E(x)
-    sign.POSITIONAL_ENCODING = "relative"  # "relative" (RPE) | "absolute" | "absolute_interp" | "none" (Table 3)
+    sign.POSITIONAL_ENCODING = (
+        "relative"  # "relative" (RPE) | "absolute" | "absolute_interp" | "none" (Table 3)
+    )
     sign.PE_DIM = 300  # d_model per direction (eq. 11-14); the encoding has 2 * PE_DIM channels
     sign.PE_SCALE = 512.0  # c of eq. 15-16
     sign.PE_TRAIN_SIZE = (41, 41)  # training feature size, for "absolute_interp" at test time
@@ -281,7 +290,9 @@ def _add_relation_net_config(cfg: CN) -> None:
     """Relation Network for ZLSS / GZLSS (Zhang & Khriyenko); defaults are the paper's (Sec. III-IV)."""
     rn = cfg.MODEL.RELATION_NET = CN()
     rn.IN_FEATURE = "dense"  # image embedding module output (U-Net VGG-16 or DeepLab-v3)
-    rn.WORD_HIDDEN = 256  # FC word-embedding module: embedding -> hidden -> hidden, tiled over H x W
+    rn.WORD_HIDDEN = (
+        256  # FC word-embedding module: embedding -> hidden -> hidden, tiled over H x W
+    )
     rn.RELATION_CHANNELS = 128  # width of the relation module's convolutions
     rn.EPISODE_CLASSES = 10  # classes drawn per episode
     # "all": drawn from all classes, then the unseen dropped (the paper's Sec. IV-D); "seen": drawn
@@ -338,7 +349,9 @@ def _add_zs3net_config(cfg: CN) -> None:
     # classifier retraining (backbone frozen); "recursive": plus ZS-MMD (eq. 2). Each stage starts
     # from the previous stage's MODEL.WEIGHTS.
     zs3.STAGE = "segmentation"
-    zs3.GENERATOR_HIDDEN_DIM = 256  # GMMN hidden layer (ZS3Net's code); noise has the embedding's size
+    zs3.GENERATOR_HIDDEN_DIM = (
+        256  # GMMN hidden layer (ZS3Net's code); noise has the embedding's size
+    )
     zs3.GENERATOR_DROPOUT = 0.5
     zs3.GENERATOR_BATCH = 128  # features per class and MMD term (sec. IV-A)
     # Images whose seen-class features train the GMMN: "unseen_free" (ZS3Net's code: only images
@@ -349,7 +362,9 @@ def _add_zs3net_config(cfg: CN) -> None:
     zs3.MMD_BANDWIDTHS = [2.0, 5.0, 10.0, 20.0, 40.0, 80.0]
     # Cross-entropy weight of unseen classes when retraining the classifier (ZS3Net's code: 100).
     zs3.UNSEEN_CLASS_WEIGHT = 100.0
-    zs3.CONFIDENCE_THRESHOLD = 0.7  # tau: generated features kept when predicted right with c_i > tau
+    zs3.CONFIDENCE_THRESHOLD = (
+        0.7  # tau: generated features kept when predicted right with c_i > tau
+    )
     zs3.ZS_MMD_WEIGHT = 0.0125  # gamma, the scale of the ZS-MMD loss (VOC K = 4, 6, 8: 1/80)
     # Table III ablation: the same confident features, each with weight 1 instead of c_i.
     zs3.EQUAL_WEIGHT = False

@@ -1,7 +1,6 @@
 """Zero-shot crop classification of a CLIP model: accuracy on class boxes, seen and unseen apart."""
-from __future__ import annotations
 
-from typing import Dict
+from __future__ import annotations
 
 import torch
 
@@ -10,13 +9,22 @@ from .regions import RegionSet
 
 
 @torch.no_grad()
-def encode_crops(model: torch.nn.Module, crops: torch.Tensor, batch_size: int = 256) -> torch.Tensor:
+def encode_crops(
+    model: torch.nn.Module, crops: torch.Tensor, batch_size: int = 256
+) -> torch.Tensor:
     """Unit-norm image embeddings ``[N, D]`` of CLIP-normalised crops."""
     model.eval()
-    return torch.cat([model.encode_image(crops[i : i + batch_size], normalize=True) for i in range(0, len(crops), batch_size)])
+    return torch.cat(
+        [
+            model.encode_image(crops[i : i + batch_size], normalize=True)
+            for i in range(0, len(crops), batch_size)
+        ]
+    )
 
 
-def crop_accuracy(image_embeds: torch.Tensor, regions: RegionSet, text_embeds: torch.Tensor) -> Dict[str, float]:
+def crop_accuracy(
+    image_embeds: torch.Tensor, regions: RegionSet, text_embeds: torch.Tensor
+) -> dict[str, float]:
     """Top-1 accuracy (%) of crops classified by the nearest class text (eq. 9's argmax).
 
     ``seen`` / ``unseen``: crops of seen / unseen classes classified among all classes (GZS3);

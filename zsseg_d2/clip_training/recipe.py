@@ -1,13 +1,14 @@
 """The whole job of ``tools/train_clip.py``: regions of the training split, training, a checkpoint
 that loads through ``MODEL.CLIP.PRETRAINED``, and zero-shot crop accuracy on the validation split
 measured through the inference path (the checkpoint file, the configured semantic source)."""
+
 from __future__ import annotations
 
 import dataclasses
 import json
 import logging
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Dict, Sequence
 
 import open_clip
 import torch
@@ -29,10 +30,14 @@ REPORT_NAME = "clip.json"
 def _check_splits(cfg: CfgNode) -> tuple[str, str]:
     """(training split, validation split) of ``cfg``; they must differ."""
     if not cfg.DATASETS.TRAIN or not cfg.DATASETS.TEST:
-        raise ValueError("CLIP training needs DATASETS.TRAIN (regions to train on) and DATASETS.TEST (to measure)")
+        raise ValueError(
+            "CLIP training needs DATASETS.TRAIN (regions to train on) and DATASETS.TEST (to measure)"
+        )
     train, val = cfg.DATASETS.TRAIN[0], cfg.DATASETS.TEST[0]
     if train == val:
-        raise ValueError(f"DATASETS.TRAIN and DATASETS.TEST are both '{train}': CLIP must not train on the validation split")
+        raise ValueError(
+            f"DATASETS.TRAIN and DATASETS.TEST are both '{train}': CLIP must not train on the validation split"
+        )
     return train, val
 
 
@@ -46,7 +51,7 @@ def eval_config(cfg: CfgNode, checkpoint: Path, text_files: Sequence[str] = ()) 
     return cfg
 
 
-def evaluate_checkpoint(cfg: CfgNode, regions: RegionSet) -> Dict[str, float]:
+def evaluate_checkpoint(cfg: CfgNode, regions: RegionSet) -> dict[str, float]:
     """Crop accuracy of ``cfg``'s CLIP (``MODEL.CLIP``) with ``cfg``'s class texts (``MODEL.SEMANTIC``)."""
     model, _ = create_clip_model(cfg.MODEL.CLIP.MODEL_NAME, cfg.MODEL.CLIP.PRETRAINED, offline=True)
     text = build_semantic_source(cfg)(regions.class_names)
@@ -67,11 +72,25 @@ def train_and_save(
     train_split, val_split = _check_splits(cfg)
     name = cfg.MODEL.CLIP.MODEL_NAME
     model, preprocess = create_clip_model(name, "")
-    train_regions = build_region_set(train_split, preprocess, random_per_image=random_regions, seed=settings.seed)
-    logger.info(f"{len(train_regions)} training regions of {train_split}; per class {train_regions.class_counts()}")
-    text_features = _locked_text(text_files, train_regions.class_names, model) if text_files else None
+    train_regions = build_region_set(
+        train_split, preprocess, random_per_image=random_regions, seed=settings.seed
+    )
+    logger.info(
+        f"{len(train_regions)} training regions of {train_split}; per class {train_regions.class_counts()}"
+    )
+    text_features = (
+        _locked_text(text_files, train_regions.class_names, model) if text_files else None
+    )
     templates = PROMPT_TEMPLATES[cfg.MODEL.CLIP.PROMPT_TEMPLATES]
-    history = train_clip(model, train_regions, templates, open_clip.get_tokenizer(name), settings, text_features, progress)
+    history = train_clip(
+        model,
+        train_regions,
+        templates,
+        open_clip.get_tokenizer(name),
+        settings,
+        text_features,
+        progress,
+    )
     checkpoint = output / CHECKPOINT_NAME
     with atomic_write(checkpoint) as f:
         torch.save(model.state_dict(), f)
@@ -96,7 +115,9 @@ def train_and_save(
     return report
 
 
-def _locked_text(text_files: Sequence[str], class_names: Sequence[str], model: torch.nn.Module) -> torch.Tensor:
+def _locked_text(
+    text_files: Sequence[str], class_names: Sequence[str], model: torch.nn.Module
+) -> torch.Tensor:
     vectors = EmbeddingFileSource(text_files)(class_names)
     width = model.visual.output_dim
     if vectors.shape[1] != width:
@@ -107,7 +128,7 @@ def _locked_text(text_files: Sequence[str], class_names: Sequence[str], model: t
     return vectors
 
 
-def format_accuracy(accuracy: Dict[str, float], split: str) -> str:
+def format_accuracy(accuracy: dict[str, float], split: str) -> str:
     """Readable lines of :func:`crop_accuracy`'s result."""
     lines = [
         f"Zero-shot crop classification on {split} ({int(accuracy['crops'])} class boxes):",
@@ -115,6 +136,8 @@ def format_accuracy(accuracy: Dict[str, float], split: str) -> str:
         f"  unseen classes, among all classes:   {accuracy['unseen']:6.2f}%",
     ]
     if "unseen_among_unseen" in accuracy:
-        lines.append(f"  unseen classes, among unseen (eq. 9): {accuracy['unseen_among_unseen']:5.2f}%  "
-                     f"(chance {accuracy['chance_unseen']:.1f}%)")
+        lines.append(
+            f"  unseen classes, among unseen (eq. 9): {accuracy['unseen_among_unseen']:5.2f}%  "
+            f"(chance {accuracy['chance_unseen']:.1f}%)"
+        )
     return "\n".join(lines)

@@ -11,10 +11,11 @@ Two kinds of region, both cropped by the same code as the pseudo-label pass and 
 Every class of the annotation takes part, seen and unseen: the GZS3 protocol withholds unseen
 *masks* from the segmentation model, not the class names from CLIP's pretraining.
 """
+
 from __future__ import annotations
 
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from typing import Iterator, List, Sequence, Tuple
 
 import numpy as np
 import torch
@@ -31,17 +32,19 @@ class RegionSet:
 
     crops: torch.Tensor
     labels: torch.Tensor
-    class_names: List[str]
-    unseen_ids: List[int]
+    class_names: list[str]
+    unseen_ids: list[int]
 
     def __len__(self) -> int:
         return len(self.labels)
 
-    def class_counts(self) -> List[int]:
+    def class_counts(self) -> list[int]:
         return torch.bincount(self.labels, minlength=len(self.class_names)).tolist()
 
 
-def class_boxes(label: np.ndarray, num_classes: int, min_fraction: float) -> Tuple[torch.Tensor, torch.Tensor]:
+def class_boxes(
+    label: np.ndarray, num_classes: int, min_fraction: float
+) -> tuple[torch.Tensor, torch.Tensor]:
     """``(boxes [K, 4], classes [K])``: the box of each class covering at least ``min_fraction``
     of the image (ignore pixels, ids >= ``num_classes``, belong to no class)."""
     label_t = torch.from_numpy(label.astype(np.int64))
@@ -55,7 +58,7 @@ def class_boxes(label: np.ndarray, num_classes: int, min_fraction: float) -> Tup
 
 def random_boxes(
     label: np.ndarray, num_classes: int, rng: np.random.Generator, count: int, min_dominance: float
-) -> Tuple[torch.Tensor, torch.Tensor]:
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Up to ``count`` random boxes (side 1/4 to 3/4 of the image's) whose labelled pixels are at
     least ``min_dominance`` one class, with that class; boxes failing it are dropped."""
     height, width = label.shape
@@ -68,19 +71,28 @@ def random_boxes(
         if counts.sum() and counts.max() >= min_dominance * counts.sum():
             boxes.append([x0, y0, x0 + w, y0 + h])
             classes.append(int(counts.argmax()))
-    return torch.tensor(boxes, dtype=torch.float32).view(-1, 4), torch.tensor(classes, dtype=torch.long)
+    return torch.tensor(boxes, dtype=torch.float32).view(-1, 4), torch.tensor(
+        classes, dtype=torch.long
+    )
 
 
 def _image_regions(
-    records: Sequence[dict], metadata, random_per_image: int, min_fraction: float, min_dominance: float, seed: int
-) -> Iterator[Tuple[np.ndarray, torch.Tensor, torch.Tensor]]:
+    records: Sequence[dict],
+    metadata,
+    random_per_image: int,
+    min_fraction: float,
+    min_dominance: float,
+    seed: int,
+) -> Iterator[tuple[np.ndarray, torch.Tensor, torch.Tensor]]:
     num_classes = len(metadata.stuff_classes)
     for index, record in enumerate(records):
         label = load_sem_seg(record["sem_seg_file_name"], metadata)
         boxes, classes = class_boxes(label, num_classes, min_fraction)
         if random_per_image:
             rng = np.random.default_rng([seed, index])
-            extra_boxes, extra_classes = random_boxes(label, num_classes, rng, random_per_image, min_dominance)
+            extra_boxes, extra_classes = random_boxes(
+                label, num_classes, rng, random_per_image, min_dominance
+            )
             boxes, classes = torch.cat([boxes, extra_boxes]), torch.cat([classes, extra_classes])
         if len(classes):
             yield read_image(record["file_name"], "RGB"), boxes, classes
@@ -103,11 +115,23 @@ def build_region_set(
     records = records[:max_images] if max_images > 0 else records
     crops, labels = [], []
     size = tuple(preprocess["size"])
-    for image, boxes, classes in _image_regions(records, metadata, random_per_image, min_fraction, min_dominance, seed):
-        image_t = normalize_image(torch.from_numpy(np.array(image, dtype=np.float32)).permute(2, 0, 1),
-                                  preprocess["mean"], preprocess["std"])
+    for image, boxes, classes in _image_regions(
+        records, metadata, random_per_image, min_fraction, min_dominance, seed
+    ):
+        image_t = normalize_image(
+            torch.from_numpy(np.array(image, dtype=np.float32)).permute(2, 0, 1),
+            preprocess["mean"],
+            preprocess["std"],
+        )
         crops.append(resize_boxes(image_t, boxes, size))
         labels.append(classes)
     if not crops:
-        raise ValueError(f"data set '{dataset_name}' has no labelled region of at least {min_fraction} of an image")
-    return RegionSet(torch.cat(crops), torch.cat(labels), list(metadata.stuff_classes), unseen_class_ids(metadata))
+        raise ValueError(
+            f"data set '{dataset_name}' has no labelled region of at least {min_fraction} of an image"
+        )
+    return RegionSet(
+        torch.cat(crops),
+        torch.cat(labels),
+        list(metadata.stuff_classes),
+        unseen_class_ids(metadata),
+    )

@@ -13,11 +13,13 @@ would move, and updating them all was most of the optimizer's time.
 With ``text_features`` given (the "locked text" mode) the captions are those fixed class vectors,
 e.g. real CLIP text embeddings, and only the image tower and the logit scale learn.
 """
+
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Callable, Dict, List, Optional, Sequence
+from typing import Callable
 
 import torch
 import torch.nn.functional as F
@@ -42,20 +44,25 @@ class ClipTrainingSettings:
     seed: int = 0
 
 
-def class_distinct_batch(class_rows: Sequence[torch.Tensor], groups: int, generator: torch.Generator) -> torch.Tensor:
+def class_distinct_batch(
+    class_rows: Sequence[torch.Tensor], groups: int, generator: torch.Generator
+) -> torch.Tensor:
     """``[groups, K]`` region indices: row g holds one random region of each of the K classes."""
     picks = [rows[torch.randint(len(rows), (groups,), generator=generator)] for rows in class_rows]
     return torch.stack(picks, dim=1)
 
 
-def _parameter_groups(model: torch.nn.Module, weight_decay: float) -> List[dict]:
+def _parameter_groups(model: torch.nn.Module, weight_decay: float) -> list[dict]:
     """Weight decay on weight matrices only; gains, biases, embeddings' scale and the logit scale
     are not decayed (CLIP's recipe; a decayed logit scale would shrink towards 1)."""
     decayed, kept = [], []
     for name, parameter in model.named_parameters():
         if parameter.requires_grad:
             (kept if parameter.ndim < 2 or "logit_scale" in name else decayed).append(parameter)
-    return [{"params": decayed, "weight_decay": weight_decay}, {"params": kept, "weight_decay": 0.0}]
+    return [
+        {"params": decayed, "weight_decay": weight_decay},
+        {"params": kept, "weight_decay": 0.0},
+    ]
 
 
 def _learning_rate(step: int, settings: ClipTrainingSettings) -> float:
@@ -69,8 +76,13 @@ class CaptionEncoder:
     """Text features of (class, template) captions through the model's text tower; each distinct
     caption of a batch is encoded once."""
 
-    def __init__(self, model: torch.nn.Module, tokenizer: Callable, class_names: Sequence[str],
-                 templates: Sequence[Callable[[str], str]]):
+    def __init__(
+        self,
+        model: torch.nn.Module,
+        tokenizer: Callable,
+        class_names: Sequence[str],
+        templates: Sequence[Callable[[str], str]],
+    ):
         self.model = model
         self.num_templates = len(templates)
         self.tokens = tokenizer([template(name) for name in class_names for template in templates])
@@ -87,9 +99,9 @@ def train_clip(
     templates: Sequence[Callable[[str], str]],
     tokenizer: Callable,
     settings: ClipTrainingSettings,
-    text_features: Optional[torch.Tensor] = None,
+    text_features: torch.Tensor | None = None,
     progress: bool = True,
-) -> List[Dict[str, float]]:
+) -> list[dict[str, float]]:
     """Train ``model`` in place on ``regions``; returns the loss and logit scale every 50 steps."""
     torch.manual_seed(settings.seed)
     generator = torch.Generator().manual_seed(settings.seed)
@@ -97,7 +109,9 @@ def train_clip(
     class_rows = [torch.nonzero(regions.labels == c).flatten() for c in classes]
     classes_t = torch.tensor(classes)
     model.train().requires_grad_(True)
-    model.token_embedding.requires_grad_(False)  # 49k x width rows, a few used: AdamW's largest cost
+    model.token_embedding.requires_grad_(
+        False
+    )  # 49k x width rows, a few used: AdamW's largest cost
     if text_features is not None:
         model.transformer.requires_grad_(False)  # locked text side: only the image tower learns
         locked = F.normalize(text_features.float(), dim=-1)[classes_t]
@@ -117,11 +131,15 @@ def train_clip(
         image = model.encode_image(crops, normalize=True).view(*batch.shape, -1)
         if text_features is None:
             template_index = torch.randint(len(templates), (batch.numel(),), generator=generator)
-            text = captions(classes_t.repeat(settings.groups), template_index).view(*batch.shape, -1)
+            text = captions(classes_t.repeat(settings.groups), template_index).view(
+                *batch.shape, -1
+            )
         else:
             text = locked.expand(settings.groups, -1, -1)
         scale = model.logit_scale.exp()
-        loss = torch.stack([loss_fn(image[g], text[g], scale) for g in range(settings.groups)]).mean()
+        loss = torch.stack(
+            [loss_fn(image[g], text[g], scale) for g in range(settings.groups)]
+        ).mean()
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
@@ -132,4 +150,3 @@ def train_clip(
             bar.set_postfix(loss=f"{loss.item():.3f}", scale=f"{scale.item():.1f}")
     model.eval().requires_grad_(False)
     return history
-

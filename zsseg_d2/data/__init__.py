@@ -1,4 +1,5 @@
 """Data sets (registered on import), the label reader, splits, image-level labels and mappers."""
+
 from .build import DATASET_MAPPERS, build_dataset_mapper
 from .builtin import register_all
 from .image_labels import load_caption_nouns, load_pseudo_labels

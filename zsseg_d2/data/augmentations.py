@@ -1,4 +1,5 @@
 """Training / test augmentations in Mask2Former's semantic style, and an SSD-style colour jitter."""
+
 from __future__ import annotations
 
 import functools
@@ -62,7 +63,9 @@ class ColorAugSSD(T.Augmentation):
 
         op = functools.partial(
             _ssd_distort,
-            brightness=maybe(lambda: np.random.uniform(-self.brightness_delta, self.brightness_delta), 0.0),
+            brightness=maybe(
+                lambda: np.random.uniform(-self.brightness_delta, self.brightness_delta), 0.0
+            ),
             contrast=maybe(lambda: np.random.uniform(*self.contrast_range), 1.0),
             contrast_last=bool(np.random.rand() < 0.5),
             saturation=maybe(lambda: np.random.uniform(*self.saturation_range), 1.0),

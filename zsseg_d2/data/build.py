@@ -1,4 +1,5 @@
 """Selecting the dataset mapper by INPUT.DATASET_MAPPER_NAME."""
+
 from __future__ import annotations
 
 from typing import Callable
@@ -18,5 +19,7 @@ def build_dataset_mapper(cfg: CfgNode, is_train: bool = True) -> Callable[[dict]
     """The mapper named by INPUT.DATASET_MAPPER_NAME (one of :data:`DATASET_MAPPERS`)."""
     name = cfg.INPUT.DATASET_MAPPER_NAME
     if name not in DATASET_MAPPERS:
-        raise ValueError(f"INPUT.DATASET_MAPPER_NAME {name!r} is not one of {sorted(DATASET_MAPPERS)}")
+        raise ValueError(
+            f"INPUT.DATASET_MAPPER_NAME {name!r} is not one of {sorted(DATASET_MAPPERS)}"
+        )
     return DATASET_MAPPERS[name](cfg, is_train)

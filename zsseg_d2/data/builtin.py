@@ -15,6 +15,7 @@ the metadata as prompt names (``unseen_classes`` is a subset of ``stuff_classes`
 - open-vocabulary evaluation sets without a split: Pascal Context 59 / 459, ADE20K 150 / 847,
   VOC-20.
 """
+
 from __future__ import annotations
 
 import functools
@@ -38,7 +39,18 @@ VOC_UNSEEN = ("pottedplant", "sheep", "sofa", "train", "tvmonitor")
 # sheep and train in every U, and dog and car in U of (9, 2, 10) (section 8.2.1); the other six of
 # that U follow the thesis code's 10-class split, with dog in place of pottedplant.
 SZN_UNSEEN = {
-    "szn_9-2-10": ("bus", "car", "dog", "horse", "motorbike", "person", "sheep", "sofa", "train", "tvmonitor"),
+    "szn_9-2-10": (
+        "bus",
+        "car",
+        "dog",
+        "horse",
+        "motorbike",
+        "person",
+        "sheep",
+        "sofa",
+        "train",
+        "tvmonitor",
+    ),
     "szn_17-2-2": ("sheep", "train"),
     "szn_21-0-0": (),  # no unseen class: the supervised baselines of Table 2
 }
@@ -96,7 +108,9 @@ def _register_prepared() -> None:
     voc = load_class_list("voc_20")
     for split in ("train_aug", "val"):
         files = SplitFiles(
-            DATASETS_ENV, "VOCdevkit/VOC2012/JPEGImages", f"VOCdevkit/VOC2012/SegmentationClassZS/{split}"
+            DATASETS_ENV,
+            "VOCdevkit/VOC2012/JPEGImages",
+            f"VOCdevkit/VOC2012/SegmentationClassZS/{split}",
         )
         register_sem_seg(f"voc_gzs3_{split}", files, class_fields(voc, VOC_UNSEEN))
         if split == "val":
@@ -110,7 +124,9 @@ def _register_prepared() -> None:
     for split in ("train", "val"):
         files = SplitFiles(DATASETS_ENV, pc_images, f"pascal_context/labels_33/{split}")
         register_sem_seg(f"pascal_context_33_{split}", files, pc33, **VOC_LABEL_FIELDS)
-        pc33_sign = class_fields(load_class_list("pascal_context_33"), PASCAL_CONTEXT_33_SIGN_UNSEEN)
+        pc33_sign = class_fields(
+            load_class_list("pascal_context_33"), PASCAL_CONTEXT_33_SIGN_UNSEEN
+        )
         register_sem_seg(f"pascal_context_33_sign_{split}", files, pc33_sign, **VOC_LABEL_FIELDS)
     register_sem_seg(
         "pascal_context_59_val",
@@ -143,7 +159,9 @@ def _register_prepared() -> None:
     for split in ("train", "val"):
         register_sem_seg(
             f"zsseg_shapes_{split}",
-            SplitFiles(DATASETS_ENV, f"zsseg_shapes/{split}/images", f"zsseg_shapes/{split}/labels"),
+            SplitFiles(
+                DATASETS_ENV, f"zsseg_shapes/{split}/images", f"zsseg_shapes/{split}/labels"
+            ),
             _synthetic_fields,
         )
 
@@ -155,7 +173,9 @@ def _register_voc21() -> None:
     for key, unseen in SZN_UNSEEN.items():
         for split in ("train_aug", "val"):
             files = SplitFiles(
-                DATASETS_ENV, "VOCdevkit/VOC2012/JPEGImages", f"VOCdevkit/VOC2012/SegmentationClass21/{split}"
+                DATASETS_ENV,
+                "VOCdevkit/VOC2012/JPEGImages",
+                f"VOCdevkit/VOC2012/SegmentationClass21/{split}",
             )
             register_sem_seg(f"voc21_{key}_{split}", files, class_fields(voc21, unseen))
 
@@ -169,12 +189,18 @@ def _register_zs3net_splits() -> None:
         unseen = ZS3NET_UNSEEN_ORDER[:k]
         for split in ("train_aug", "val"):
             files = SplitFiles(
-                DATASETS_ENV, "VOCdevkit/VOC2012/JPEGImages", f"VOCdevkit/VOC2012/SegmentationClass21/{split}"
+                DATASETS_ENV,
+                "VOCdevkit/VOC2012/JPEGImages",
+                f"VOCdevkit/VOC2012/SegmentationClass21/{split}",
             )
             register_sem_seg(f"voc21_zs3_k{k}_{split}", files, class_fields(voc21, unseen))
         for split in ("train", "val"):
-            files = SplitFiles(DATASETS_ENV, "VOCdevkit/VOC2010/JPEGImages", f"pascal_context/labels_60/{split}")
-            register_sem_seg(f"pascal_context_60_zs3_k{k}_{split}", files, class_fields(pc60, unseen))
+            files = SplitFiles(
+                DATASETS_ENV, "VOCdevkit/VOC2010/JPEGImages", f"pascal_context/labels_60/{split}"
+            )
+            register_sem_seg(
+                f"pascal_context_60_zs3_k{k}_{split}", files, class_fields(pc60, unseen)
+            )
 
 
 def _register_shared() -> None:
@@ -185,10 +211,14 @@ def _register_shared() -> None:
         register_sem_seg(f"camvid_{split}", files, camvid, raw_ignore_ids=(11,))
 
     voc = class_fields(load_class_list("voc_20"), VOC_UNSEEN)
-    crops = SplitFiles(SHARED_DATA_ENV, "voc2012_val_crops/images", "voc2012_val_crops/labels", ".png")
+    crops = SplitFiles(
+        SHARED_DATA_ENV, "voc2012_val_crops/images", "voc2012_val_crops/labels", ".png"
+    )
     register_sem_seg("voc2012_crops_val", crops, voc, **VOC_LABEL_FIELDS)
     for key, unseen in SZN_UNSEEN.items():  # the same crops, 21-way (background a class)
-        register_sem_seg(f"voc21_{key}_crops_val", crops, class_fields(load_class_list("voc_21"), unseen))
+        register_sem_seg(
+            f"voc21_{key}_crops_val", crops, class_fields(load_class_list("voc_21"), unseen)
+        )
     labelme = SplitFiles(
         SHARED_DATA_ENV, "labelme_voc2011/JPEGImages", "labelme_voc2011/SegmentationClass"
     )

@@ -4,13 +4,13 @@ Each list keeps a data set's own class names (``names``, as in its files and pap
 the names the text prompts read (``prompts``, e.g. "potted plant" for VOC's "pottedplant"), and,
 where a label file stores a fixed raw value per class, that value (``raw_ids``).
 """
+
 from __future__ import annotations
 
 import functools
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional
 
 CLASS_NAMES_DIR = Path(__file__).resolve().parent / "class_names"
 
@@ -19,10 +19,10 @@ CLASS_NAMES_DIR = Path(__file__).resolve().parent / "class_names"
 class ClassList:
     names: tuple[str, ...]
     prompts: tuple[str, ...]
-    raw_ids: Optional[tuple[int, ...]]  # raw label value of each class, None when not fixed
+    raw_ids: tuple[int, ...] | None  # raw label value of each class, None when not fixed
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def load_class_list(key: str) -> ClassList:
     """The class list ``class_names/<key>.json`` (e.g. "coco_stuff_171", "voc_20")."""
     path = CLASS_NAMES_DIR / f"{key}.json"

@@ -1,8 +1,9 @@
 """Checking every image/label pair of a data set in parallel (``tools/check_dataset.py``)."""
+
 from __future__ import annotations
 
 from concurrent.futures import ProcessPoolExecutor
-from typing import List, Optional, Tuple
+from typing import Optional
 
 import numpy as np
 from detectron2.data import Metadata, MetadataCatalog
@@ -10,7 +11,7 @@ from detectron2.data import Metadata, MetadataCatalog
 from .mapper import read_pair
 
 _LABEL_FIELDS = ("name", "stuff_classes", "label_offset", "raw_ignore_ids", "ignore_label")
-PairResult = Tuple[Optional[str], Optional[np.ndarray]]
+PairResult = tuple[Optional[str], Optional[np.ndarray]]
 
 
 def check_pair(record: dict, label_fields: dict) -> PairResult:
@@ -23,7 +24,7 @@ def check_pair(record: dict, label_fields: dict) -> PairResult:
     return None, np.bincount(label.ravel(), minlength=num_classes + 1)[:num_classes]
 
 
-def check_records(records: List[dict], dataset_name: str, workers: int) -> List[PairResult]:
+def check_records(records: list[dict], dataset_name: str, workers: int) -> list[PairResult]:
     """:func:`check_pair` of every record of data set ``dataset_name``, in ``workers`` processes."""
     metadata = MetadataCatalog.get(dataset_name)
     fields = {key: getattr(metadata, key) for key in _LABEL_FIELDS}

@@ -5,6 +5,7 @@ unseen pixels, so its training mapper must keep those labels. This leaks where u
 (not what they look like) into training; README ("ZS3Net and recursive training") discusses it.
 Select it with ``INPUT.DATASET_MAPPER_NAME "zs_full_label"``.
 """
+
 from __future__ import annotations
 
 from .mapper import ZeroShotSemanticDatasetMapper

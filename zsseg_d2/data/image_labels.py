@@ -9,6 +9,7 @@ Caption nouns, written by ``datasets/prepare_coco_nouns.py``::
 
     {"format": "zsseg_d2/caption_nouns/v1", "vocabulary": [nouns], "labels": {"<image_id>": [nouns]}}
 """
+
 from __future__ import annotations
 
 import json
@@ -66,7 +67,9 @@ def load_pseudo_labels(path: PathLike, dataset_name: str) -> dict[str, list[int]
     is not one of the data set's unseen classes. Image ids unknown to the data set give one
     counted warning; an error when none is known.
     """
-    data = _read_json(path, PSEUDO_LABEL_FORMAT, ("dataset", "threshold", "unseen_classes", "labels"))
+    data = _read_json(
+        path, PSEUDO_LABEL_FORMAT, ("dataset", "threshold", "unseen_classes", "labels")
+    )
     metadata = MetadataCatalog.get(dataset_name)
     if data["dataset"] != dataset_name:
         raise ValueError(f"{path} holds pseudo labels of '{data['dataset']}', not '{dataset_name}'")

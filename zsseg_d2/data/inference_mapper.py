@@ -3,6 +3,7 @@
 Detectron2's ``DatasetMapper`` also decodes each label file (as 8-bit, which clips the 16-bit labels
 of PC-459 and A-847); the evaluator reads labels itself at full resolution, so here they are not read.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -26,7 +27,9 @@ class InferenceImageMapper:
     @classmethod
     def from_config(cls, cfg: CfgNode) -> dict:
         return {
-            "resize": T.ResizeShortestEdge(cfg.INPUT.MIN_SIZE_TEST, cfg.INPUT.MAX_SIZE_TEST, "choice"),
+            "resize": T.ResizeShortestEdge(
+                cfg.INPUT.MIN_SIZE_TEST, cfg.INPUT.MAX_SIZE_TEST, "choice"
+            ),
             "image_format": cfg.INPUT.FORMAT,
         }
 
@@ -34,4 +37,7 @@ class InferenceImageMapper:
         image = read_image(dataset_dict["file_name"], self.image_format)
         utils.check_image_size(dataset_dict, image)
         resized = self.resize.get_transform(image).apply_image(image)
-        return {**dataset_dict, "image": torch.as_tensor(np.ascontiguousarray(resized.transpose(2, 0, 1)))}
+        return {
+            **dataset_dict,
+            "image": torch.as_tensor(np.ascontiguousarray(resized.transpose(2, 0, 1))),
+        }

@@ -4,11 +4,11 @@ Per image it yields the augmented image, the seen-only label map, one binary mas
 present (unseen and unlabeled pixels are ignored: the model never gets mask supervision for
 unseen classes), and the image-level labels of the ranking loss (eq. 6-7).
 """
+
 from __future__ import annotations
 
 import copy
 import logging
-from typing import Optional
 
 import numpy as np
 import torch
@@ -71,14 +71,16 @@ class ZeroShotSemanticDatasetMapper:
         dataset_name: str,
         vocabulary: list[str],
         unseen_mode: str = "none",
-        pseudo_labels: Optional[dict[str, list[int]]] = None,
-        caption_nouns: Optional[dict[str, list[int]]] = None,
+        pseudo_labels: dict[str, list[int]] | None = None,
+        caption_nouns: dict[str, list[int]] | None = None,
         noun_drop_prob: float = 0.25,
         size_divisibility: int = -1,
         skip_unreadable: bool = False,
     ):
         if unseen_mode not in UNSEEN_MODES:
-            raise ValueError(f"INPUT.IMAGE_LABELS.UNSEEN_MODE must be one of {UNSEEN_MODES}, got {unseen_mode!r}")
+            raise ValueError(
+                f"INPUT.IMAGE_LABELS.UNSEEN_MODE must be one of {UNSEEN_MODES}, got {unseen_mode!r}"
+            )
         if unseen_mode == "pseudo" and pseudo_labels is None:
             raise ValueError("UNSEEN_MODE 'pseudo' needs INPUT.IMAGE_LABELS.PSEUDO_LABEL_FILE")
         self.is_train = is_train
@@ -121,7 +123,9 @@ class ZeroShotSemanticDatasetMapper:
                 load_pseudo_labels(labels_cfg.PSEUDO_LABEL_FILE, names[0]) if use_labels else None
             ),
             "caption_nouns": (
-                load_caption_nouns(labels_cfg.NOUN_FILE)[1] if is_train and labels_cfg.NOUN_FILE else None
+                load_caption_nouns(labels_cfg.NOUN_FILE)[1]
+                if is_train and labels_cfg.NOUN_FILE
+                else None
             ),
             "noun_drop_prob": labels_cfg.NOUN_DROP_PROB,
             "size_divisibility": cfg.INPUT.SIZE_DIVISIBILITY,
@@ -157,7 +161,9 @@ class ZeroShotSemanticDatasetMapper:
                 if not self.skip_unreadable:
                     raise
                 self.skipped += 1
-                logger.warning(f"skipped an unreadable image/label pair ({self.skipped} so far in this loader): {error}")
+                logger.warning(
+                    f"skipped an unreadable image/label pair ({self.skipped} so far in this loader): {error}"
+                )
                 records = DatasetCatalog.get(self.metadata.name)
                 dataset_dict = copy.deepcopy(records[np.random.randint(len(records))])
         raise RuntimeError(
@@ -183,7 +189,9 @@ class ZeroShotSemanticDatasetMapper:
         label = np.pad(label, ((0, pad_h), (0, pad_w)), constant_values=self.ignore_label)
         return image, label
 
-    def _image_labels(self, image_id: str, label: np.ndarray, seen_present: np.ndarray) -> torch.Tensor:
+    def _image_labels(
+        self, image_id: str, label: np.ndarray, seen_present: np.ndarray
+    ) -> torch.Tensor:
         positives = [seen_present]
         if self.unseen_mode == "gt":
             unseen = self._unseen_vocab_ids[np.unique(label)]
@@ -215,7 +223,10 @@ def _check_same_classes(dataset_names: list[str]) -> None:
     first = MetadataCatalog.get(dataset_names[0])
     for name in dataset_names[1:]:
         other = MetadataCatalog.get(name)
-        if (other.stuff_classes, other.unseen_classes) != (first.stuff_classes, first.unseen_classes):
+        if (other.stuff_classes, other.unseen_classes) != (
+            first.stuff_classes,
+            first.unseen_classes,
+        ):
             raise ValueError(
                 f"data sets {dataset_names[0]} and {name} differ in classes or split; one mapper "
                 "serves data sets of one vocabulary"

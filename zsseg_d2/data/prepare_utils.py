@@ -1,12 +1,14 @@
 """Helpers of ``datasets/prepare_*.py``: raw ids -> contiguous label PNGs, seen-only copies."""
+
 from __future__ import annotations
 
 import argparse
 import logging
 import os
+from collections.abc import Iterable, Sequence
 from multiprocessing import Pool
 from pathlib import Path
-from typing import Callable, Iterable, Sequence
+from typing import Callable
 
 import numpy as np
 from detectron2.data import Metadata
@@ -17,7 +19,9 @@ from .splits import unseen_class_ids
 logger = logging.getLogger(__name__)
 
 
-def build_lut(raw_ids: Sequence[int], ignore_raw_ids: Sequence[int], size: int = 65536) -> np.ndarray:
+def build_lut(
+    raw_ids: Sequence[int], ignore_raw_ids: Sequence[int], size: int = 65536
+) -> np.ndarray:
     """Lookup raw value -> contiguous id (class k has raw value ``raw_ids[k]``); values in
     ``ignore_raw_ids`` -> -2 (ignore); every other value -> -1 (invalid)."""
     lut = np.full(size, -1, dtype=np.int64)
@@ -30,11 +34,15 @@ def apply_lut(raw: np.ndarray, lut: np.ndarray, ignore_label: int, source: str) 
     """Contiguous ids of ``raw`` (ignore -> ``ignore_label``); an invalid value raises an error
     naming ``source`` and the value."""
     if raw.size and (raw.min() < 0 or raw.max() >= len(lut)):
-        raise ValueError(f"{source}: value {int(raw.min())}..{int(raw.max())} outside 0..{len(lut) - 1}")
+        raise ValueError(
+            f"{source}: value {int(raw.min())}..{int(raw.max())} outside 0..{len(lut) - 1}"
+        )
     out = lut[raw]
     if (out == -1).any():
         bad = np.unique(raw[out == -1])
-        raise ValueError(f"{source}: values {bad.tolist()} are no class of the data set nor ignored")
+        raise ValueError(
+            f"{source}: values {bad.tolist()} are no class of the data set nor ignored"
+        )
     return np.where(out == -2, ignore_label, out)
 
 
@@ -79,7 +87,9 @@ def default_root() -> Path:
 
 def prepare_parser(description: str, workers: bool = True) -> argparse.ArgumentParser:
     """The scripts' shared options: ``--root`` (default $DETECTRON2_DATASETS) and ``--workers``."""
-    parser = argparse.ArgumentParser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=description, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--root", type=Path, default=default_root())
     if workers:
         parser.add_argument("--workers", type=int, default=1)

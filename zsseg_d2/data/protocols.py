@@ -6,14 +6,15 @@ SZN and ZS3Net drop every training image that holds a pixel of an unseen class
 from its label files and cached on disk (:func:`class_presence`), so the filter costs one pass
 over the labels the first time and a file read afterwards.
 """
+
 from __future__ import annotations
 
 import hashlib
 import json
 import logging
 import os
+from collections.abc import Sequence
 from pathlib import Path
-from typing import List, Sequence
 
 import numpy as np
 from detectron2.config import CfgNode
@@ -29,7 +30,9 @@ UNSEEN_IMAGE_PROTOCOLS = ("keep", "drop")
 
 
 def _cache_dir() -> Path:
-    return Path(os.environ.get("ZSSEG_CACHE", Path.home() / ".cache" / "zsseg_d2")) / "class_presence"
+    return (
+        Path(os.environ.get("ZSSEG_CACHE", Path.home() / ".cache" / "zsseg_d2")) / "class_presence"
+    )
 
 
 def _cache_key(dataset_name: str, dicts: Sequence[dict], num_classes: int) -> str:
@@ -51,18 +54,24 @@ def class_presence(dataset_name: str, dicts: Sequence[dict] | None = None) -> np
     path = _cache_dir() / f"{dataset_name}-{_cache_key(dataset_name, dicts, num_classes)}.npy"
     if path.is_file():
         return np.load(path, allow_pickle=False)
-    logger.info(f"Reading the classes present in the {len(dicts)} label files of {dataset_name} (cached in {path})")
+    logger.info(
+        f"Reading the classes present in the {len(dicts)} label files of {dataset_name} (cached in {path})"
+    )
     presence = np.zeros((len(dicts), num_classes), dtype=bool)
     for i, d in enumerate(dicts):
         label = load_sem_seg(d["sem_seg_file_name"], metadata)
-        counts = np.bincount(label.ravel(), minlength=num_classes)  # ignore (>= num_classes) cut below
+        counts = np.bincount(
+            label.ravel(), minlength=num_classes
+        )  # ignore (>= num_classes) cut below
         presence[i] = counts[:num_classes] > 0
     with atomic_write(path) as f:
         np.save(f, presence)
     return presence
 
 
-def drop_images_with_classes(dataset_name: str, dicts: List[dict], class_ids: Sequence[int]) -> List[dict]:
+def drop_images_with_classes(
+    dataset_name: str, dicts: list[dict], class_ids: Sequence[int]
+) -> list[dict]:
     """The images of ``dicts`` (data set ``dataset_name``) holding no pixel of ``class_ids``."""
     if not class_ids:
         return list(dicts)
@@ -70,7 +79,7 @@ def drop_images_with_classes(dataset_name: str, dicts: List[dict], class_ids: Se
     return [d for d, k in zip(dicts, keep) if k]
 
 
-def _class_ids(dataset_name: str, names: Sequence[str]) -> List[int]:
+def _class_ids(dataset_name: str, names: Sequence[str]) -> list[int]:
     metadata = MetadataCatalog.get(dataset_name)
     classes = list(metadata.stuff_classes)
     unknown = [n for n in names if n not in classes]
@@ -82,21 +91,30 @@ def _class_ids(dataset_name: str, names: Sequence[str]) -> List[int]:
     return [classes.index(n) for n in names]
 
 
-def training_dataset_dicts(cfg: CfgNode) -> List[dict]:
+def training_dataset_dicts(cfg: CfgNode) -> list[dict]:
     """The training images of ``DATASETS.TRAIN`` under ``DATASETS.UNSEEN_IMAGES``: "keep" all of
     them, or "drop" those holding a pixel of an unseen class or of ``DATASETS.DROP_CLASSES``."""
     protocol = cfg.DATASETS.UNSEEN_IMAGES
     if protocol not in UNSEEN_IMAGE_PROTOCOLS:
-        raise ValueError(f"DATASETS.UNSEEN_IMAGES must be one of {UNSEEN_IMAGE_PROTOCOLS}, got {protocol!r}")
+        raise ValueError(
+            f"DATASETS.UNSEEN_IMAGES must be one of {UNSEEN_IMAGE_PROTOCOLS}, got {protocol!r}"
+        )
     if protocol == "keep" and cfg.DATASETS.DROP_CLASSES:
-        raise ValueError("DATASETS.DROP_CLASSES is only used with DATASETS.UNSEEN_IMAGES 'drop'; set that or clear it")
-    dicts: List[dict] = []
+        raise ValueError(
+            "DATASETS.DROP_CLASSES is only used with DATASETS.UNSEEN_IMAGES 'drop'; set that or clear it"
+        )
+    dicts: list[dict] = []
     for name in cfg.DATASETS.TRAIN:
         images = DatasetCatalog.get(name)
         if protocol == "drop":
-            dropped = sorted(set(unseen_class_ids(MetadataCatalog.get(name))) | set(_class_ids(name, cfg.DATASETS.DROP_CLASSES)))
+            dropped = sorted(
+                set(unseen_class_ids(MetadataCatalog.get(name)))
+                | set(_class_ids(name, cfg.DATASETS.DROP_CLASSES))
+            )
             kept = drop_images_with_classes(name, images, dropped)
-            logger.info(f"{name}: {len(kept)} of {len(images)} training images hold no pixel of classes {dropped}")
+            logger.info(
+                f"{name}: {len(kept)} of {len(images)} training images hold no pixel of classes {dropped}"
+            )
             images = kept
         dicts += images
     if not dicts:

@@ -5,6 +5,7 @@ class names that live in a prepared data set's names file are read on first acce
 metadata field (:class:`LazyClassMetadata`). Roots come from environment variables at access
 time, so tests and tools may set them after import.
 """
+
 from __future__ import annotations
 
 import functools
@@ -35,7 +36,9 @@ def data_root(env: str) -> Path:
     raise ValueError(f"unknown data root variable {env!r}")
 
 
-def missing_data_error(path: Path, env: str, what: str, defined_in: str = README) -> FileNotFoundError:
+def missing_data_error(
+    path: Path, env: str, what: str, defined_in: str = README
+) -> FileNotFoundError:
     if not env:
         return FileNotFoundError(f"{what} not found: {path} (as given in {defined_in})")
     return FileNotFoundError(
@@ -67,7 +70,9 @@ def _image_finder(image_dir: Path, image_ext: str) -> Callable[[str], Path]:
     for path in sorted(image_dir.iterdir()):
         if path.suffix.lower() in IMAGE_SUFFIXES:
             if path.stem in by_stem:
-                raise ValueError(f"two images of stem {path.stem!r}: {by_stem[path.stem]} and {path}; keep one")
+                raise ValueError(
+                    f"two images of stem {path.stem!r}: {by_stem[path.stem]} and {path}; keep one"
+                )
             by_stem[path.stem] = path
     return lambda stem: by_stem.get(stem, image_dir / f"{stem}.*")
 
@@ -84,7 +89,9 @@ def list_sem_seg_files(split: SplitFiles) -> list[dict]:
             raise missing_data_error(folder, split.root_env, what, split.defined_in)
     label_files = sorted(label_dir.glob(f"*{split.label_ext}"))
     if not label_files:
-        raise missing_data_error(label_dir / f"*{split.label_ext}", split.root_env, "label files", split.defined_in)
+        raise missing_data_error(
+            label_dir / f"*{split.label_ext}", split.root_env, "label files", split.defined_in
+        )
     image_of = _image_finder(image_dir, split.image_ext)
     dicts = []
     for label_file in label_files:

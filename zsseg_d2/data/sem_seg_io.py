@@ -12,6 +12,7 @@ How raw values map to contiguous ids is described by three metadata fields:
 - ``ignore_label``: 255, or 65535 for data sets with more than 255 classes (PC-459, A-847),
   whose label files are 16-bit PNGs.
 """
+
 from __future__ import annotations
 
 import functools

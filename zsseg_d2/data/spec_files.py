@@ -18,11 +18,12 @@ are read by :func:`zsseg_d2.engine.load_config` from ``DATASETS.SPEC_FILES`` and
 process of a multi-process run registers them (spawned workers import the package and load the
 config themselves). See datasets/README.md.
 """
+
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Iterable, List
 
 import yaml
 from detectron2.data import DatasetCatalog
@@ -31,21 +32,34 @@ from .class_lists import read_names_file
 from .registration import SplitFiles, register_sem_seg
 
 SPECS_ENV = "ZSSEG_DATASET_SPECS"
-_KEYS = {"classes", "class_file", "unseen_classes", "ignore_ids", "label_offset", "image_ext", "label_ext", "splits"}
+_KEYS = {
+    "classes",
+    "class_file",
+    "unseen_classes",
+    "ignore_ids",
+    "label_offset",
+    "image_ext",
+    "label_ext",
+    "splits",
+}
 _SPLIT_KEYS = {"images", "labels"}
 _WIDE_LABELS = 255  # more classes than this need 16-bit label files (ignore 65535)
 _registered: dict[str, Path] = {}  # split name -> the spec file that registered it
 
 
 def _spec_error(path: Path, problem: str) -> ValueError:
-    return ValueError(f"data-set spec file {path}: {problem} (format: datasets/README.md, 'Your own data')")
+    return ValueError(
+        f"data-set spec file {path}: {problem} (format: datasets/README.md, 'Your own data')"
+    )
 
 
 def read_spec(path: str | os.PathLike) -> dict:
     """The spec of ``path``, checked: known keys, classes, unseen names, splits."""
     path = Path(path).resolve()
     if not path.is_file():
-        raise FileNotFoundError(f"data-set spec file {path} not found (DATASETS.SPEC_FILES or ${SPECS_ENV})")
+        raise FileNotFoundError(
+            f"data-set spec file {path} not found (DATASETS.SPEC_FILES or ${SPECS_ENV})"
+        )
     try:
         spec = yaml.safe_load(path.read_text(encoding="utf-8"))
     except (yaml.YAMLError, UnicodeDecodeError) as error:
@@ -66,13 +80,17 @@ def read_spec(path: str | os.PathLike) -> dict:
         raise _spec_error(path, "needs 'splits': {name: {images: folder, labels: folder}, ...}")
     for name, split in splits.items():
         if not isinstance(split, dict) or set(split) != _SPLIT_KEYS:
-            raise _spec_error(path, f"split {name!r} needs exactly the keys {sorted(_SPLIT_KEYS)}, got {split!r}")
+            raise _spec_error(
+                path, f"split {name!r} needs exactly the keys {sorted(_SPLIT_KEYS)}, got {split!r}"
+            )
     return spec
 
 
-def _class_names(path: Path, spec: dict) -> List[str]:
+def _class_names(path: Path, spec: dict) -> list[str]:
     if ("classes" in spec) == ("class_file" in spec):
-        raise _spec_error(path, "give the class names either as 'classes' (a list) or as 'class_file', not both")
+        raise _spec_error(
+            path, "give the class names either as 'classes' (a list) or as 'class_file', not both"
+        )
     if "class_file" in spec:
         class_file = path.parent / spec["class_file"]
         if not class_file.is_file():
@@ -80,28 +98,38 @@ def _class_names(path: Path, spec: dict) -> List[str]:
         try:
             names = read_names_file(class_file)
         except UnicodeDecodeError as error:
-            raise _spec_error(path, f"class_file {class_file} is not UTF-8 text: {error}") from error
+            raise _spec_error(
+                path, f"class_file {class_file} is not UTF-8 text: {error}"
+            ) from error
     else:
         names = [str(name).strip() for name in spec["classes"] or []]
     duplicates = sorted({name for name in names if names.count(name) > 1})
     if not names or not all(names) or duplicates:
-        raise _spec_error(path, f"class names must be non-empty and unique (duplicates: {duplicates})")
+        raise _spec_error(
+            path, f"class names must be non-empty and unique (duplicates: {duplicates})"
+        )
     return names
 
 
-def register_spec_file(path: str | os.PathLike) -> List[str]:
+def register_spec_file(path: str | os.PathLike) -> list[str]:
     """Register every split of the spec file ``path``; return their names. Registering the same
     file again does nothing; a split name taken by another data set is an error."""
     path = Path(path).resolve()
     spec = read_spec(path)
     classes = spec["classes"]
-    fields = {"stuff_classes": classes, "raw_class_names": classes, "unseen_classes": spec["unseen_classes"]}
+    fields = {
+        "stuff_classes": classes,
+        "raw_class_names": classes,
+        "unseen_classes": spec["unseen_classes"],
+    }
     for name, split in spec["splits"].items():
         if _registered.get(name) == path:
             continue
         if name in DatasetCatalog.list():
             where = _registered.get(name, "zsseg_d2 or your code")
-            raise _spec_error(path, f"split name {name!r} is already registered (by {where}); rename it")
+            raise _spec_error(
+                path, f"split name {name!r} is already registered (by {where}); rename it"
+            )
         files = SplitFiles(
             "",
             str(path.parent / split["images"]),

@@ -4,6 +4,7 @@ The split is defined once, by the metadata field ``unseen_classes`` (names taken
 ``stuff_classes``, [] when the data set has no split); the mapper, the model and the evaluator all
 read it through these helpers.
 """
+
 from __future__ import annotations
 
 from detectron2.data import Metadata

@@ -5,6 +5,7 @@ background of 1-3 "stuff" regions split by random wavy horizons, then 1-4 "thing
 so a later thing occludes an earlier one in the image and the label map alike (no ignore band).
 Each class has its own colour, texture and shape; a fixed seed gives byte-identical files.
 """
+
 from __future__ import annotations
 
 import json
@@ -64,7 +65,11 @@ def _wall(rng: np.random.Generator, h: int, w: int) -> np.ndarray:
 
 
 STUFF_TEXTURES: dict[str, Texture] = {
-    "sky": _sky, "grass": _grass, "water": _water, "sand": _sand, "wall": _wall,
+    "sky": _sky,
+    "grass": _grass,
+    "water": _water,
+    "sand": _sand,
+    "wall": _wall,
 }
 
 
@@ -87,7 +92,9 @@ def _box(x0: float, y0: float, x1: float, y1: float) -> np.ndarray:
     return np.array([[x0, y0], [x1, y0], [x1, y1], [x0, y1]])
 
 
-def _draw_thing(name: str, layer: np.ndarray, mask: np.ndarray, cx: float, cy: float, s: float) -> None:
+def _draw_thing(
+    name: str, layer: np.ndarray, mask: np.ndarray, cx: float, cy: float, s: float
+) -> None:
     """Draw thing `name` of size `s` centred at (cx, cy); parts filled with `mask=None` are decoration."""
     if name == "sun":
         _fill(layer, mask, _disc(cx, cy, s / 2), (250, 215, 30))
@@ -98,14 +105,31 @@ def _draw_thing(name: str, layer: np.ndarray, mask: np.ndarray, cx: float, cy: f
         _fill(layer, mask, _box(cx - s / 10, cy, cx + s / 10, cy + s / 2), (105, 65, 30))
         _fill(layer, mask, _disc(cx, cy - s / 8, s * 0.38), (20, 85, 30))
     elif name == "house":  # orange body, dark red roof, blue window
-        _fill(layer, mask, _box(cx - s * 0.4, cy - s / 10, cx + s * 0.4, cy + s / 2), (235, 145, 55))
-        _fill(layer, mask, np.array([[cx - s / 2, cy - s / 10], [cx + s / 2, cy - s / 10], [cx, cy - s / 2]]),
-              (125, 35, 30))
+        _fill(
+            layer, mask, _box(cx - s * 0.4, cy - s / 10, cx + s * 0.4, cy + s / 2), (235, 145, 55)
+        )
+        _fill(
+            layer,
+            mask,
+            np.array([[cx - s / 2, cy - s / 10], [cx + s / 2, cy - s / 10], [cx, cy - s / 2]]),
+            (125, 35, 30),
+        )
         _fill(layer, None, _box(cx - s / 4, cy + s / 20, cx - s / 20, cy + s / 4), (90, 175, 235))
     elif name == "car":  # purple body and cabin, black wheels
         _fill(layer, mask, _box(cx - s / 2, cy - s / 20, cx + s / 2, cy + s / 5), (150, 50, 180))
-        _fill(layer, mask, np.array([[cx - s / 4, cy - s / 20], [cx - s / 8, cy - s / 4],
-                                     [cx + s / 5, cy - s / 4], [cx + s / 3, cy - s / 20]]), (150, 50, 180))
+        _fill(
+            layer,
+            mask,
+            np.array(
+                [
+                    [cx - s / 4, cy - s / 20],
+                    [cx - s / 8, cy - s / 4],
+                    [cx + s / 5, cy - s / 4],
+                    [cx + s / 3, cy - s / 20],
+                ]
+            ),
+            (150, 50, 180),
+        )
         for wx in (cx - s / 3, cx + s / 3):
             _fill(layer, mask, _disc(wx, cy + s / 5, s / 8), (25, 25, 25))
     else:
@@ -119,8 +143,12 @@ def _background(rng: np.random.Generator, h: int, w: int) -> tuple[np.ndarray, n
     x = np.arange(w, dtype=np.float32)
     region = np.zeros((h, w), np.int64)
     for y0 in np.sort(rng.uniform(0.25, 0.75, len(names) - 1)) * h:
-        line = y0 + rng.uniform(-0.3, 0.3) * (x - w / 2) + rng.uniform(0, 0.06 * h) * np.sin(
-            x * rng.uniform(0.03, 0.12) + rng.uniform(0, 2 * np.pi))
+        line = (
+            y0
+            + rng.uniform(-0.3, 0.3) * (x - w / 2)
+            + rng.uniform(0, 0.06 * h)
+            * np.sin(x * rng.uniform(0.03, 0.12) + rng.uniform(0, 2 * np.pi))
+        )
         region += np.arange(h)[:, None] > line[None, :]
     image, label = np.zeros((h, w, 3), np.float32), np.zeros((h, w), np.uint8)
     for i, name in enumerate(names):
@@ -148,27 +176,36 @@ def draw_scene(rng: np.random.Generator, size: tuple[int, int]) -> tuple[np.ndar
 
 def _split_dict(root: Path, split: str, image_id: str, h: int, w: int) -> dict:
     """Detectron2 semantic-segmentation record of one generated image."""
-    return {"file_name": str(root / split / "images" / f"{image_id}.jpg"),
-            "sem_seg_file_name": str(root / split / "labels" / f"{image_id}.png"),
-            "height": h, "width": w, "image_id": image_id}
+    return {
+        "file_name": str(root / split / "images" / f"{image_id}.jpg"),
+        "sem_seg_file_name": str(root / split / "labels" / f"{image_id}.png"),
+        "height": h,
+        "width": w,
+        "image_id": image_id,
+    }
 
 
-def generate_split(root: str | Path, split: str, num_images: int, seed: int,
-                   size: tuple[int, int] = (128, 128)) -> list[dict]:
+def generate_split(
+    root: str | Path, split: str, num_images: int, seed: int, size: tuple[int, int] = (128, 128)
+) -> list[dict]:
     """Write `<root>/<split>/images/<id>.jpg` (quality 95) and `labels/<id>.png`; return the records.
 
     Image i is drawn from a generator seeded by (seed, crc32(split), i): same arguments, same bytes.
     """
     h, w = size
     if num_images < 1 or min(h, w) < 32:
-        raise ValueError(f"generate_split({split!r}): need num_images >= 1 and size >= (32, 32), "
-                         f"got num_images={num_images}, size={size}")
+        raise ValueError(
+            f"generate_split({split!r}): need num_images >= 1 and size >= (32, 32), "
+            f"got num_images={num_images}, size={size}"
+        )
     root = Path(root)
     for sub in ("images", "labels"):
         (root / split / sub).mkdir(parents=True, exist_ok=True)
     records = []
     for i in range(num_images):
-        image, label = draw_scene(np.random.default_rng([seed, zlib.crc32(split.encode()), i]), (h, w))
+        image, label = draw_scene(
+            np.random.default_rng([seed, zlib.crc32(split.encode()), i]), (h, w)
+        )
         record = _split_dict(root, split, f"{i:05d}", h, w)
         cv2.imwrite(record["file_name"], image[..., ::-1], [cv2.IMWRITE_JPEG_QUALITY, 95])
         cv2.imwrite(record["sem_seg_file_name"], label)
@@ -180,39 +217,66 @@ def split_dicts(root: str | Path, split: str) -> list[dict]:
     """Records of an already generated split (read from its meta.json); for dataset registration."""
     meta_file = Path(root) / "meta.json"
     if not meta_file.is_file():
-        raise FileNotFoundError(f"{meta_file} missing: run zsseg_d2.data.synthetic.generate({str(root)!r})")
+        raise FileNotFoundError(
+            f"{meta_file} missing: run zsseg_d2.data.synthetic.generate({str(root)!r})"
+        )
     meta = json.loads(meta_file.read_text())
     h, w = meta["size"]
     return [_split_dict(Path(root), split, f"{i:05d}", h, w) for i in range(meta["splits"][split])]
 
 
-def generate(root: str | Path, num_train: int = 300, num_val: int = 60, seed: int = 0,
-             size: tuple[int, int] = (128, 128)) -> None:
+def generate(
+    root: str | Path,
+    num_train: int = 300,
+    num_val: int = 60,
+    seed: int = 0,
+    size: tuple[int, int] = (128, 128),
+) -> None:
     """Write the train and val splits plus meta.json and README.txt under `root`.
 
     Does nothing when the marker file records the same generator version and parameters and all
     files exist; otherwise regenerates from scratch.
     """
     root = Path(root)
-    params = {"version": GENERATOR_VERSION, "num_train": num_train, "num_val": num_val,
-              "seed": seed, "size": list(size)}
+    params = {
+        "version": GENERATOR_VERSION,
+        "num_train": num_train,
+        "num_val": num_val,
+        "seed": seed,
+        "size": list(size),
+    }
     marker = root / _MARKER
     counts = {"train": num_train, "val": num_val}
-    if marker.is_file() and json.loads(marker.read_text()) == params and all(
-            Path(r[key]).is_file() for split in counts for r in split_dicts(root, split)
-            for key in ("file_name", "sem_seg_file_name")):
+    if (
+        marker.is_file()
+        and json.loads(marker.read_text()) == params
+        and all(
+            Path(r[key]).is_file()
+            for split in counts
+            for r in split_dicts(root, split)
+            for key in ("file_name", "sem_seg_file_name")
+        )
+    ):
         return
     marker.unlink(missing_ok=True)
     for split, count in counts.items():
         shutil.rmtree(root / split, ignore_errors=True)
         generate_split(root, split, count, seed, size)
-    meta = {"classes": CLASS_NAMES, "stuff_classes": STUFF_CLASSES, "thing_classes": THING_CLASSES,
-            "unseen_classes": UNSEEN_CLASSES, "splits": counts, "size": list(size), "seed": seed,
-            "generator_version": GENERATOR_VERSION}
+    meta = {
+        "classes": CLASS_NAMES,
+        "stuff_classes": STUFF_CLASSES,
+        "thing_classes": THING_CLASSES,
+        "unseen_classes": UNSEEN_CLASSES,
+        "splits": counts,
+        "size": list(size),
+        "seed": seed,
+        "generator_version": GENERATOR_VERSION,
+    }
     (root / "meta.json").write_text(json.dumps(meta, indent=1))
     (root / "README.txt").write_text(
         "Synthetic scenes drawn by zsseg_d2/data/synthetic.py (no third-party assets).\n"
         f"{num_train} train / {num_val} val images of {size[0]}x{size[1]}, seed {seed}.\n"
         "images/<id>.jpg: RGB (JPEG quality 95); labels/<id>.png: uint8 class ids, no ignore pixels.\n"
-        f"Classes (id order): {', '.join(CLASS_NAMES)}. Unseen for GZS3: {', '.join(UNSEEN_CLASSES)}.\n")
+        f"Classes (id order): {', '.join(CLASS_NAMES)}. Unseen for GZS3: {', '.join(UNSEEN_CLASSES)}.\n"
+    )
     marker.write_text(json.dumps(params))

@@ -1,7 +1,8 @@
 """The training vocabulary: which class names the training ids index."""
+
 from __future__ import annotations
 
-from typing import Dict, Sequence
+from collections.abc import Sequence
 
 from detectron2.config import CfgNode
 from detectron2.data import MetadataCatalog
@@ -21,12 +22,14 @@ def training_vocabulary(cfg: CfgNode) -> list[str]:
     return list(MetadataCatalog.get(cfg.DATASETS.TRAIN[0]).stuff_classes)
 
 
-def class_name_aliases(dataset_names: Sequence[str]) -> Dict[str, str]:
+def class_name_aliases(dataset_names: Sequence[str]) -> dict[str, str]:
     """Each registered data set's class name (``stuff_classes``, the prompt name, e.g. "building")
     -> its raw name (``raw_class_names``, e.g. "building-other"), where the two differ."""
-    aliases: Dict[str, str] = {}
+    aliases: dict[str, str] = {}
     for name in dataset_names:
         metadata = MetadataCatalog.get(name)
         if hasattr(metadata, "stuff_classes") and hasattr(metadata, "raw_class_names"):
-            aliases.update((c, r) for c, r in zip(metadata.stuff_classes, metadata.raw_class_names) if c != r)
+            aliases.update(
+                (c, r) for c, r in zip(metadata.stuff_classes, metadata.raw_class_names) if c != r
+            )
     return aliases

@@ -9,10 +9,11 @@ never arbitrary objects. Detectron2-format ``.pkl`` files (its model-zoo ImageNe
 ``detectron2://ImageNetPretrained/torchvision/R-50.pkl``) are Python pickles and are read by
 Detectron2's own loader; use them only from sources you trust.
 """
+
 from __future__ import annotations
 
 import os
-from typing import Any, Dict
+from typing import Any
 
 import torch
 from detectron2.checkpoint import DetectionCheckpointer
@@ -47,7 +48,14 @@ class Checkpointer(DetectionCheckpointer):
     (see :mod:`zsseg_d2.utils.file_io`), so ``--resume`` always finds a whole file.
     """
 
-    def __init__(self, model: nn.Module, save_dir: str = "", *, accept_text_mismatch: bool = False, **kwargs: Any):
+    def __init__(
+        self,
+        model: nn.Module,
+        save_dir: str = "",
+        *,
+        accept_text_mismatch: bool = False,
+        **kwargs: Any,
+    ):
         super().__init__(model, save_dir, **kwargs)
         self.accept_text_mismatch = accept_text_mismatch
 
@@ -67,7 +75,7 @@ class Checkpointer(DetectionCheckpointer):
         with atomic_write(os.path.join(self.save_dir, "last_checkpoint"), "w") as f:
             f.write(last_filename_basename)
 
-    def _load_file(self, filename: str) -> Dict[str, Any]:
+    def _load_file(self, filename: str) -> dict[str, Any]:
         if filename.endswith((".pkl", ".pyth")):
             return super()._load_file(filename)
         loaded = load_tensors_only(filename)
@@ -77,7 +85,7 @@ class Checkpointer(DetectionCheckpointer):
         return loaded
 
 
-def compare_state_dicts(model: nn.Module, state: Dict[str, torch.Tensor]) -> str:
+def compare_state_dicts(model: nn.Module, state: dict[str, torch.Tensor]) -> str:
     """Describe missing, unexpected and shape-mismatched parameters ('' when they all match)."""
     expected = model.state_dict()
     missing = [k for k in expected if k not in state]
@@ -88,9 +96,17 @@ def compare_state_dicts(model: nn.Module, state: Dict[str, torch.Tensor]) -> str
         if k in state and tuple(state[k].shape) != tuple(v.shape)
     ]
     problems = []
-    for title, items in (("missing", missing), ("unexpected", unexpected), ("shape mismatch", mismatched)):
+    for title, items in (
+        ("missing", missing),
+        ("unexpected", unexpected),
+        ("shape mismatch", mismatched),
+    ):
         if items:
-            problems.append(f"{len(items)} {title}: " + "; ".join(items[:_LISTED]) + (" ..." if len(items) > _LISTED else ""))
+            problems.append(
+                f"{len(items)} {title}: "
+                + "; ".join(items[:_LISTED])
+                + (" ..." if len(items) > _LISTED else "")
+            )
     return " | ".join(problems)
 
 
@@ -106,7 +122,9 @@ def load_trained_weights(model: nn.Module, path: str, accept_text_mismatch: bool
         return
     checkpoint = load_tensors_only(path)
     state = checkpoint.get("model", checkpoint) if isinstance(checkpoint, dict) else checkpoint
-    check_text_record(checkpoint if "model" in checkpoint else {}, model, path, accept_text_mismatch)
+    check_text_record(
+        checkpoint if "model" in checkpoint else {}, model, path, accept_text_mismatch
+    )
     problems = compare_state_dicts(model, state)
     if problems:
         raise ValueError(

@@ -1,4 +1,5 @@
 """Config set-up shared by the tools: zsseg_d2 options, YAML, command-line overrides, device."""
+
 from __future__ import annotations
 
 import argparse
@@ -6,7 +7,7 @@ import contextlib
 import difflib
 import logging
 import os
-from typing import Iterator, List
+from collections.abc import Iterator
 
 import torch
 from detectron2.config import CfgNode, get_cfg
@@ -24,7 +25,9 @@ logger = logging.getLogger(__name__)
 def select_device(cfg: CfgNode) -> None:
     """Use the CPU when ``MODEL.DEVICE`` asks for CUDA on a machine without a GPU."""
     if cfg.MODEL.DEVICE.startswith("cuda") and not torch.cuda.is_available():
-        logger.warning(f"MODEL.DEVICE {cfg.MODEL.DEVICE} asked for but no GPU is available: using cpu")
+        logger.warning(
+            f"MODEL.DEVICE {cfg.MODEL.DEVICE} asked for but no GPU is available: using cpu"
+        )
         cfg.MODEL.DEVICE = "cpu"
 
 
@@ -43,10 +46,14 @@ def check_dataset_names(cfg: CfgNode) -> None:
                 )
 
 
-def _flat_keys(node: CfgNode, prefix: str = "") -> List[str]:
+def _flat_keys(node: CfgNode, prefix: str = "") -> list[str]:
     keys = []
     for key, value in node.items():
-        keys += _flat_keys(value, f"{prefix}{key}.") if isinstance(value, CfgNode) else [f"{prefix}{key}"]
+        keys += (
+            _flat_keys(value, f"{prefix}{key}.")
+            if isinstance(value, CfgNode)
+            else [f"{prefix}{key}"]
+        )
     return keys
 
 
@@ -71,7 +78,9 @@ def load_config(config_file: str, opts: list = ()) -> CfgNode:
     command-line values are parsed as literals, never evaluated.
     """
     if not os.path.isfile(config_file):
-        raise FileNotFoundError(f"config file {config_file!r} not found; pass --config-file configs/...yaml")
+        raise FileNotFoundError(
+            f"config file {config_file!r} not found; pass --config-file configs/...yaml"
+        )
     cfg = get_cfg()
     add_zsseg_config(cfg)
     with _unknown_keys_named(cfg, f"config file {config_file}"):
@@ -97,4 +106,3 @@ def setup(args: argparse.Namespace) -> CfgNode:
     default_setup(cfg, args)
     setup_logger(output=cfg.OUTPUT_DIR, distributed_rank=comm.get_rank(), name="zsseg_d2")
     return cfg
-

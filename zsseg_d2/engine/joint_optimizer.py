@@ -5,6 +5,7 @@
 ``step``, ``param_groups`` (both optimizers' groups, the same dicts), ``state_dict`` and
 ``load_state_dict``. The LR schedule is built on ``scheduled`` (the first optimizer) only.
 """
+
 from __future__ import annotations
 
 import torch

@@ -4,13 +4,15 @@ Detectron2 0.6's ``launch`` requires CUDA. On a machine without GPUs, or with ``
 ``--num-gpus N`` here means N CPU processes joined by the gloo backend, with Detectron2's
 per-machine process group set up as its own launcher does.
 """
+
 from __future__ import annotations
 
 import argparse
 import logging
 import socket
+from collections.abc import Sequence
 from datetime import timedelta
-from typing import Any, Callable, Sequence
+from typing import Any, Callable
 
 import torch
 import torch.distributed as dist
@@ -41,7 +43,15 @@ def launch(
 ) -> None:
     """Run ``main_func(*args)`` in ``num_processes_per_machine * num_machines`` processes."""
     if torch.cuda.is_available() and not use_cpu:
-        d2_launch(main_func, num_processes_per_machine, num_machines, machine_rank, dist_url, args, timeout)
+        d2_launch(
+            main_func,
+            num_processes_per_machine,
+            num_machines,
+            machine_rank,
+            dist_url,
+            args,
+            timeout,
+        )
         return
     world_size = num_processes_per_machine * num_machines
     if world_size == 1:
@@ -49,13 +59,23 @@ def launch(
         return
     if dist_url == "auto":
         if num_machines != 1:
-            raise ValueError("--dist-url auto only works on one machine; pass tcp://HOST:PORT of machine 0")
+            raise ValueError(
+                "--dist-url auto only works on one machine; pass tcp://HOST:PORT of machine 0"
+            )
         dist_url = f"tcp://127.0.0.1:{_free_port()}"
     logger.info(f"Launching {world_size} CPU processes (gloo) at {dist_url}")
     mp.start_processes(
         _cpu_worker,
         nprocs=num_processes_per_machine,
-        args=(main_func, world_size, num_processes_per_machine, machine_rank, dist_url, tuple(args), timeout),
+        args=(
+            main_func,
+            world_size,
+            num_processes_per_machine,
+            machine_rank,
+            dist_url,
+            tuple(args),
+            timeout,
+        ),
         daemon=False,
         start_method="spawn",
     )
@@ -76,9 +96,13 @@ def launch_from_args(main_func: Callable[..., Any], args: argparse.Namespace) ->
     )
 
 
-def _cpu_worker(local_rank, main_func, world_size, per_machine, machine_rank, dist_url, args, timeout):
+def _cpu_worker(
+    local_rank, main_func, world_size, per_machine, machine_rank, dist_url, args, timeout
+):
     rank = machine_rank * per_machine + local_rank
-    dist.init_process_group("gloo", init_method=dist_url, world_size=world_size, rank=rank, timeout=timeout)
+    dist.init_process_group(
+        "gloo", init_method=dist_url, world_size=world_size, rank=rank, timeout=timeout
+    )
     for machine in range(world_size // per_machine):
         group = dist.new_group(list(range(machine * per_machine, (machine + 1) * per_machine)))
         if machine == machine_rank:

@@ -1,7 +1,8 @@
 """Open-vocabulary inference on single images: any class names, one trained checkpoint."""
+
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 import torch
@@ -22,7 +23,9 @@ class VocabularyPredictor:
 
     def __init__(self, cfg: CfgNode, vocabulary: Sequence[str]):
         self.model = build_model(cfg).eval()
-        load_trained_weights(self.model, cfg.MODEL.WEIGHTS, cfg.MODEL.SEMANTIC.ACCEPT_CHECKPOINT_MISMATCH)
+        load_trained_weights(
+            self.model, cfg.MODEL.WEIGHTS, cfg.MODEL.SEMANTIC.ACCEPT_CHECKPOINT_MISMATCH
+        )
         self.model.set_vocabulary(vocabulary)
         self.model.test_text_embeddings  # noqa: B018  (encode the requested names now)
         self.model.max_dense_classes = 0

@@ -1,8 +1,9 @@
 """Optimizer and learning-rate schedule in Mask2Former's recipe (AdamW, backbone multiplier, poly),
 optionally with a second optimizer for some modules (``SOLVER.SECOND_OPTIMIZER``)."""
+
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 from detectron2.config import CfgNode
@@ -14,7 +15,12 @@ from torch import nn
 
 from .joint_optimizer import JointOptimizer
 
-_NORM_TYPES = (nn.modules.batchnorm._BatchNorm, nn.GroupNorm, nn.LayerNorm, nn.modules.instancenorm._InstanceNorm)
+_NORM_TYPES = (
+    nn.modules.batchnorm._BatchNorm,
+    nn.GroupNorm,
+    nn.LayerNorm,
+    nn.modules.instancenorm._InstanceNorm,
+)
 
 
 def _in_modules(module_name: str, prefixes: Sequence[str]) -> bool:
@@ -58,7 +64,9 @@ def _with_gradient_clipping(cfg: CfgNode, optimizer_cls: type) -> type:
     return FullModelGradientClipping
 
 
-def _make_optimizer(cfg: CfgNode, name: str, params: list, lr: float, setting: str) -> torch.optim.Optimizer:
+def _make_optimizer(
+    cfg: CfgNode, name: str, params: list, lr: float, setting: str
+) -> torch.optim.Optimizer:
     if not params:
         raise ValueError(f"{setting} {name!r} has no trainable parameters to optimize")
     if name == "ADAMW":
@@ -77,19 +85,39 @@ def build_optimizer(cfg: CfgNode, model: nn.Module):
     :class:`JointOptimizer` whose second optimizer (constant lr) owns those modules' parameters."""
     second = cfg.SOLVER.SECOND_OPTIMIZER
     modules = list(second.MODULES)
-    main = _make_optimizer(cfg, cfg.SOLVER.OPTIMIZER, optimizer_param_groups(cfg, model, exclude=modules),
-                           cfg.SOLVER.BASE_LR, "SOLVER.OPTIMIZER")
+    main = _make_optimizer(
+        cfg,
+        cfg.SOLVER.OPTIMIZER,
+        optimizer_param_groups(cfg, model, exclude=modules),
+        cfg.SOLVER.BASE_LR,
+        "SOLVER.OPTIMIZER",
+    )
     if not modules:
         return main
-    params = [p for name, module in model.named_children() if name in modules
-              for p in module.parameters() if p.requires_grad]
+    params = [
+        p
+        for name, module in model.named_children()
+        if name in modules
+        for p in module.parameters()
+        if p.requires_grad
+    ]
     missing = [m for m in modules if not hasattr(model, m)]
     if missing:
-        raise ValueError(f"SOLVER.SECOND_OPTIMIZER.MODULES names {missing}, which the model does not have")
+        raise ValueError(
+            f"SOLVER.SECOND_OPTIMIZER.MODULES names {missing}, which the model does not have"
+        )
     if not params:
         return main  # those modules are frozen in this stage
-    return JointOptimizer(main, _make_optimizer(cfg, second.OPTIMIZER, [{"params": params}], second.BASE_LR,
-                                                "SOLVER.SECOND_OPTIMIZER.OPTIMIZER"))
+    return JointOptimizer(
+        main,
+        _make_optimizer(
+            cfg,
+            second.OPTIMIZER,
+            [{"params": params}],
+            second.BASE_LR,
+            "SOLVER.SECOND_OPTIMIZER.OPTIMIZER",
+        ),
+    )
 
 
 def build_lr_scheduler(cfg: CfgNode, optimizer: torch.optim.Optimizer):

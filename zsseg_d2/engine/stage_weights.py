@@ -1,4 +1,5 @@
 """Weights of an earlier stage: fail with the command that makes them, never train from ImageNet."""
+
 from __future__ import annotations
 
 import os

@@ -10,25 +10,25 @@ vocabulary, the configured value and an identity (weights and embedding files by
 A model exposes its source as ``text_embedder`` (with ``settings_record()``) and its class names
 as ``train_vocabulary``.
 """
+
 from __future__ import annotations
 
 import hashlib
 import json
 import logging
-from typing import Dict, Optional
 
 from torch import nn
 
 logger = logging.getLogger(__name__)
 
-TextRecord = Dict[str, Dict[str, str]]
+TextRecord = dict[str, dict[str, str]]
 RECORD_KEY = "text_settings"
 VOCABULARY = "training vocabulary"
 ACCEPT_FLAG = "MODEL.SEMANTIC.ACCEPT_CHECKPOINT_MISMATCH"
 _SHOWN_NAMES = 8
 
 
-def _vocabulary_entry(names: list) -> Dict[str, str]:
+def _vocabulary_entry(names: list) -> dict[str, str]:
     shown = ", ".join(names[:_SHOWN_NAMES]) + (", ..." if len(names) > _SHOWN_NAMES else "")
     identity = hashlib.sha256(json.dumps(names).encode()).hexdigest()
     return {"value": f"{len(names)} classes ({shown})", "identity": identity}
@@ -44,7 +44,7 @@ def text_record(model: nn.Module) -> TextRecord:
     return record
 
 
-def _fix(key: str, entry: Optional[Dict[str, str]]) -> str:
+def _fix(key: str, entry: dict[str, str] | None) -> str:
     if entry is None:
         return f"the checkpoint does not set {key}"
     if key == VOCABULARY:
@@ -60,11 +60,15 @@ def mismatches(saved: TextRecord, expected: TextRecord) -> list:
         if (old or {}).get("identity") != (new or {}).get("identity"):
             old_value = old["value"] if old else "(not set)"
             new_value = new["value"] if new else "(not set)"
-            lines.append(f"{key}: checkpoint {old_value!r}, config {new_value!r} -> {_fix(key, old)}")
+            lines.append(
+                f"{key}: checkpoint {old_value!r}, config {new_value!r} -> {_fix(key, old)}"
+            )
     return lines
 
 
-def check_text_record(checkpoint: dict, model: nn.Module, path: str, accept_mismatch: bool = False) -> None:
+def check_text_record(
+    checkpoint: dict, model: nn.Module, path: str, accept_mismatch: bool = False
+) -> None:
     """Compare the record in ``checkpoint`` (loaded from ``path``) with ``model``'s settings.
 
     A mismatch raises ``ValueError`` naming both values and the override, unless
@@ -84,9 +88,12 @@ def check_text_record(checkpoint: dict, model: nn.Module, path: str, accept_mism
     if not lines:
         return
     message = (
-        f"checkpoint {path} was trained with other text settings than this config:\n  " + "\n  ".join(lines)
+        f"checkpoint {path} was trained with other text settings than this config:\n  "
+        + "\n  ".join(lines)
         + f"\nThe scores would be silently wrong. Fix the config as shown, or pass {ACCEPT_FLAG} True to load it anyway"
     )
     if not accept_mismatch:
         raise ValueError(message)
-    logger.warning(message.replace("The scores would be silently wrong", f"Accepted ({ACCEPT_FLAG})"))
+    logger.warning(
+        message.replace("The scores would be silently wrong", f"Accepted ({ACCEPT_FLAG})")
+    )

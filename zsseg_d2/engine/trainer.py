@@ -6,16 +6,20 @@ atomically written checkpoints that include the optimizer, a stop naming the ite
 loss, and evaluation that switches the model's vocabulary to each evaluated data set's class names
 (open vocabulary) and prints one table over all of them.
 """
+
 from __future__ import annotations
 
 import logging
 import weakref
 from collections import OrderedDict
-from typing import Dict, Optional
 
 import torch
 from detectron2.config import CfgNode
-from detectron2.data import MetadataCatalog, build_detection_test_loader, build_detection_train_loader
+from detectron2.data import (
+    MetadataCatalog,
+    build_detection_test_loader,
+    build_detection_train_loader,
+)
 from detectron2.engine import AMPTrainer, DefaultTrainer, SimpleTrainer, create_ddp_model
 from detectron2.engine.train_loop import TrainerBase
 from detectron2.evaluation import inference_on_dataset, print_csv_format
@@ -55,10 +59,14 @@ class Trainer(DefaultTrainer):
         model = create_ddp_model(
             model, broadcast_buffers=False, device_ids=None if on_cpu else [comm.get_local_rank()]
         )
-        self._trainer = (AMPTrainer if use_amp(cfg) else SimpleTrainer)(model, data_loader, optimizer)
+        self._trainer = (AMPTrainer if use_amp(cfg) else SimpleTrainer)(
+            model, data_loader, optimizer
+        )
         self.scheduler = self.build_lr_scheduler(cfg, optimizer)
         self.checkpointer = Checkpointer(
-            model, cfg.OUTPUT_DIR, accept_text_mismatch=cfg.MODEL.SEMANTIC.ACCEPT_CHECKPOINT_MISMATCH,
+            model,
+            cfg.OUTPUT_DIR,
+            accept_text_mismatch=cfg.MODEL.SEMANTIC.ACCEPT_CHECKPOINT_MISMATCH,
             trainer=weakref.proxy(self),
         )
         self.start_iter = 0
@@ -87,7 +95,11 @@ class Trainer(DefaultTrainer):
         try:
             super().run_step()
         except FloatingPointError as error:
-            last = self.checkpointer.get_checkpoint_file() if self.checkpointer.has_checkpoint() else "none"
+            last = (
+                self.checkpointer.get_checkpoint_file()
+                if self.checkpointer.has_checkpoint()
+                else "none"
+            )
             raise FloatingPointError(
                 f"training stopped at iteration {self.iter}: the loss is not finite ({error}). "
                 f"The last checkpoint written before it is {last}. Lower SOLVER.BASE_LR, enable "
@@ -98,7 +110,9 @@ class Trainer(DefaultTrainer):
     @classmethod
     def build_train_loader(cls, cfg: CfgNode):
         dataset = training_dataset_dicts(cfg)  # DATASETS.UNSEEN_IMAGES protocol
-        return build_detection_train_loader(cfg, mapper=build_dataset_mapper(cfg, is_train=True), dataset=dataset)
+        return build_detection_train_loader(
+            cfg, mapper=build_dataset_mapper(cfg, is_train=True), dataset=dataset
+        )
 
     @classmethod
     def build_test_loader(cls, cfg: CfgNode, dataset_name: str):
@@ -113,11 +127,11 @@ class Trainer(DefaultTrainer):
         return build_lr_scheduler(cfg, optimizer)
 
     @classmethod
-    def build_evaluator(cls, cfg: CfgNode, dataset_name: str, output_folder: Optional[str] = None):
+    def build_evaluator(cls, cfg: CfgNode, dataset_name: str, output_folder: str | None = None):
         return build_evaluator(cfg, dataset_name, output_folder)
 
     @classmethod
-    def test(cls, cfg: CfgNode, model: torch.nn.Module, evaluators=None) -> Dict[str, dict]:
+    def test(cls, cfg: CfgNode, model: torch.nn.Module, evaluators=None) -> dict[str, dict]:
         """Evaluate on every ``DATASETS.TEST`` set with that set's vocabulary (or
         ``MODEL.CEL.TEST_VOCABULARY`` when given); log one table of all results."""
         results = OrderedDict()
@@ -128,7 +142,9 @@ class Trainer(DefaultTrainer):
             else:
                 unwrap(model).set_vocabulary(metadata.stuff_classes)  # unseen: not seen in training
             evaluator = evaluators[index] if evaluators else cls.build_evaluator(cfg, dataset_name)
-            results[dataset_name] = inference_on_dataset(model, cls.build_test_loader(cfg, dataset_name), evaluator)
+            results[dataset_name] = inference_on_dataset(
+                model, cls.build_test_loader(cfg, dataset_name), evaluator
+            )
             if comm.is_main_process():
                 logger.info(f"Evaluation results for {dataset_name} in csv format:")
                 print_csv_format(results[dataset_name])

@@ -1,4 +1,5 @@
 """GZS3 and open-vocabulary evaluators, metrics and result tables."""
+
 from .gzs3_evaluator import GZS3Evaluator, build_evaluator
 from .metrics import confusion_matrix, harmonic_iou, segmentation_metrics, split_metrics
 from .tables import TRANSFER_SETS, format_gzs3_table, format_split_table, format_transfer_table

@@ -1,11 +1,11 @@
 """GZS3 / open-vocabulary semantic-segmentation evaluator (Detectron2 ``DatasetEvaluator``)."""
+
 from __future__ import annotations
 
 import json
 import logging
 import os
 from collections import OrderedDict
-from typing import Optional
 
 import numpy as np
 import torch
@@ -43,7 +43,7 @@ class GZS3Evaluator(DatasetEvaluator):
         self,
         dataset_name: str,
         distributed: bool = True,
-        output_dir: Optional[str] = None,
+        output_dir: str | None = None,
         label_space: str = "all",
     ):
         self.dataset_name = dataset_name
@@ -55,7 +55,9 @@ class GZS3Evaluator(DatasetEvaluator):
         self.label_space = _checked_label_space(label_space, dataset_name, self.unseen_ids)
         self._distributed = distributed
         self._output_dir = output_dir
-        self._gt_files = {d["file_name"]: d["sem_seg_file_name"] for d in DatasetCatalog.get(dataset_name)}
+        self._gt_files = {
+            d["file_name"]: d["sem_seg_file_name"] for d in DatasetCatalog.get(dataset_name)
+        }
         self.reset()
 
     def reset(self) -> None:
@@ -65,7 +67,9 @@ class GZS3Evaluator(DatasetEvaluator):
         for inp, out in zip(inputs, outputs):
             gt_file = inp.get("sem_seg_file_name") or self._gt_files.get(inp["file_name"])
             if gt_file is None:
-                raise KeyError(f"{inp['file_name']} is not an image of data set '{self.dataset_name}'")
+                raise KeyError(
+                    f"{inp['file_name']} is not an image of data set '{self.dataset_name}'"
+                )
             gt = load_sem_seg(gt_file, self.metadata)
             pred = self._prediction(out, gt_file)
             if self.label_space == "unseen":
@@ -106,7 +110,7 @@ class GZS3Evaluator(DatasetEvaluator):
         unseen = torch.as_tensor(self.unseen_ids, device=scores.device)
         return unseen[scores.index_select(0, unseen).argmax(dim=0)]
 
-    def evaluate(self) -> Optional["OrderedDict[str, dict]"]:
+    def evaluate(self) -> OrderedDict[str, dict] | None:
         confusion = self.confusion
         if self._distributed and comm.get_world_size() > 1:
             comm.synchronize()
@@ -114,7 +118,9 @@ class GZS3Evaluator(DatasetEvaluator):
             if not comm.is_main_process():
                 return None
             confusion = np.sum(gathered, axis=0)
-        metrics = segmentation_metrics(confusion, self.class_names, self.unseen_ids, self.label_space)
+        metrics = segmentation_metrics(
+            confusion, self.class_names, self.unseen_ids, self.label_space
+        )
         if self._output_dir:
             with atomic_write(os.path.join(self._output_dir, "gzs3_metrics.json"), "w") as f:
                 json.dump(metrics, f, indent=1)
@@ -126,7 +132,9 @@ class GZS3Evaluator(DatasetEvaluator):
         return results
 
 
-def build_evaluator(cfg: CfgNode, dataset_name: str, output_folder: Optional[str] = None) -> DatasetEvaluator:
+def build_evaluator(
+    cfg: CfgNode, dataset_name: str, output_folder: str | None = None
+) -> DatasetEvaluator:
     """The evaluator of ``dataset_name`` by its metadata ``evaluator_type`` ("gzs3"); results go
     to ``output_folder`` (default: <OUTPUT_DIR>/inference/<dataset_name>)."""
     evaluator_type = MetadataCatalog.get(dataset_name).get("evaluator_type")
@@ -136,7 +144,9 @@ def build_evaluator(cfg: CfgNode, dataset_name: str, output_folder: Optional[str
             "'gzs3' data sets (register it through zsseg_d2.data.registration.register_sem_seg)"
         )
     output_folder = output_folder or os.path.join(cfg.OUTPUT_DIR, "inference", dataset_name)
-    return GZS3Evaluator(dataset_name, distributed=True, output_dir=output_folder, label_space=cfg.TEST.LABEL_SPACE)
+    return GZS3Evaluator(
+        dataset_name, distributed=True, output_dir=output_folder, label_space=cfg.TEST.LABEL_SPACE
+    )
 
 
 def _checked_label_space(label_space: str, dataset_name: str, unseen_ids: list[int]) -> str:

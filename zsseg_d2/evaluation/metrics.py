@@ -16,10 +16,11 @@ ground truth is seen, with predictions over the full label space (a seen pixel p
 unseen class is wrong); fwIoU(S) weights by t_i / sum_{k in S} t_k; mIoU(S) and mACC(S) average over
 the split's classes by the rules above. hIoU = 2 mIoU(S) mIoU(U) / (mIoU(S) + mIoU(U)).
 """
+
 from __future__ import annotations
 
 from collections import OrderedDict
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -27,7 +28,9 @@ LABEL_SPACES = ("all", "unseen")
 SUMMARY_METRICS = ("mIoU", "fwIoU", "mACC", "pACC")
 
 
-def confusion_matrix(gt: np.ndarray, pred: np.ndarray, num_classes: int, ignore_label: int) -> np.ndarray:
+def confusion_matrix(
+    gt: np.ndarray, pred: np.ndarray, num_classes: int, ignore_label: int
+) -> np.ndarray:
     """num_classes x num_classes counts of (gt, pred) pairs over pixels whose gt is not ignored,
     by one ``np.bincount``. ``pred`` must lie in [0, num_classes)."""
     valid = gt != ignore_label
@@ -47,7 +50,7 @@ def _ratio(numerator: float, denominator: float) -> float:
     return float(numerator / denominator * 100) if denominator > 0 else float("nan")
 
 
-def split_metrics(conf: np.ndarray, classes: np.ndarray) -> "OrderedDict[str, float]":
+def split_metrics(conf: np.ndarray, classes: np.ndarray) -> OrderedDict[str, float]:
     """mIoU, fwIoU, mACC and pACC in % over the classes selected by the boolean mask ``classes``
     (module docstring); nan when no selected class has ground truth (or, for mIoU, predictions)."""
     conf = conf.astype(np.float64)
@@ -72,8 +75,11 @@ def per_class_iou(conf: np.ndarray) -> np.ndarray:
 
 
 def segmentation_metrics(
-    conf: np.ndarray, class_names: Sequence[str], unseen_ids: Sequence[int] = (), label_space: str = "all"
-) -> "OrderedDict[str, float]":
+    conf: np.ndarray,
+    class_names: Sequence[str],
+    unseen_ids: Sequence[int] = (),
+    label_space: str = "all",
+) -> OrderedDict[str, float]:
     """Metrics in % of one confusion matrix: mIoU, fwIoU, mACC, pACC over all classes; with unseen
     classes the same with suffix "(S)" and "(U)" and hIoU; then IoU-<class>.
 

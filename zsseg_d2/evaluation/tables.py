@@ -1,9 +1,10 @@
 """Plain-text result tables: GZS3 (one row per data set), the older papers' metrics per split,
 and open-vocabulary transfer."""
+
 from __future__ import annotations
 
 import math
-from typing import Mapping
+from collections.abc import Mapping
 
 # Column label -> registered data set, in the paper's order (Table 3).
 TRANSFER_SETS = {
@@ -24,7 +25,9 @@ def _metrics(result: Mapping) -> Mapping:
 
 
 def _cell(value) -> str:
-    return "-" if value is None or (isinstance(value, float) and math.isnan(value)) else f"{value:.1f}"
+    return (
+        "-" if value is None or (isinstance(value, float) and math.isnan(value)) else f"{value:.1f}"
+    )
 
 
 def _render(header: list[str], rows: list[list[str]]) -> str:
@@ -36,7 +39,9 @@ def _render(header: list[str], rows: list[list[str]]) -> str:
 def format_gzs3_table(results: Mapping[str, Mapping]) -> str:
     """One row per data set: mIoU(S), mIoU(U), hIoU, mIoU, fwIoU, mACC, pACC ("-" where not
     reported)."""
-    rows = [[name] + [_cell(_metrics(r).get(c)) for c in GZS3_COLUMNS] for name, r in results.items()]
+    rows = [
+        [name] + [_cell(_metrics(r).get(c)) for c in GZS3_COLUMNS] for name, r in results.items()
+    ]
     return _render(["dataset", *GZS3_COLUMNS], rows)
 
 
@@ -56,7 +61,9 @@ def format_transfer_table(results: Mapping[str, Mapping], row_name: str = "mIoU"
     data sets present in ``results`` (keyed by registered name), in that order."""
     present = [(label, name) for label, name in TRANSFER_SETS.items() if name in results]
     if not present:
-        raise ValueError(f"no transfer data set in the results (expected some of {list(TRANSFER_SETS.values())})")
+        raise ValueError(
+            f"no transfer data set in the results (expected some of {list(TRANSFER_SETS.values())})"
+        )
     header = ["model"] + [label for label, _ in present]
     row = [row_name] + [_cell(_metrics(results[name]).get("mIoU")) for _, name in present]
     return _render(header, [row])

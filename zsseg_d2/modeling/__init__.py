@@ -6,6 +6,7 @@ pixel-wise methods' backbones (VGG-16 FCN-32s, U-Net); ``heads/``, ``pixel_decod
 score against (CLIP text, precomputed files, PCA); ``clip/`` CLIP's image tower on mask crops
 (pseudo labels, ensemble).
 """
+
 from . import backbone, heads, meta_arch, pixel_decoder, transformer_decoder  # noqa: F401  (registration)
 from .meta_arch import CELSegmentor, SZNSegmentor
 

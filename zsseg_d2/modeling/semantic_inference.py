@@ -6,9 +6,10 @@ At full resolution, Q masks of H x W pixels and C score maps do not fit in memor
 ``class_chunk`` classes at a time when only the label map is needed: peak memory is
 O((query_chunk + class_chunk) * H * W), for any number of queries and classes.
 """
+
 from __future__ import annotations
 
-from typing import Callable, Tuple
+from typing import Callable
 
 import torch
 import torch.nn.functional as F
@@ -28,7 +29,10 @@ def tensor_chunks(masks: torch.Tensor) -> MaskChunks:
 
 
 def full_resolution_mask_chunks(
-    mask_logits: torch.Tensor, padded_size: Tuple[int, int], image_size: Tuple[int, int], output_size: Tuple[int, int]
+    mask_logits: torch.Tensor,
+    padded_size: tuple[int, int],
+    image_size: tuple[int, int],
+    output_size: tuple[int, int],
 ) -> MaskChunks:
     """Masks M_q = sigmoid of ``mask_logits`` [Q, h, w] upsampled to the padded input
     (``padded_size``), cropped to the resized image (``image_size``) and resized to
@@ -36,15 +40,22 @@ def full_resolution_mask_chunks(
     height, width = image_size
 
     def chunk(start: int, stop: int) -> torch.Tensor:
-        padded = F.interpolate(mask_logits[None, start:stop].float(), size=padded_size, mode="bilinear",
-                               align_corners=False)
-        return F.interpolate(padded[:, :, :height, :width], size=output_size, mode="bilinear",
-                             align_corners=False)[0].sigmoid_()
+        padded = F.interpolate(
+            mask_logits[None, start:stop].float(),
+            size=padded_size,
+            mode="bilinear",
+            align_corners=False,
+        )
+        return F.interpolate(
+            padded[:, :, :height, :width], size=output_size, mode="bilinear", align_corners=False
+        )[0].sigmoid_()
 
     return chunk
 
 
-def _scores_of_classes(probs: torch.Tensor, mask_chunks: MaskChunks, query_chunk: int) -> torch.Tensor:
+def _scores_of_classes(
+    probs: torch.Tensor, mask_chunks: MaskChunks, query_chunk: int
+) -> torch.Tensor:
     """Eq. 4 for all columns of ``probs`` [Q, c], summed over chunks of queries: [c, H*W]."""
     scores = None
     for start in range(0, probs.shape[0], query_chunk):
@@ -54,20 +65,27 @@ def _scores_of_classes(probs: torch.Tensor, mask_chunks: MaskChunks, query_chunk
     return scores
 
 
-def chunked_semantic_scores(probs: torch.Tensor, mask_chunks: MaskChunks, size: Tuple[int, int],
-                            query_chunk: int) -> torch.Tensor:
+def chunked_semantic_scores(
+    probs: torch.Tensor, mask_chunks: MaskChunks, size: tuple[int, int], query_chunk: int
+) -> torch.Tensor:
     """Eq. 4 as :func:`semantic_scores` ([C, H, W], H x W = ``size``), ``query_chunk`` masks at a time."""
     return _scores_of_classes(probs, mask_chunks, query_chunk).view(probs.shape[1], *size)
 
 
-def semantic_argmax(probs: torch.Tensor, mask_chunks: MaskChunks, size: Tuple[int, int], class_chunk: int,
-                    query_chunk: int) -> torch.Tensor:
+def semantic_argmax(
+    probs: torch.Tensor,
+    mask_chunks: MaskChunks,
+    size: tuple[int, int],
+    class_chunk: int,
+    query_chunk: int,
+) -> torch.Tensor:
     """argmax_c of eq. 4 ([H, W] long) with ``class_chunk`` score maps and ``query_chunk`` masks in
     memory at a time (the masks are recomputed for each chunk of classes when there are several)."""
     best_score = best_class = None
     for start in range(0, probs.shape[1], class_chunk):
-        chunk_score, chunk_class = _scores_of_classes(probs[:, start : start + class_chunk], mask_chunks,
-                                                      query_chunk).max(dim=0)
+        chunk_score, chunk_class = _scores_of_classes(
+            probs[:, start : start + class_chunk], mask_chunks, query_chunk
+        ).max(dim=0)
         if best_score is None:
             best_score, best_class = chunk_score, chunk_class
             continue

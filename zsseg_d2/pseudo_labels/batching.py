@@ -4,10 +4,11 @@ Crops are queued as images arrive; CLIP encodes ``batch_size`` of them at a time
 they come from, and an image is complete once all of its crops are scored. The last, partial
 batch is padded to full size, so the encoder always runs on batches of the same shape.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Dict, List, Tuple
+from typing import Any
 
 import torch
 
@@ -29,10 +30,10 @@ class CropBatcher:
         self.classifier = classifier
         self.text_embeddings = text_embeddings.to(classifier.device)
         self.batch_size = classifier.batch_size
-        self._crops: List[torch.Tensor] = []
-        self._owners: List[torch.Tensor] = []
+        self._crops: list[torch.Tensor] = []
+        self._owners: list[torch.Tensor] = []
         self._queued = 0
-        self._images: Dict[int, _PendingImage] = {}
+        self._images: dict[int, _PendingImage] = {}
         self._next_slot = 0
         self.crops_encoded = 0
 
@@ -40,13 +41,15 @@ class CropBatcher:
         """Queue the crops ``[K, 3, h, w]`` of one image (``item`` is returned with its scores)."""
         slot = self._next_slot
         self._next_slot += 1
-        self._images[slot] = _PendingImage(item, len(crops), self.text_embeddings.new_zeros(len(self.text_embeddings)))
+        self._images[slot] = _PendingImage(
+            item, len(crops), self.text_embeddings.new_zeros(len(self.text_embeddings))
+        )
         if len(crops):
             self._crops.append(crops)
             self._owners.append(torch.full((len(crops),), slot, dtype=torch.long))
             self._queued += len(crops)
 
-    def completed(self, flush: bool = False) -> List[Tuple[Any, torch.Tensor]]:
+    def completed(self, flush: bool = False) -> list[tuple[Any, torch.Tensor]]:
         """Encode every full batch (and, with ``flush``, the rest); return the images completed
         since the last call as ``(item, scores [U])``."""
         while self._queued >= self.batch_size:
@@ -63,7 +66,9 @@ class CropBatcher:
         batch = crops[:count]
         if count < self.batch_size:
             batch = torch.cat([batch, batch.new_zeros((self.batch_size - count, *batch.shape[1:]))])
-        probs = self.classifier.class_probs(self.classifier.encode(batch)[:count], self.text_embeddings)
+        probs = self.classifier.class_probs(
+            self.classifier.encode(batch)[:count], self.text_embeddings
+        )
         slots, local = owners[:count].unique(return_inverse=True)
         batch_scores = image_class_scores(probs, local, len(slots))
         counts = local.bincount(minlength=len(slots)).tolist()

@@ -8,10 +8,11 @@ item becomes a "failed" item naming the file, so one bad file never stops the pa
 Batches only hold images of the same resized size (the list is sorted by it), so an image is
 padded the same way whichever images share its batch.
 """
+
 from __future__ import annotations
 
 import logging
-from typing import Dict, Iterator, List, Optional, Sequence
+from collections.abc import Iterator, Sequence
 
 import numpy as np
 import torch
@@ -68,10 +69,12 @@ class PassImages(torch.utils.data.Dataset):
         try:
             return {**item, **self._load(record)}
         except Exception as error:  # noqa: BLE001  (PIL, OpenCV and NumPy raise many types)
-            logger.warning(f"cannot read image {record['image_id']}: {type(error).__name__}: {error}")
+            logger.warning(
+                f"cannot read image {record['image_id']}: {type(error).__name__}: {error}"
+            )
             return {**item, "status": "failed", "error": f"{type(error).__name__}: {error}"}
 
-    def _gt_unseen(self, record: dict) -> tuple[bool, Optional[List[str]]]:
+    def _gt_unseen(self, record: dict) -> tuple[bool, list[str] | None]:
         """(is a candidate, unseen class names in the ground truth or None without labels)."""
         if "sem_seg_file_name" not in record:
             return True, None
@@ -101,9 +104,9 @@ class PassImages(torch.utils.data.Dataset):
         }
 
 
-def same_size_batches(sizes: Sequence[tuple[int, int]], batch_size: int) -> List[List[int]]:
+def same_size_batches(sizes: Sequence[tuple[int, int]], batch_size: int) -> list[list[int]]:
     """Indices of consecutive items grouped into batches of at most ``batch_size`` equal sizes."""
-    batches: List[List[int]] = []
+    batches: list[list[int]] = []
     for index, size in enumerate(sizes):
         if batches and len(batches[-1]) < batch_size and sizes[batches[-1][0]] == size:
             batches[-1].append(index)
@@ -114,7 +117,7 @@ def same_size_batches(sizes: Sequence[tuple[int, int]], batch_size: int) -> List
 
 def build_loader(
     images: PassImages, sizes: Sequence[tuple[int, int]], batch_size: int, num_workers: int
-) -> Iterator[List[Dict]]:
+) -> Iterator[list[dict]]:
     """A DataLoader over ``images`` yielding lists of items, prefetched by ``num_workers`` workers."""
     return torch.utils.data.DataLoader(
         images,

@@ -1,4 +1,5 @@
 """Class-agnostic region proposals from a trained model's query masks (section 3.4)."""
+
 from __future__ import annotations
 
 import torch
@@ -22,7 +23,11 @@ def select_proposals(
     binary = mask_probs > mask_threshold
     area = _area(binary)
     quality = mask_quality(mask_probs, binary)
-    keep = (area > 0) & (area >= min_area * mask_probs.shape[1] * mask_probs.shape[2]) & (quality >= min_quality)
+    keep = (
+        (area > 0)
+        & (area >= min_area * mask_probs.shape[1] * mask_probs.shape[2])
+        & (quality >= min_quality)
+    )
     indices = keep.nonzero().flatten()
     if 0 < topk < len(indices):
         quality = quality[indices]

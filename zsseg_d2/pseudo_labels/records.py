@@ -18,13 +18,14 @@ A record is one JSON object per line, keys sorted::
 A killed run leaves at most a partial last line, which the next run of that shard truncates away.
 When an image has several records (a failed image retried), the last one counts.
 """
+
 from __future__ import annotations
 
 import json
 import os
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Dict, Iterable, Sequence
 
 from ..data.image_labels import PSEUDO_LABEL_FORMAT
 from ..utils.file_io import PathLike, atomic_write
@@ -82,7 +83,7 @@ class RecordFile:
         end = data.rfind(b"\n") + 1
         return data[:end].decode("utf-8"), end
 
-    def read(self) -> Dict[str, dict]:
+    def read(self) -> dict[str, dict]:
         """The last record of each image id; a partial last line (a killed writer) is ignored."""
         text, _ = self._complete_text()
         records = {}
@@ -94,8 +95,14 @@ class RecordFile:
                     f"{self.path}, line {number} is not a JSON record ({error}); the file was edited or "
                     f"damaged by something other than a killed run: delete it to recompute this shard"
                 ) from error
-            if not isinstance(record, dict) or record.get("status") not in STATUSES or "image_id" not in record:
-                raise ValueError(f"{self.path}, line {number} is not a pseudo-label record: {line[:200]!r}")
+            if (
+                not isinstance(record, dict)
+                or record.get("status") not in STATUSES
+                or "image_id" not in record
+            ):
+                raise ValueError(
+                    f"{self.path}, line {number} is not a pseudo-label record: {line[:200]!r}"
+                )
             records[record["image_id"]] = record
         return records
 
@@ -128,8 +135,11 @@ def check_settings(path: PathLike, settings: dict) -> None:
         write_json_atomic(path, settings)
         return
     stored = json.loads(path.read_text(encoding="utf-8"))
-    changed = {key: (stored.get(key), settings.get(key)) for key in sorted(set(stored) | set(settings))
-               if stored.get(key) != settings.get(key)}
+    changed = {
+        key: (stored.get(key), settings.get(key))
+        for key in sorted(set(stored) | set(settings))
+        if stored.get(key) != settings.get(key)
+    }
     if changed:
         details = "; ".join(f"{key}: {old!r} -> {new!r}" for key, (old, new) in changed.items())
         raise ValueError(
@@ -138,9 +148,13 @@ def check_settings(path: PathLike, settings: dict) -> None:
         )
 
 
-def final_document(dataset: str, threshold: float, unseen_classes: Sequence[str], records: Iterable[dict]) -> dict:
+def final_document(
+    dataset: str, threshold: float, unseen_classes: Sequence[str], records: Iterable[dict]
+) -> dict:
     """The final pseudo-label file: labels of every successfully processed image, by image id."""
-    labels = {record["image_id"]: record["labels"] for record in records if record["status"] == "ok"}
+    labels = {
+        record["image_id"]: record["labels"] for record in records if record["status"] == "ok"
+    }
     return {
         "format": PSEUDO_LABEL_FORMAT,
         "dataset": dataset,

@@ -6,14 +6,15 @@ every batch; rerunning it skips the images it has finished (failed images are re
 merge builds the final file from the records alone, sorted by image id, so the final file is the
 same byte for byte however the work was split, interrupted and resumed.
 """
+
 from __future__ import annotations
 
 import hashlib
 import logging
 import os
 import time
+from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Dict, Iterable, List, Optional, Sequence, Tuple
 
 import torch
 from detectron2.config import CfgNode
@@ -38,7 +39,7 @@ class IncompleteShardsError(RuntimeError):
     """Some shard has not recorded all of its images yet."""
 
 
-def pass_dataset(dataset: str) -> Tuple[Metadata, List[dict]]:
+def pass_dataset(dataset: str) -> tuple[Metadata, list[dict]]:
     """The data set's metadata and its dicts sorted by image id (ids must be unique)."""
     metadata = MetadataCatalog.get(dataset)
     if not list(getattr(metadata, "unseen_classes", [])):
@@ -50,7 +51,9 @@ def pass_dataset(dataset: str) -> Tuple[Metadata, List[dict]]:
     ids = [d["image_id"] for d in dicts]
     duplicates = sorted({i for a, i in zip(ids, ids[1:]) if a == i})
     if duplicates:
-        raise ValueError(f"data set {dataset!r} has duplicate image ids {duplicates[:5]}; ids must be unique")
+        raise ValueError(
+            f"data set {dataset!r} has duplicate image ids {duplicates[:5]}; ids must be unique"
+        )
     missing = [d["image_id"] for d in dicts if "height" not in d or "width" not in d]
     if missing:
         raise ValueError(f"data set {dataset!r} dicts lack height/width (e.g. {missing[:3]})")
@@ -68,13 +71,23 @@ def pass_settings(cfg: CfgNode, dataset: str, metadata: Metadata) -> dict:
         "dataset": dataset,
         "unseen_classes": list(metadata.unseen_classes),
         "model_weights": weights,
-        "model_weights_bytes": os.path.getsize(weights) if weights and os.path.isfile(weights) else None,
+        "model_weights_bytes": os.path.getsize(weights)
+        if weights and os.path.isfile(weights)
+        else None,
         "model_config_sha256": hashlib.sha256(model_cfg.dump().encode()).hexdigest(),
         "input": [cfg.INPUT.FORMAT, cfg.INPUT.MIN_SIZE_TEST, cfg.INPUT.MAX_SIZE_TEST],
         "pseudo_label": {
             key: pl[key]
-            for key in ("THRESHOLD", "MASK_THRESHOLD", "MIN_AREA", "TOPK", "MIN_QUALITY", "EXPAND_RATIO", "MASK_FILL",
-                        "ALL_IMAGES")
+            for key in (
+                "THRESHOLD",
+                "MASK_THRESHOLD",
+                "MIN_AREA",
+                "TOPK",
+                "MIN_QUALITY",
+                "EXPAND_RATIO",
+                "MASK_FILL",
+                "ALL_IMAGES",
+            )
         },
     }
 
@@ -95,7 +108,9 @@ def build_proposal_model(cfg: CfgNode) -> torch.nn.Module:
 
 def _check_shard(num_shards: int, shard_id: int) -> None:
     if num_shards < 1 or not 0 <= shard_id < num_shards:
-        raise ValueError(f"--shard-id must be in [0, --num-shards), got shard {shard_id} of {num_shards}")
+        raise ValueError(
+            f"--shard-id must be in [0, --num-shards), got shard {shard_id} of {num_shards}"
+        )
 
 
 def _ok_record(item: dict, scores: torch.Tensor, unseen: Sequence[str], threshold: float) -> dict:
@@ -120,19 +135,30 @@ class _Progress:
     """tqdm bar (images/s, ETA) plus a periodic log line for the log file."""
 
     def __init__(self, total: int, enabled: bool):
-        self.bar = tqdm(total=total, unit="img", dynamic_ncols=True, disable=not enabled, desc="pseudo labels")
-        self.total, self.done, self.start, self.last_log = total, 0, time.perf_counter(), time.perf_counter()
+        self.bar = tqdm(
+            total=total, unit="img", dynamic_ncols=True, disable=not enabled, desc="pseudo labels"
+        )
+        self.total, self.done, self.start, self.last_log = (
+            total,
+            0,
+            time.perf_counter(),
+            time.perf_counter(),
+        )
 
     def update(self, images: int, crops: int) -> None:
         self.done += images
         self.bar.update(images)
         now = time.perf_counter()
         rate = self.done / max(now - self.start, 1e-9)
-        self.bar.set_postfix(crops_per_s=f"{crops / max(now - self.start, 1e-9):.1f}", refresh=False)
+        self.bar.set_postfix(
+            crops_per_s=f"{crops / max(now - self.start, 1e-9):.1f}", refresh=False
+        )
         if now - self.last_log > _LOG_PERIOD_S or self.done == self.total:
             self.last_log = now
             eta = (self.total - self.done) / max(rate, 1e-9)
-            logger.info(f"{self.done}/{self.total} images, {rate:.2f} images/s, {crops} crops, ETA {eta / 60:.1f} min")
+            logger.info(
+                f"{self.done}/{self.total} images, {rate:.2f} images/s, {crops} crops, ETA {eta / 60:.1f} min"
+            )
 
     def close(self) -> None:
         self.bar.close()
@@ -140,7 +166,7 @@ class _Progress:
 
 def _process(
     cfg: CfgNode,
-    loader: Iterable[List[dict]],
+    loader: Iterable[list[dict]],
     proposal_model: torch.nn.Module,
     batcher: CropBatcher,
     record_file: RecordFile,
@@ -151,16 +177,25 @@ def _process(
     for batch in loader:
         records = [_other_record(item) for item in batch if item["status"] != "ok"]
         items = [item for item in batch if item["status"] == "ok"]
-        mask_probs = proposal_model.predict_mask_probs([item["model_input"] for item in items]) if items else []
+        mask_probs = (
+            proposal_model.predict_mask_probs([item["model_input"] for item in items])
+            if items
+            else []
+        )
         for item, probs in zip(items, mask_probs):
             masks = select_proposals(probs, pl.MASK_THRESHOLD, pl.MIN_AREA, pl.TOPK, pl.MIN_QUALITY)
             crops = batcher.classifier.crops(item.pop("original"), masks)
             del item["model_input"]  # the queue keeps only what the record needs
             batcher.add({**item, "num_proposals": len(masks)}, crops)
-        records += [_ok_record(item, scores, unseen, pl.THRESHOLD) for item, scores in batcher.completed()]
+        records += [
+            _ok_record(item, scores, unseen, pl.THRESHOLD) for item, scores in batcher.completed()
+        ]
         record_file.append(records)
         progress.update(len(records), batcher.crops_encoded)
-    records = [_ok_record(item, scores, unseen, pl.THRESHOLD) for item, scores in batcher.completed(flush=True)]
+    records = [
+        _ok_record(item, scores, unseen, pl.THRESHOLD)
+        for item, scores in batcher.completed(flush=True)
+    ]
     record_file.append(records)
     progress.update(len(records), batcher.crops_encoded)
 
@@ -171,8 +206,8 @@ def run_shard(
     output: str | os.PathLike,
     num_shards: int = 1,
     shard_id: int = 0,
-    proposal_model: Optional[torch.nn.Module] = None,
-    classifier: Optional[ClipCropClassifier] = None,
+    proposal_model: torch.nn.Module | None = None,
+    classifier: ClipCropClassifier | None = None,
     show_progress: bool = True,
 ) -> int:
     """Compute the records of one shard that are not on disk yet; returns how many were computed.
@@ -195,11 +230,17 @@ def run_shard(
         (d for d in shard if d["image_id"] not in finished),
         key=lambda d: (resized_size(d["height"], d["width"], resize), d["image_id"]),
     )
-    logger.info(f"shard {shard_id}/{num_shards} of {dataset}: {len(shard)} images, {len(todo)} to do")
+    logger.info(
+        f"shard {shard_id}/{num_shards} of {dataset}: {len(shard)} images, {len(todo)} to do"
+    )
     if not todo:
         return 0
     proposal_model = proposal_model if proposal_model is not None else build_proposal_model(cfg)
-    classifier = classifier if classifier is not None else ClipCropClassifier.from_config(cfg, cfg.MODEL.DEVICE)
+    classifier = (
+        classifier
+        if classifier is not None
+        else ClipCropClassifier.from_config(cfg, cfg.MODEL.DEVICE)
+    )
     unseen = list(metadata.unseen_classes)
     text = build_semantic_source(cfg)
     images = PassImages(todo, metadata, resize, cfg.INPUT.FORMAT, cfg.PSEUDO_LABEL.ALL_IMAGES)
@@ -208,13 +249,23 @@ def run_shard(
     progress = _Progress(len(todo), show_progress)
     try:
         with torch.no_grad():
-            _process(cfg, loader, proposal_model, CropBatcher(classifier, text(unseen)), record_file, unseen, progress)
+            _process(
+                cfg,
+                loader,
+                proposal_model,
+                CropBatcher(classifier, text(unseen)),
+                record_file,
+                unseen,
+                progress,
+            )
     finally:
         progress.close()
     return len(todo)
 
 
-def _shard_records(layout: PassLayout, dicts: Sequence[dict], num_shards: int) -> Tuple[Dict[str, dict], List[str]]:
+def _shard_records(
+    layout: PassLayout, dicts: Sequence[dict], num_shards: int
+) -> tuple[dict[str, dict], list[str]]:
     """All records of the shards and, per incomplete shard, a line saying what it lacks."""
     records, incomplete = {}, []
     for shard_id in range(num_shards):
@@ -223,12 +274,16 @@ def _shard_records(layout: PassLayout, dicts: Sequence[dict], num_shards: int) -
         expected = [d["image_id"] for d in dicts[shard_id::num_shards]]
         missing = [i for i in expected if i not in shard_records]
         if missing:
-            incomplete.append(f"shard {shard_id} ({path}): {len(missing)} of {len(expected)} images missing")
+            incomplete.append(
+                f"shard {shard_id} ({path}): {len(missing)} of {len(expected)} images missing"
+            )
         records.update({i: shard_records[i] for i in expected if i in shard_records})
     return records, incomplete
 
 
-def merge_shards(cfg: CfgNode, dataset: str, output: str | os.PathLike, num_shards: int = 1) -> dict:
+def merge_shards(
+    cfg: CfgNode, dataset: str, output: str | os.PathLike, num_shards: int = 1
+) -> dict:
     """Write the final file and the summary from the records of all shards; returns the summary.
 
     Raises :class:`IncompleteShardsError` naming the shards that still lack images.
@@ -251,7 +306,9 @@ def merge_shards(cfg: CfgNode, dataset: str, output: str | os.PathLike, num_shar
     return summary
 
 
-def merge_if_complete(cfg: CfgNode, dataset: str, output: str | os.PathLike, num_shards: int = 1) -> Optional[dict]:
+def merge_if_complete(
+    cfg: CfgNode, dataset: str, output: str | os.PathLike, num_shards: int = 1
+) -> dict | None:
     """:func:`merge_shards` when every shard is complete (what the last shard to finish does)."""
     try:
         return merge_shards(cfg, dataset, output, num_shards)

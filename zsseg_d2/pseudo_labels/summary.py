@@ -4,16 +4,17 @@ Precision and recall compare each image's pseudo labels with the unseen classes 
 ground-truth label file. They are reported only when the annotation has unseen pixels at all; a
 seen-only annotation (unseen pixels ignored) has nothing to compare with, and they are null.
 """
+
 from __future__ import annotations
 
-from typing import Dict, List, Optional, Sequence
+from collections.abc import Sequence
 
 
-def _ratio(numerator: int, denominator: int) -> Optional[float]:
+def _ratio(numerator: int, denominator: int) -> float | None:
     return round(numerator / denominator, 4) if denominator else None
 
 
-def _with_quality(counts: Dict[str, int]) -> dict:
+def _with_quality(counts: dict[str, int]) -> dict:
     """Counts plus precision (None when nothing was labelled) and recall (None without ground truth)."""
     return {
         **counts,
@@ -22,10 +23,14 @@ def _with_quality(counts: Dict[str, int]) -> dict:
     }
 
 
-def summarize(dataset: str, threshold: float, unseen_classes: Sequence[str], records: Sequence[dict]) -> dict:
+def summarize(
+    dataset: str, threshold: float, unseen_classes: Sequence[str], records: Sequence[dict]
+) -> dict:
     """The summary of ``records`` (one per image of the pass; deterministic, no timings)."""
     done = [r for r in records if r["status"] == "ok"]
-    counts: Dict[str, Dict[str, int]] = {name: {"pseudo": 0, "gt": 0, "true_positive": 0} for name in unseen_classes}
+    counts: dict[str, dict[str, int]] = {
+        name: {"pseudo": 0, "gt": 0, "true_positive": 0} for name in unseen_classes
+    }
     with_gt = [r for r in done if r.get("gt_unseen") is not None]
     for record in done:
         for name in record["labels"]:
@@ -36,8 +41,10 @@ def summarize(dataset: str, threshold: float, unseen_classes: Sequence[str], rec
             counts[name]["true_positive"] += name in record["labels"]
     has_gt = any(c["gt"] for c in counts.values())
     per_class = {name: _with_quality(c) if has_gt else c for name, c in counts.items()}
-    total = _with_quality({key: sum(c[key] for c in counts.values()) for key in ("pseudo", "gt", "true_positive")})
-    failures: List[dict] = [
+    total = _with_quality(
+        {key: sum(c[key] for c in counts.values()) for key in ("pseudo", "gt", "true_positive")}
+    )
+    failures: list[dict] = [
         {"image_id": r["image_id"], "file_name": r.get("file_name"), "error": r["error"]}
         for r in records
         if r["status"] == "failed"
@@ -51,7 +58,9 @@ def summarize(dataset: str, threshold: float, unseen_classes: Sequence[str], rec
         "images_failed": len(failures),
         "images_with_labels": sum(bool(r["labels"]) for r in done),
         "labels_per_image": round(total["pseudo"] / len(done), 4) if done else 0.0,
-        "proposals_per_image": round(sum(r["num_proposals"] for r in done) / len(done), 4) if done else 0.0,
+        "proposals_per_image": round(sum(r["num_proposals"] for r in done) / len(done), 4)
+        if done
+        else 0.0,
         "per_class": per_class,
         "precision": total["precision"] if has_gt else None,
         "recall": total["recall"] if has_gt else None,
@@ -68,9 +77,13 @@ def format_summary(summary: dict) -> str:
         f"and {summary['proposals_per_image']} proposals per image",
     ]
     if summary["recall"] is not None:
-        lines.append(f"against ground truth: precision {summary['precision']}, recall {summary['recall']}")
+        lines.append(
+            f"against ground truth: precision {summary['precision']}, recall {summary['recall']}"
+        )
     else:
-        lines.append("no ground-truth unseen labels in the annotation: precision/recall not available")
+        lines.append(
+            "no ground-truth unseen labels in the annotation: precision/recall not available"
+        )
     for name, c in summary["per_class"].items():
         quality = f", precision {c['precision']}, recall {c['recall']}" if "precision" in c else ""
         lines.append(f"  {name}: {c['pseudo']} images labelled, {c['gt']} in ground truth{quality}")

@@ -5,12 +5,14 @@ metrics) is written to a temporary file in the same folder, flushed to disk, the
 the destination (``os.replace`` is atomic on POSIX and Windows). A run killed mid-write leaves
 the previous version, or nothing, plus at most a hidden ``.NAME.tmp-PID`` file.
 """
+
 from __future__ import annotations
 
 import contextlib
 import os
+from collections.abc import Iterator
 from pathlib import Path
-from typing import IO, Iterator, Union
+from typing import IO, Union
 
 PathLike = Union[str, os.PathLike]
 
@@ -22,7 +24,9 @@ def atomic_write(path: PathLike, mode: str = "wb", encoding: str | None = None) 
     On an exception the temporary file is removed and ``path`` is left as it was.
     """
     if not mode.startswith("w"):
-        raise ValueError(f"atomic_write only writes whole files (mode 'w' or 'wb'), got mode {mode!r}")
+        raise ValueError(
+            f"atomic_write only writes whole files (mode 'w' or 'wb'), got mode {mode!r}"
+        )
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")

@@ -7,12 +7,13 @@ settings equal the new ones; otherwise it says which settings changed, removes t
 the step again. A step's settings should include those of the steps it reads from, so a change
 reruns everything downstream.
 """
+
 from __future__ import annotations
 
 import json
 import shutil
 from pathlib import Path
-from typing import Callable, List
+from typing import Callable
 
 from .file_io import atomic_write
 
@@ -23,12 +24,14 @@ def _as_json(settings: dict) -> dict:
     return json.loads(json.dumps(settings, sort_keys=True, default=str))
 
 
-def changed_keys(old: dict, new: dict) -> List[str]:
+def changed_keys(old: dict, new: dict) -> list[str]:
     """Top-level keys whose values differ between two settings dicts (added or removed included)."""
     return sorted(key for key in old.keys() | new.keys() if old.get(key) != new.get(key))
 
 
-def run_stage(name: str, folder: Path, settings: dict, product: Path, action: Callable[[], None]) -> bool:
+def run_stage(
+    name: str, folder: Path, settings: dict, product: Path, action: Callable[[], None]
+) -> bool:
     """Run ``action`` (which writes ``product`` inside ``folder``) unless a previous run with the
     same ``settings`` left ``product``; return True when it ran."""
     settings = _as_json(settings)
@@ -41,7 +44,9 @@ def run_stage(name: str, folder: Path, settings: dict, product: Path, action: Ca
         if previous is None:
             reason = "no settings recorded (unfinished, or made by an older version)"
         elif previous != settings:
-            reason = f"settings changed since it was made: {', '.join(changed_keys(previous, settings))}"
+            reason = (
+                f"settings changed since it was made: {', '.join(changed_keys(previous, settings))}"
+            )
         else:
             reason = f"{product.name} is missing"
         print(f"=== {name}: {reason}; removing {folder} and running it again", flush=True)

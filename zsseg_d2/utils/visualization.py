@@ -5,13 +5,14 @@ glyph for every character, looked for in ``$ZSSEG_FONT``, matplotlib's DejaVu Sa
 installed; Latin, Greek, Cyrillic and more) and the system's fonts. When none covers a name, it is
 drawn with DejaVu Sans (missing glyphs as boxes) and a warning names the characters and the fix.
 """
+
 from __future__ import annotations
 
 import functools
 import logging
 import os
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Dict, FrozenSet, List, Sequence
 
 import matplotlib
 import numpy as np
@@ -34,22 +35,22 @@ def class_colors(num_classes: int) -> list:
     return [palette[i % len(palette)] for i in range(num_classes)]
 
 
-def class_fractions(label: np.ndarray, class_names: Sequence[str]) -> Dict[str, float]:
+def class_fractions(label: np.ndarray, class_names: Sequence[str]) -> dict[str, float]:
     """Fraction of the image's pixels per class present, largest first (ids >= C are skipped)."""
     counts = np.bincount(label.ravel(), minlength=len(class_names))[: len(class_names)]
     order = np.argsort(-counts, kind="stable")
     return {class_names[i]: round(float(counts[i]) / label.size, 6) for i in order if counts[i] > 0}
 
 
-@functools.lru_cache(maxsize=None)
-def _charmap(path: str) -> FrozenSet[int]:
+@functools.cache
+def _charmap(path: str) -> frozenset[int]:
     try:
         return frozenset(ft2font.FT2Font(path).get_charmap())
     except (OSError, RuntimeError):  # not a font FreeType can read
         return frozenset()
 
 
-def _candidate_fonts() -> List[str]:
+def _candidate_fonts() -> list[str]:
     chosen = [os.environ[FONT_ENV]] if os.environ.get(FONT_ENV) else []
     return chosen + [str(DEFAULT_FONT)] + sorted(font_manager.findSystemFonts())
 
@@ -61,7 +62,9 @@ def font_for(text: str) -> str:
     for path in _candidate_fonts():
         if needed <= _charmap(path):
             return path
-    missing = "".join(sorted({c for c in text if ord(c) not in _charmap(str(DEFAULT_FONT)) and not c.isspace()}))
+    missing = "".join(
+        sorted({c for c in text if ord(c) not in _charmap(str(DEFAULT_FONT)) and not c.isspace()})
+    )
     logger.warning(
         f"no font found covers {missing!r} of class name {text!r}; drawn with DejaVu Sans. Install a font "
         f"that covers them (e.g. Noto Sans CJK: apt-get install fonts-noto-cjk) or set ${FONT_ENV} to one"
@@ -81,7 +84,7 @@ def _paint(image_rgb: np.ndarray, label: np.ndarray, colors: np.ndarray) -> np.n
     return painted.round().astype(np.uint8)
 
 
-def legend_image(fractions: Dict[str, float], class_names: Sequence[str], width: int) -> np.ndarray:
+def legend_image(fractions: dict[str, float], class_names: Sequence[str], width: int) -> np.ndarray:
     """White rows of colour swatches and '<name> <percent>%' for each class in ``fractions``."""
     colors = class_colors(len(class_names))
     legend = Image.new("RGB", (width, _LEGEND_ROW * max(len(fractions), 1) + 6), "white")
@@ -96,7 +99,9 @@ def legend_image(fractions: Dict[str, float], class_names: Sequence[str], width:
     return np.asarray(legend)
 
 
-def overlay_with_legend(image_rgb: np.ndarray, label: np.ndarray, class_names: Sequence[str]) -> np.ndarray:
+def overlay_with_legend(
+    image_rgb: np.ndarray, label: np.ndarray, class_names: Sequence[str]
+) -> np.ndarray:
     """The image with the label map drawn over it and, below, a legend of the classes present."""
     colors = np.asarray(class_colors(len(class_names)), dtype=np.float32)
     overlay = _paint(image_rgb, label, colors)

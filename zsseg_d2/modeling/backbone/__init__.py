@@ -1,5 +1,6 @@
 """Backbones of the pixel-wise methods, registered in ``BACKBONE_REGISTRY`` on import. Each returns
 one feature map under ``"dense"`` (``output_shape()["dense"]`` gives its channels and stride)."""
+
 from .deeplab import build_deeplab_v2_backbone, build_deeplab_v3plus_backbone
 from .unet import UNetDecoder, UNetVGG16, build_unet_vgg16_backbone
 from .vgg import VGG16FCN, VGG16Encoder, build_vgg16_fcn_backbone, load_torchvision_vgg16

@@ -14,9 +14,10 @@ The trunk is Detectron2's ResNet (``detectron2.modeling.backbone.resnet``) with 
 its strides replaced by dilations below the output stride, so Detectron2's ImageNet checkpoints
 (``MODEL.WEIGHTS detectron2://ImageNetPretrained/torchvision/R-101.pkl``) load by name.
 """
+
 from __future__ import annotations
 
-from typing import Dict, List, Sequence
+from collections.abc import Sequence
 
 import torch
 import torch.nn.functional as F
@@ -31,12 +32,14 @@ _BLOCKS_PER_DEPTH = {50: [3, 4, 6, 3], 101: [3, 4, 23, 3], 152: [3, 8, 36, 3]}
 _STAGES = ("res2", "res3", "res4", "res5")
 
 
-def blocks_per_stage(cfg: CfgNode) -> List[int]:
+def blocks_per_stage(cfg: CfgNode) -> list[int]:
     """``MODEL.DEEPLAB.BLOCKS_PER_STAGE`` when set (tiny models), else the blocks of ``MODEL.RESNETS.DEPTH``."""
     custom = list(cfg.MODEL.DEEPLAB.BLOCKS_PER_STAGE)
     if custom:
         if len(custom) != 4 or min(custom) < 1:
-            raise ValueError(f"MODEL.DEEPLAB.BLOCKS_PER_STAGE must be 4 positive block counts, got {custom}")
+            raise ValueError(
+                f"MODEL.DEEPLAB.BLOCKS_PER_STAGE must be 4 positive block counts, got {custom}"
+            )
         return custom
     depth = cfg.MODEL.RESNETS.DEPTH
     if depth not in _BLOCKS_PER_DEPTH:
@@ -48,7 +51,7 @@ def blocks_per_stage(cfg: CfgNode) -> List[int]:
     return _BLOCKS_PER_DEPTH[depth]
 
 
-def stage_dilations(output_stride: int) -> List[int]:
+def stage_dilations(output_stride: int) -> list[int]:
     """Dilation of res2..res5 so the trunk stops down-sampling at ``output_stride`` (4, 8, 16, 32)."""
     if output_stride not in (4, 8, 16, 32):
         raise ValueError(f"DeepLab output stride must be 4, 8, 16 or 32, got {output_stride}")
@@ -62,7 +65,11 @@ def stage_dilations(output_stride: int) -> List[int]:
 
 
 def build_dilated_resnet(
-    cfg: CfgNode, input_shape: ShapeSpec, output_stride: int, out_features: Sequence[str], multi_grid: Sequence[int] = (1,)
+    cfg: CfgNode,
+    input_shape: ShapeSpec,
+    output_stride: int,
+    out_features: Sequence[str],
+    multi_grid: Sequence[int] = (1,),
 ) -> ResNet:
     """Detectron2's bottleneck ResNet whose stages after ``output_stride`` dilate instead of striding.
 
@@ -70,7 +77,9 @@ def build_dilated_resnet(
     cycled when the stage has another number of blocks)."""
     res = cfg.MODEL.RESNETS
     norm = res.NORM
-    stem = BasicStem(in_channels=input_shape.channels, out_channels=res.STEM_OUT_CHANNELS, norm=norm)
+    stem = BasicStem(
+        in_channels=input_shape.channels, out_channels=res.STEM_OUT_CHANNELS, norm=norm
+    )
     in_channels, out_channels = res.STEM_OUT_CHANNELS, res.RES2_OUT_CHANNELS
     bottleneck_channels = res.NUM_GROUPS * res.WIDTH_PER_GROUP
     multi_grid = list(multi_grid) or [1]
@@ -78,7 +87,11 @@ def build_dilated_resnet(
     stages = []
     for index, num_blocks in enumerate(blocks_per_stage(cfg)):
         first_stride = 2 if index > 0 and dilations[index] == 1 else 1
-        grid = [multi_grid[i % len(multi_grid)] for i in range(num_blocks)] if index == 3 else [1] * num_blocks
+        grid = (
+            [multi_grid[i % len(multi_grid)] for i in range(num_blocks)]
+            if index == 3
+            else [1] * num_blocks
+        )
         stages.append(
             ResNet.make_stage(
                 BottleneckBlock,
@@ -93,8 +106,14 @@ def build_dilated_resnet(
                 norm=norm,
             )
         )
-        in_channels, out_channels, bottleneck_channels = out_channels, out_channels * 2, bottleneck_channels * 2
-    return ResNet(stem, stages, out_features=list(out_features), freeze_at=cfg.MODEL.BACKBONE.FREEZE_AT)
+        in_channels, out_channels, bottleneck_channels = (
+            out_channels,
+            out_channels * 2,
+            bottleneck_channels * 2,
+        )
+    return ResNet(
+        stem, stages, out_features=list(out_features), freeze_at=cfg.MODEL.BACKBONE.FREEZE_AT
+    )
 
 
 class DeepLabV3PlusBackbone(Backbone):
@@ -115,28 +134,56 @@ class DeepLabV3PlusBackbone(Backbone):
         self.trunk = trunk
         shapes = trunk.output_shape()
         self.aspp = ASPP(
-            shapes["res5"].channels, aspp_channels, list(aspp_dilations), norm=norm, activation=F.relu, dropout=aspp_dropout
+            shapes["res5"].channels,
+            aspp_channels,
+            list(aspp_dilations),
+            norm=norm,
+            activation=F.relu,
+            dropout=aspp_dropout,
         )
         self.low_level_project = Conv2d(
-            shapes["res2"].channels, low_level_channels, 1, bias=False,
-            norm=get_norm(norm, low_level_channels), activation=F.relu,
+            shapes["res2"].channels,
+            low_level_channels,
+            1,
+            bias=False,
+            norm=get_norm(norm, low_level_channels),
+            activation=F.relu,
         )
         self.fuse = nn.Sequential(
-            Conv2d(aspp_channels + low_level_channels, out_channels, 3, padding=1, bias=False,
-                   norm=get_norm(norm, out_channels), activation=F.relu),
-            Conv2d(out_channels, out_channels, 3, padding=1, bias=False,
-                   norm=get_norm(norm, out_channels), activation=F.relu),
+            Conv2d(
+                aspp_channels + low_level_channels,
+                out_channels,
+                3,
+                padding=1,
+                bias=False,
+                norm=get_norm(norm, out_channels),
+                activation=F.relu,
+            ),
+            Conv2d(
+                out_channels,
+                out_channels,
+                3,
+                padding=1,
+                bias=False,
+                norm=get_norm(norm, out_channels),
+                activation=F.relu,
+            ),
         )
         self._out_channels = out_channels
         self._stride = shapes["res2"].stride
 
-    def forward(self, x: torch.Tensor) -> Dict[str, torch.Tensor]:
+    def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         features = self.trunk(x)
         low_level = self.low_level_project(features["res2"])
-        context = F.interpolate(self.aspp(features["res5"]), size=low_level.shape[-2:], mode="bilinear", align_corners=False)
+        context = F.interpolate(
+            self.aspp(features["res5"]),
+            size=low_level.shape[-2:],
+            mode="bilinear",
+            align_corners=False,
+        )
         return {"dense": self.fuse(torch.cat([context, low_level], dim=1))}
 
-    def output_shape(self) -> Dict[str, ShapeSpec]:
+    def output_shape(self) -> dict[str, ShapeSpec]:
         return {"dense": ShapeSpec(channels=self._out_channels, stride=self._stride)}
 
 
@@ -166,10 +213,10 @@ class DeepLabV2Backbone(Backbone):
         self.aspp = ASPPv2(res5.channels, out_channels, dilations)
         self._shape = ShapeSpec(channels=out_channels, stride=res5.stride)
 
-    def forward(self, x: torch.Tensor) -> Dict[str, torch.Tensor]:
+    def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         return {"dense": self.aspp(self.trunk(x)["res5"])}
 
-    def output_shape(self) -> Dict[str, ShapeSpec]:
+    def output_shape(self) -> dict[str, ShapeSpec]:
         return {"dense": self._shape}
 
 
@@ -178,8 +225,12 @@ def build_deeplab_v3plus_backbone(cfg: CfgNode, input_shape: ShapeSpec) -> Backb
     """DeepLab-v3+ from ``MODEL.RESNETS`` (trunk) and ``MODEL.DEEPLAB`` (ASPP, decoder)."""
     deeplab = cfg.MODEL.DEEPLAB
     if len(deeplab.ASPP_DILATIONS) != 3:
-        raise ValueError(f"MODEL.DEEPLAB.ASPP_DILATIONS must hold 3 dilations, got {list(deeplab.ASPP_DILATIONS)}")
-    trunk = build_dilated_resnet(cfg, input_shape, deeplab.OUTPUT_STRIDE, ("res2", "res5"), deeplab.MULTI_GRID)
+        raise ValueError(
+            f"MODEL.DEEPLAB.ASPP_DILATIONS must hold 3 dilations, got {list(deeplab.ASPP_DILATIONS)}"
+        )
+    trunk = build_dilated_resnet(
+        cfg, input_shape, deeplab.OUTPUT_STRIDE, ("res2", "res5"), deeplab.MULTI_GRID
+    )
     return DeepLabV3PlusBackbone(
         trunk,
         aspp_channels=deeplab.ASPP_CHANNELS,
@@ -196,4 +247,6 @@ def build_deeplab_v2_backbone(cfg: CfgNode, input_shape: ShapeSpec) -> Backbone:
     """DeepLab-v2 from ``MODEL.RESNETS`` (trunk, no multi-grid) and ``MODEL.DEEPLAB.V2_*`` (ASPP-L)."""
     deeplab = cfg.MODEL.DEEPLAB
     trunk = build_dilated_resnet(cfg, input_shape, deeplab.V2_OUTPUT_STRIDE, ("res5",))
-    return DeepLabV2Backbone(trunk, out_channels=deeplab.V2_OUT_CHANNELS, dilations=deeplab.V2_DILATIONS)
+    return DeepLabV2Backbone(
+        trunk, out_channels=deeplab.V2_OUT_CHANNELS, dilations=deeplab.V2_DILATIONS
+    )

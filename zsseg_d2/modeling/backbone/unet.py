@@ -6,9 +6,8 @@ from pool5 to the input resolution: at each of the 5 steps a 2x transposed convo
 encoder map of that stride concatenated (the U-Net skip), and two 3x3 conv + ReLU layers of that
 map's width. One output, ``"dense"``: BASE_CHANNELS channels at stride 1.
 """
-from __future__ import annotations
 
-from typing import Dict, List
+from __future__ import annotations
 
 import torch
 from detectron2.config import CfgNode
@@ -30,7 +29,7 @@ class UNetDecoder(nn.Module):
     """From the stride-32 map up to stride 1, with one skip per encoder block (widths given
     top-down by ``skip_channels``, e.g. 512, 512, 256, 128, 64)."""
 
-    def __init__(self, bottom_channels: int, skip_channels: List[int]):
+    def __init__(self, bottom_channels: int, skip_channels: list[int]):
         super().__init__()
         self.center = _double_conv(bottom_channels, bottom_channels)
         ups, convs, channels = [], [], bottom_channels
@@ -40,10 +39,12 @@ class UNetDecoder(nn.Module):
             channels = skip
         self.ups, self.convs = nn.ModuleList(ups), nn.ModuleList(convs)
 
-    def forward(self, bottom: torch.Tensor, skips_top_down: List[torch.Tensor]) -> torch.Tensor:
+    def forward(self, bottom: torch.Tensor, skips_top_down: list[torch.Tensor]) -> torch.Tensor:
         x = self.center(bottom)
         for up, conv, skip in zip(self.ups, self.convs, skips_top_down):
-            x = up(x)[..., : skip.shape[-2], : skip.shape[-1]]  # odd sides: ceil-mode pools overshoot
+            x = up(x)[
+                ..., : skip.shape[-2], : skip.shape[-1]
+            ]  # odd sides: ceil-mode pools overshoot
             x = conv(torch.cat([x, skip], dim=1))
         return x
 
@@ -56,11 +57,11 @@ class UNetVGG16(Backbone):
         self.decoder = UNetDecoder(channels[-1], channels[::-1])
         self.out_channels = channels[0]
 
-    def forward(self, x: torch.Tensor) -> Dict[str, torch.Tensor]:
+    def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         skips, bottom = self.encoder(x)
         return {"dense": self.decoder(bottom, skips[::-1])}
 
-    def output_shape(self) -> Dict[str, ShapeSpec]:
+    def output_shape(self) -> dict[str, ShapeSpec]:
         return {"dense": ShapeSpec(channels=self.out_channels, stride=1)}
 
     @property

@@ -7,10 +7,10 @@ tests can build a small net. ImageNet weights come from torchvision's VGG-16 sta
 (``MODEL.VGG.PRETRAINED``, e.g. vgg16-397923af.pth, read from disk, never downloaded): its
 ``classifier.0`` (a Linear on the flattened 512x7x7 pool5 map) becomes fc6's 7x7 kernel.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Dict, List, Tuple
 
 import torch
 from detectron2.config import CfgNode
@@ -33,7 +33,7 @@ class VGG16Encoder(nn.Module):
         self.block_channels = [base_channels * w for w in BLOCK_WIDTHS]
         blocks, in_channels = [], 3
         for depth, channels in zip(BLOCK_DEPTHS, self.block_channels):
-            layers: List[nn.Module] = []
+            layers: list[nn.Module] = []
             for _ in range(depth):
                 layers += [nn.Conv2d(in_channels, channels, 3, padding=1), nn.ReLU(inplace=True)]
                 in_channels = channels
@@ -41,11 +41,11 @@ class VGG16Encoder(nn.Module):
         self.blocks = nn.ModuleList(blocks)
         self.pool = nn.MaxPool2d(2, 2, ceil_mode=True)
 
-    def conv_layers(self) -> List[nn.Conv2d]:
+    def conv_layers(self) -> list[nn.Conv2d]:
         """The 13 convolutions in order (conv1_1 ... conv5_3)."""
         return [m for m in self.blocks.modules() if isinstance(m, nn.Conv2d)]
 
-    def forward(self, x: torch.Tensor) -> Tuple[List[torch.Tensor], torch.Tensor]:
+    def forward(self, x: torch.Tensor) -> tuple[list[torch.Tensor], torch.Tensor]:
         skips = []
         for block in self.blocks:
             x = block(x)
@@ -67,12 +67,12 @@ class VGG16FCN(Backbone):
         self.dropout = nn.Dropout2d(dropout)
         self.fc_channels = fc_channels
 
-    def forward(self, x: torch.Tensor) -> Dict[str, torch.Tensor]:
+    def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         _, pool5 = self.encoder(x)
         x = self.dropout(torch.relu(self.fc6(pool5)))
         return {"dense": self.dropout(torch.relu(self.fc7(x)))}
 
-    def output_shape(self) -> Dict[str, ShapeSpec]:
+    def output_shape(self) -> dict[str, ShapeSpec]:
         return {"dense": ShapeSpec(channels=self.fc_channels, stride=32)}
 
     @property
@@ -93,7 +93,9 @@ def load_torchvision_vgg16(encoder: VGG16Encoder, path: str, fcn: VGG16FCN | Non
     feature_keys = sorted(
         {int(k.split(".")[1]) for k in state if k.startswith("features.") and k.endswith(".weight")}
     )
-    targets: List[Tuple[nn.Conv2d, str]] = list(zip(encoder.conv_layers(), [f"features.{i}" for i in feature_keys]))
+    targets: list[tuple[nn.Conv2d, str]] = list(
+        zip(encoder.conv_layers(), [f"features.{i}" for i in feature_keys])
+    )
     if len(feature_keys) != len(encoder.conv_layers()):
         raise ValueError(f"{path}: {len(feature_keys)} conv layers under 'features', VGG-16 has 13")
     pairs = [(conv.weight, state[f"{key}.weight"]) for conv, key in targets]
@@ -101,7 +103,10 @@ def load_torchvision_vgg16(encoder: VGG16Encoder, path: str, fcn: VGG16FCN | Non
     if fcn is not None:
         fc6 = state["classifier.0.weight"].view(fcn.fc6.weight.shape[0], -1, 7, 7)
         pairs += [(fcn.fc6.weight, fc6), (fcn.fc6.bias, state["classifier.0.bias"])]
-        pairs += [(fcn.fc7.weight, state["classifier.3.weight"][:, :, None, None]), (fcn.fc7.bias, state["classifier.3.bias"])]
+        pairs += [
+            (fcn.fc7.weight, state["classifier.3.weight"][:, :, None, None]),
+            (fcn.fc7.bias, state["classifier.3.bias"]),
+        ]
     for param, value in pairs:
         if param.shape != value.shape:
             raise ValueError(

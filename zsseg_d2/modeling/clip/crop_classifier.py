@@ -4,6 +4,7 @@ Shared by the pseudo-label pass (:mod:`zsseg_d2.pseudo_labels`) and the CLIP ens
 (:mod:`.ensemble`). A plain object, not a submodule, so CLIP's weights never enter a segmentor's
 checkpoints; move it with ``.to(device)``.
 """
+
 from __future__ import annotations
 
 import torch
@@ -37,11 +38,13 @@ class ClipCropClassifier:
         self.batch_size = batch_size
 
     @classmethod
-    def from_config(cls, cfg: CfgNode, device: str | torch.device = "cpu") -> "ClipCropClassifier":
+    def from_config(cls, cfg: CfgNode, device: str | torch.device = "cpu") -> ClipCropClassifier:
         """CLIP ``MODEL.CLIP.*`` with the crop options ``PSEUDO_LABEL.{EXPAND_RATIO, MASK_FILL,
         CROP_BATCH_SIZE}`` (shared by the pseudo-label pass and the ensemble)."""
         clip = cfg.MODEL.CLIP
-        model, preprocess = create_clip_model(clip.MODEL_NAME, clip.PRETRAINED, clip.OFFLINE, device=str(device))
+        model, preprocess = create_clip_model(
+            clip.MODEL_NAME, clip.PRETRAINED, clip.OFFLINE, device=str(device)
+        )
         return cls(
             model,
             preprocess,
@@ -59,28 +62,47 @@ class ClipCropClassifier:
         """CLIP's learned softmax scale, exp(logit_scale): 100 for trained CLIP models."""
         return float(self.clip_model.logit_scale.exp())
 
-    def to(self, device: str | torch.device) -> "ClipCropClassifier":
+    def to(self, device: str | torch.device) -> ClipCropClassifier:
         self.clip_model.to(device)
         return self
 
-    def crops(self, image: torch.Tensor, masks: torch.Tensor, keep_context: torch.Tensor | None = None) -> torch.Tensor:
+    def crops(
+        self, image: torch.Tensor, masks: torch.Tensor, keep_context: torch.Tensor | None = None
+    ) -> torch.Tensor:
         """Normalised crops ``[K, 3, h, w]`` of binary ``masks [K, H, W]`` on uint8 ``image [3, H, W]``.
 
         ``keep_context [K]`` (bool): regions not filled with the mean even under ``mask_fill``.
         """
         image, masks = image.to(self.device), masks.to(self.device)
-        fill_masks = masks if keep_context is None else masks | keep_context.to(self.device)[:, None, None]
-        return crop_regions(image, masks, self.size, self.mean, self.std, self.expand_ratio, self.mask_fill, fill_masks)
+        fill_masks = (
+            masks if keep_context is None else masks | keep_context.to(self.device)[:, None, None]
+        )
+        return crop_regions(
+            image,
+            masks,
+            self.size,
+            self.mean,
+            self.std,
+            self.expand_ratio,
+            self.mask_fill,
+            fill_masks,
+        )
 
     @torch.no_grad()
     def encode(self, crops: torch.Tensor) -> torch.Tensor:
         """Unit-norm CLIP image embeddings ``[K, D]`` of crops, ``batch_size`` per forward."""
         dtype = self.clip_model.logit_scale.dtype
         chunks = [
-            self.clip_model.encode_image(crops[i : i + self.batch_size].to(self.device, dtype), normalize=True)
+            self.clip_model.encode_image(
+                crops[i : i + self.batch_size].to(self.device, dtype), normalize=True
+            )
             for i in range(0, len(crops), self.batch_size)
         ]
-        return torch.cat(chunks).float() if chunks else crops.new_zeros((0, self.clip_model.visual.output_dim))
+        return (
+            torch.cat(chunks).float()
+            if chunks
+            else crops.new_zeros((0, self.clip_model.visual.output_dim))
+        )
 
     def class_probs(self, image_embeds: torch.Tensor, text_embeds: torch.Tensor) -> torch.Tensor:
         """Eq. 9: ``[K, C]`` softmax of ``logit_scale * cos`` between crops and class texts."""

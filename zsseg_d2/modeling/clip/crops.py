@@ -13,14 +13,17 @@ Boxes are in continuous pixel coordinates: pixel (y, x) covers
 
 The crop is resized to CLIP's square input without keeping its aspect ratio, as Xu et al. do.
 """
+
 from __future__ import annotations
 
-from typing import Optional, Sequence, Tuple
+from collections.abc import Sequence
 
 import torch
 from torchvision.ops import roi_align
 
-SHRINK_SAMPLES_PER_SIDE = 2  # bilinear samples per output-pixel side for boxes larger than the output
+SHRINK_SAMPLES_PER_SIDE = (
+    2  # bilinear samples per output-pixel side for boxes larger than the output
+)
 
 
 def mask_boxes(masks: torch.Tensor) -> torch.Tensor:
@@ -47,19 +50,26 @@ def expand_boxes(boxes: torch.Tensor, ratio: float, height: int, width: int) -> 
     x0, y0, x1, y1 = boxes.unbind(dim=1)
     dx, dy = (x1 - x0) * ratio / 2, (y1 - y0) * ratio / 2
     return torch.stack(
-        [(x0 - dx).clamp(min=0), (y0 - dy).clamp(min=0), (x1 + dx).clamp(max=width), (y1 + dy).clamp(max=height)],
+        [
+            (x0 - dx).clamp(min=0),
+            (y0 - dy).clamp(min=0),
+            (x1 + dx).clamp(max=width),
+            (y1 + dy).clamp(max=height),
+        ],
         dim=1,
     )
 
 
-def normalize_image(image: torch.Tensor, mean: Sequence[float], std: Sequence[float]) -> torch.Tensor:
+def normalize_image(
+    image: torch.Tensor, mean: Sequence[float], std: Sequence[float]
+) -> torch.Tensor:
     """uint8 ``[3, H, W]`` RGB -> float ``(x / 255 - mean) / std``, with mean/std in [0, 1] units."""
     mean_t = torch.tensor(mean, dtype=torch.float32, device=image.device).view(-1, 1, 1)
     std_t = torch.tensor(std, dtype=torch.float32, device=image.device).view(-1, 1, 1)
     return torch.addcmul(-mean_t / std_t, image, 1.0 / (255.0 * std_t))  # one pass over the image
 
 
-def resize_boxes(image: torch.Tensor, boxes: torch.Tensor, size: Tuple[int, int]) -> torch.Tensor:
+def resize_boxes(image: torch.Tensor, boxes: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
     """Every box of ``image [C, H, W]`` resized to ``size``: ``[K, C, h, w]``, in at most two
     ``roi_align`` calls (boxes that fit in ``size``, and larger ones)."""
     boxes = boxes.to(image.dtype)
@@ -67,12 +77,20 @@ def resize_boxes(image: torch.Tensor, boxes: torch.Tensor, size: Tuple[int, int]
     crops = image.new_empty((len(boxes), image.shape[0], *size))
     for samples, group in ((1, fits), (SHRINK_SAMPLES_PER_SIDE, ~fits)):
         if group.any():
-            crops[group] = roi_align(image[None], [boxes[group]], output_size=size, spatial_scale=1.0,
-                                     sampling_ratio=samples, aligned=True)
+            crops[group] = roi_align(
+                image[None],
+                [boxes[group]],
+                output_size=size,
+                spatial_scale=1.0,
+                sampling_ratio=samples,
+                aligned=True,
+            )
     return crops
 
 
-def sample_mask_boxes(masks: torch.Tensor, boxes: torch.Tensor, size: Tuple[int, int]) -> torch.Tensor:
+def sample_mask_boxes(
+    masks: torch.Tensor, boxes: torch.Tensor, size: tuple[int, int]
+) -> torch.Tensor:
     """Mask k at the centres of the output pixels of box k (nearest pixel): ``[K, h, w]`` bool.
 
     Reads only K x h x w mask pixels, never converting the full-size masks.
@@ -89,12 +107,12 @@ def sample_mask_boxes(masks: torch.Tensor, boxes: torch.Tensor, size: Tuple[int,
 def crop_regions(
     image: torch.Tensor,
     masks: torch.Tensor,
-    size: Tuple[int, int],
+    size: tuple[int, int],
     mean: Sequence[float],
     std: Sequence[float],
     expand_ratio: float = 0.0,
     mask_fill: bool = False,
-    fill_masks: Optional[torch.Tensor] = None,
+    fill_masks: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """CLIP-normalised crops ``[K, 3, h, w]`` of the regions ``masks [K, H, W]`` (bool) of ``image``
     (uint8 ``[3, H, W]``, RGB).
@@ -111,5 +129,8 @@ def crop_regions(
     boxes = expand_boxes(mask_boxes(masks), expand_ratio, *image.shape[-2:])
     crops = resize_boxes(normalize_image(image, mean, std), boxes, size)
     if mask_fill:
-        crops = crops * sample_mask_boxes(masks if fill_masks is None else fill_masks, boxes, size)[:, None]
+        crops = (
+            crops
+            * sample_mask_boxes(masks if fill_masks is None else fill_masks, boxes, size)[:, None]
+        )
     return crops

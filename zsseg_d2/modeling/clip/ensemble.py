@@ -11,9 +11,10 @@ not renormalised (eq. 4 only compares classes per pixel).
 A plain object, not a submodule, so CLIP's weights never enter the segmentor's checkpoints; move
 it with ``.to(device)``.
 """
+
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 import torch.nn.functional as F
@@ -23,7 +24,9 @@ from .crop_classifier import ClipCropClassifier
 from .loader import create_clip_model
 
 
-def geometric_ensemble(p_model: torch.Tensor, p_clip: torch.Tensor, unseen: torch.Tensor, lam: float) -> torch.Tensor:
+def geometric_ensemble(
+    p_model: torch.Tensor, p_clip: torch.Tensor, unseen: torch.Tensor, lam: float
+) -> torch.Tensor:
     """``p_model^lam * p_clip^(1-lam)`` for seen classes, ``p_model^(1-lam) * p_clip^lam`` for
     unseen ones (``unseen [C]`` bool); ``p_model``, ``p_clip``: ``[Q, C]``."""
     if not 0.0 <= lam <= 1.0:
@@ -46,7 +49,9 @@ class ClipEnsemble:
     Queries whose binary mask is empty get p_clip = 1 (zsseg.baseline's rule); no crop is encoded.
     """
 
-    def __init__(self, classifier: ClipCropClassifier, lam: float = 0.8, mask_threshold: float = 0.5):
+    def __init__(
+        self, classifier: ClipCropClassifier, lam: float = 0.8, mask_threshold: float = 0.5
+    ):
         if not 0.0 <= lam <= 1.0:
             raise ValueError(f"MODEL.CLIP.ENSEMBLE_LAMBDA must be in [0, 1], got {lam}")
         self.classifier = classifier
@@ -54,11 +59,13 @@ class ClipEnsemble:
         self.mask_threshold = mask_threshold
 
     @classmethod
-    def from_config(cls, cfg: CfgNode) -> "ClipEnsemble":
+    def from_config(cls, cfg: CfgNode) -> ClipEnsemble:
         """CLIP of ``MODEL.CLIP`` with its ``ENSEMBLE_*`` options (crops per forward:
         ``PSEUDO_LABEL.CROP_BATCH_SIZE``)."""
         clip = cfg.MODEL.CLIP
-        model, preprocess = create_clip_model(clip.MODEL_NAME, clip.PRETRAINED, clip.OFFLINE, device=cfg.MODEL.DEVICE)
+        model, preprocess = create_clip_model(
+            clip.MODEL_NAME, clip.PRETRAINED, clip.OFFLINE, device=cfg.MODEL.DEVICE
+        )
         classifier = ClipCropClassifier(
             model,
             preprocess,
@@ -68,23 +75,31 @@ class ClipEnsemble:
         )
         return cls(classifier, clip.ENSEMBLE_LAMBDA, clip.ENSEMBLE_MASK_THRESHOLD)
 
-    def to(self, device: str | torch.device) -> "ClipEnsemble":
+    def to(self, device: str | torch.device) -> ClipEnsemble:
         self.classifier.to(device)
         return self
 
     @torch.no_grad()
-    def clip_probs(self, image: torch.Tensor, mask_probs: torch.Tensor, text_embeddings: torch.Tensor) -> torch.Tensor:
+    def clip_probs(
+        self, image: torch.Tensor, mask_probs: torch.Tensor, text_embeddings: torch.Tensor
+    ) -> torch.Tensor:
         """p_clip ``[Q, C]``: CLIP's class probabilities of each query's mask crop; 1 for every
         class of a query whose mask is empty."""
         if mask_probs.shape[-2:] != image.shape[-2:]:
-            mask_probs = F.interpolate(mask_probs[None].float(), size=image.shape[-2:], mode="bilinear",
-                                       align_corners=False)[0]
+            mask_probs = F.interpolate(
+                mask_probs[None].float(),
+                size=image.shape[-2:],
+                mode="bilinear",
+                align_corners=False,
+            )[0]
         masks = mask_probs > self.mask_threshold
         valid = masks.flatten(1).any(dim=1)
         p_clip = torch.ones((len(masks), len(text_embeddings)), device=self.classifier.device)
         if valid.any():
             crops = self.classifier.crops(image, masks[valid])
-            p_clip[valid.to(p_clip.device)] = self.classifier.class_probs(self.classifier.encode(crops), text_embeddings)
+            p_clip[valid.to(p_clip.device)] = self.classifier.class_probs(
+                self.classifier.encode(crops), text_embeddings
+            )
         return p_clip
 
     @torch.no_grad()

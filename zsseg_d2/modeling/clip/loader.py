@@ -7,6 +7,7 @@ once with what to pass instead of retrying the download. Random weights are draw
 that every stage of a run (training, pseudo labels, evaluation) sees the same "CLIP"; they are for
 tests and the offline demo only.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -16,8 +17,8 @@ import logging
 import os
 import urllib.error
 import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator, Tuple
 
 import open_clip
 import torch
@@ -58,7 +59,9 @@ def hub_reachable(timeout: float = HUB_PROBE_TIMEOUT_S) -> bool:
     from huggingface_hub import constants
 
     try:
-        urllib.request.urlopen(urllib.request.Request(constants.ENDPOINT, method="HEAD"), timeout=timeout).close()
+        urllib.request.urlopen(
+            urllib.request.Request(constants.ENDPOINT, method="HEAD"), timeout=timeout
+        ).close()
     except urllib.error.HTTPError:
         return True
     except (OSError, ValueError):
@@ -110,7 +113,7 @@ def check_model_name(model_name: str) -> None:
 
 def create_clip_model(
     model_name: str, pretrained: str, offline: bool = False, device: str = "cpu"
-) -> Tuple[nn.Module, dict]:
+) -> tuple[nn.Module, dict]:
     """Return ``(model, preprocess_cfg)`` in eval mode, frozen.
 
     ``preprocess_cfg`` has open_clip's ``size``, ``mean`` and ``std`` of the image encoder.
@@ -135,7 +138,9 @@ def create_clip_model(
         torch.manual_seed(RANDOM_WEIGHTS_SEED)
         try:
             with _hub_offline(offline):
-                model = open_clip.create_model(model_name, pretrained=pretrained or None, device=device)
+                model = open_clip.create_model(
+                    model_name, pretrained=pretrained or None, device=device
+                )
         except RuntimeError as error:
             raise CLIPWeightsError(
                 f"could not load CLIP weights {pretrained!r} for {model_name}: {error}. Without "
@@ -146,7 +151,9 @@ def create_clip_model(
     model.eval().requires_grad_(False)
     visual = model.visual
     preprocess = {
-        "size": visual.image_size if isinstance(visual.image_size, tuple) else (visual.image_size,) * 2,
+        "size": visual.image_size
+        if isinstance(visual.image_size, tuple)
+        else (visual.image_size,) * 2,
         "mean": tuple(getattr(visual, "image_mean", None) or open_clip.OPENAI_DATASET_MEAN),
         "std": tuple(getattr(visual, "image_std", None) or open_clip.OPENAI_DATASET_STD),
     }

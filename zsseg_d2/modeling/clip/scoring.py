@@ -7,9 +7,10 @@ e^2 / (e^2 + U - 1), e.g. 0.79 for U = 3 and 0.35 for U = 15 - a threshold of 0.
 be reached. Eq. 10: an image's score for class j is the max of s_hat_i(j) over its crops; the
 classes scoring at least the threshold are its pseudo labels.
 """
+
 from __future__ import annotations
 
-from typing import List, Sequence
+from collections.abc import Sequence
 
 import torch
 import torch.nn.functional as F
@@ -17,13 +18,19 @@ import torch.nn.functional as F
 SCORE_DECIMALS = 6  # scores are stored and thresholded rounded, so records and labels agree
 
 
-def crop_class_probs(image_embeds: torch.Tensor, text_embeds: torch.Tensor, logit_scale: float) -> torch.Tensor:
+def crop_class_probs(
+    image_embeds: torch.Tensor, text_embeds: torch.Tensor, logit_scale: float
+) -> torch.Tensor:
     """Eq. 9: ``[N, C]`` softmax over classes of ``logit_scale * cos(image_embeds, text_embeds)``."""
-    cosine = F.normalize(image_embeds.float(), dim=-1) @ F.normalize(text_embeds.float(), dim=-1).t()
+    cosine = (
+        F.normalize(image_embeds.float(), dim=-1) @ F.normalize(text_embeds.float(), dim=-1).t()
+    )
     return (logit_scale * cosine).softmax(dim=-1)
 
 
-def image_class_scores(crop_probs: torch.Tensor, owners: torch.Tensor, num_images: int) -> torch.Tensor:
+def image_class_scores(
+    crop_probs: torch.Tensor, owners: torch.Tensor, num_images: int
+) -> torch.Tensor:
     """Eq. 10's max: ``[num_images, C]``, per image the max over its crops (``owners [N]`` gives
     each crop's image); 0 for an image without crops."""
     scores = crop_probs.new_zeros((num_images, crop_probs.shape[1]))
@@ -31,11 +38,13 @@ def image_class_scores(crop_probs: torch.Tensor, owners: torch.Tensor, num_image
     return scores.scatter_reduce(0, index, crop_probs, reduce="amax", include_self=True)
 
 
-def rounded_scores(scores: torch.Tensor) -> List[float]:
+def rounded_scores(scores: torch.Tensor) -> list[float]:
     """One image's class scores as Python floats rounded to ``SCORE_DECIMALS`` (deterministic JSON)."""
     return [round(float(s), SCORE_DECIMALS) for s in scores.tolist()]
 
 
-def labels_above(scores: Sequence[float], class_names: Sequence[str], threshold: float) -> List[str]:
+def labels_above(
+    scores: Sequence[float], class_names: Sequence[str], threshold: float
+) -> list[str]:
     """Eq. 10: the classes whose score is at least ``threshold`` (equality counts), in class order."""
     return [name for name, score in zip(class_names, scores) if score >= threshold]

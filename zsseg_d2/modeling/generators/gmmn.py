@@ -6,9 +6,8 @@ same size to a pixel feature of the segmentation network; it is trained with the
 (and, in recursive training, the ZS-MMD of eq. 2). The layer sizes follow ZS3Net's public code:
 one hidden layer (256), LeakyReLU(0.2), dropout 0.5.
 """
-from __future__ import annotations
 
-from typing import Optional
+from __future__ import annotations
 
 import torch
 from torch import nn
@@ -17,7 +16,9 @@ from torch import nn
 class GMMNGenerator(nn.Module):
     """``[N, E]`` class embeddings (+ ``[N, E]`` standard-normal noise) -> ``[N, F]`` features."""
 
-    def __init__(self, embed_dim: int, feature_dim: int, hidden_dim: int = 256, dropout: float = 0.5):
+    def __init__(
+        self, embed_dim: int, feature_dim: int, hidden_dim: int = 256, dropout: float = 0.5
+    ):
         super().__init__()
         self.embed_dim = embed_dim
         self.mlp = nn.Sequential(
@@ -31,9 +32,11 @@ class GMMNGenerator(nn.Module):
                 nn.init.xavier_uniform_(layer.weight)
                 nn.init.constant_(layer.bias, 0.01)
 
-    def forward(self, embeddings: torch.Tensor, noise: Optional[torch.Tensor] = None) -> torch.Tensor:
+    def forward(self, embeddings: torch.Tensor, noise: torch.Tensor | None = None) -> torch.Tensor:
         if embeddings.ndim != 2 or embeddings.shape[1] != self.embed_dim:
-            raise ValueError(f"GMMN expects [N, {self.embed_dim}] class embeddings, got {tuple(embeddings.shape)}")
+            raise ValueError(
+                f"GMMN expects [N, {self.embed_dim}] class embeddings, got {tuple(embeddings.shape)}"
+            )
         if noise is None:
             noise = torch.randn_like(embeddings)
         return self.mlp(torch.cat([embeddings, noise], dim=1))

@@ -2,9 +2,8 @@
 1x1 convolution then a 32x transposed convolution initialised to bilinear interpolation (FCN-32s,
 no skip layers): the visual-embedding head (j channels), the seenmask head (2 channels) and, for
 the FCN-S baseline, a softmax classifier head (one channel per seen class)."""
-from __future__ import annotations
 
-from typing import Dict
+from __future__ import annotations
 
 import torch
 from detectron2.config import CfgNode, configurable
@@ -27,19 +26,31 @@ class UpsamplingHead(nn.Module):
     The transposed conv is channel-wise (FCN's bilinear initialisation mixes no channels; a full
     j x j x 64 x 64 kernel would cost j times the compute for the same start)."""
 
-    def __init__(self, in_channels: int, out_channels: int, factor: int = 32, learn_upsampling: bool = False):
+    def __init__(
+        self, in_channels: int, out_channels: int, factor: int = 32, learn_upsampling: bool = False
+    ):
         super().__init__()
         self.score = nn.Conv2d(in_channels, out_channels, 1)
         if factor == 1:  # a stride-1 backbone (U-Net): nothing to upsample
             self.upsample = nn.Identity()
             return
         if factor % 2:
-            raise ValueError(f"the upsampling head needs an even backbone stride (or 1), got {factor}")
+            raise ValueError(
+                f"the upsampling head needs an even backbone stride (or 1), got {factor}"
+            )
         self.upsample = nn.ConvTranspose2d(
-            out_channels, out_channels, 2 * factor, stride=factor, padding=factor // 2, groups=out_channels, bias=False
+            out_channels,
+            out_channels,
+            2 * factor,
+            stride=factor,
+            padding=factor // 2,
+            groups=out_channels,
+            bias=False,
         )
         with torch.no_grad():
-            self.upsample.weight.copy_(bilinear_upsampling_weight(factor).expand_as(self.upsample.weight))
+            self.upsample.weight.copy_(
+                bilinear_upsampling_weight(factor).expand_as(self.upsample.weight)
+            )
         self.upsample.weight.requires_grad_(learn_upsampling)
 
     def forward(self, features: torch.Tensor) -> torch.Tensor:
@@ -52,15 +63,32 @@ class SZNHead(nn.Module):
     {"class_logits": [N, classes, H, W]} for the softmax baseline (``num_classes`` > 0)."""
 
     @configurable
-    def __init__(self, *, in_channels: int, stride: int, embed_dim: int, num_classes: int = 0, learn_upsampling: bool = False):
+    def __init__(
+        self,
+        *,
+        in_channels: int,
+        stride: int,
+        embed_dim: int,
+        num_classes: int = 0,
+        learn_upsampling: bool = False,
+    ):
         super().__init__()
-        heads = {"class_logits": num_classes} if num_classes > 0 else {"embedding": embed_dim, "seenmask": 2}
+        heads = (
+            {"class_logits": num_classes}
+            if num_classes > 0
+            else {"embedding": embed_dim, "seenmask": 2}
+        )
         self.heads = nn.ModuleDict(
-            {name: UpsamplingHead(in_channels, channels, stride, learn_upsampling) for name, channels in heads.items()}
+            {
+                name: UpsamplingHead(in_channels, channels, stride, learn_upsampling)
+                for name, channels in heads.items()
+            }
         )
 
     @classmethod
-    def from_config(cls, cfg: CfgNode, input_shape: Dict[str, ShapeSpec], embed_dim: int, num_classes: int = 0) -> dict:
+    def from_config(
+        cls, cfg: CfgNode, input_shape: dict[str, ShapeSpec], embed_dim: int, num_classes: int = 0
+    ) -> dict:
         dense = input_shape["dense"]
         return {
             "in_channels": dense.channels,
@@ -70,5 +98,5 @@ class SZNHead(nn.Module):
             "learn_upsampling": cfg.MODEL.SZN.LEARN_UPSAMPLING,
         }
 
-    def forward(self, features: Dict[str, torch.Tensor]) -> Dict[str, torch.Tensor]:
+    def forward(self, features: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         return {name: head(features["dense"]) for name, head in self.heads.items()}

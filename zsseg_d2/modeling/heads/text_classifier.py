@@ -1,7 +1,6 @@
 """Classification of query embeddings against text embeddings (eq. 2 of Dao et al. 2023)."""
-from __future__ import annotations
 
-from typing import Tuple
+from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
@@ -20,13 +19,17 @@ class TextClassifier(nn.Module):
         if temperature <= 0:
             raise ValueError(f"MODEL.CEL.TEMPERATURE must be > 0, got {temperature}")
         self.temperature = temperature
-        self.background = nn.Parameter(torch.randn(embed_dim) * embed_dim**-0.5) if learned_background else None
+        self.background = (
+            nn.Parameter(torch.randn(embed_dim) * embed_dim**-0.5) if learned_background else None
+        )
 
     @property
     def has_background(self) -> bool:
         return self.background is not None
 
-    def forward(self, class_embeds: torch.Tensor, text_embeds: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
+    def forward(
+        self, class_embeds: torch.Tensor, text_embeds: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """``class_embeds`` [B,Q,D] and ``text_embeds`` [C,D], both unit norm -> (similarity, logits)."""
         similarity = torch.einsum("bqd,cd->bqc", class_embeds, text_embeds.to(class_embeds.dtype))
         scores = similarity

@@ -1,8 +1,9 @@
 """The training objective of the CEL model (eq. 8) over all decoder layers."""
+
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Dict, List, Sequence, Tuple
 
 import torch
 from detectron2.config import configurable
@@ -20,7 +21,7 @@ from .cel_losses import (
 from .matcher import HungarianMatcher
 from .point_sampling import nearest_pixel_index, point_sample, sample_points_by_uncertainty
 
-Indices = List[Tuple[torch.Tensor, torch.Tensor]]
+Indices = list[tuple[torch.Tensor, torch.Tensor]]
 BACKGROUND_MODES = ("none", "learned")
 
 
@@ -39,7 +40,7 @@ class LossDivisors:
 
     @classmethod
     def of_batch(
-        cls, targets: Sequence[Dict[str, torch.Tensor]], num_queries: int, device: torch.device
+        cls, targets: Sequence[dict[str, torch.Tensor]], num_queries: int, device: torch.device
     ) -> LossDivisors:
         num_masks = [len(t["labels"]) for t in targets]
         matched = sum(min(n, num_queries) for n in num_masks)
@@ -103,7 +104,9 @@ class CELCriterion(nn.Module):
     ):
         super().__init__()
         if background not in BACKGROUND_MODES:
-            raise ValueError(f"MODEL.CEL.BACKGROUND must be one of {BACKGROUND_MODES}, got {background!r}")
+            raise ValueError(
+                f"MODEL.CEL.BACKGROUND must be one of {BACKGROUND_MODES}, got {background!r}"
+            )
         if not 0.0 <= kl_lambda <= 1.0:
             raise ValueError(f"MODEL.CEL.LOSS.KL_LAMBDA must be in [0, 1], got {kl_lambda}")
         self.matcher = matcher
@@ -150,12 +153,16 @@ class CELCriterion(nn.Module):
         }
 
     def forward(
-        self, outputs: Dict[str, object], targets: Sequence[Dict[str, torch.Tensor]]
-    ) -> Dict[str, torch.Tensor]:
+        self, outputs: dict[str, object], targets: Sequence[dict[str, torch.Tensor]]
+    ) -> dict[str, torch.Tensor]:
         """Weighted loss terms (see the class docstring) of ``outputs`` against ``targets``."""
         if len(targets) != outputs["pred_logits"].shape[0]:
-            raise ValueError(f"got {len(targets)} targets for a batch of {outputs['pred_logits'].shape[0]} images")
-        divisors = LossDivisors.of_batch(targets, outputs["pred_logits"].shape[1], outputs["pred_masks"].device)
+            raise ValueError(
+                f"got {len(targets)} targets for a batch of {outputs['pred_logits'].shape[0]} images"
+            )
+        divisors = LossDivisors.of_batch(
+            targets, outputs["pred_logits"].shape[1], outputs["pred_masks"].device
+        )
         losses = self.layer_losses(outputs, targets, divisors)
         if self.deep_supervision:
             for layer, aux_outputs in enumerate(outputs.get("aux_outputs", [])):
@@ -164,8 +171,11 @@ class CELCriterion(nn.Module):
         return losses
 
     def layer_losses(
-        self, outputs: Dict[str, torch.Tensor], targets: Sequence[Dict[str, torch.Tensor]], divisors: LossDivisors
-    ) -> Dict[str, torch.Tensor]:
+        self,
+        outputs: dict[str, torch.Tensor],
+        targets: Sequence[dict[str, torch.Tensor]],
+        divisors: LossDivisors,
+    ) -> dict[str, torch.Tensor]:
         """Eq. 8 for the predictions of one decoder layer."""
         self._check_columns(outputs)
         indices = self.matcher(outputs, targets)
@@ -174,17 +184,20 @@ class CELCriterion(nn.Module):
         if self.use_rank:
             image_labels = [t["image_labels"] for t in targets]
             losses["loss_rank"] = self.rank_weight * multilabel_ranking_loss(
-                outputs["pred_similarity"].float(), image_labels, divisors.ranked_images, self.rank_scale
+                outputs["pred_similarity"].float(),
+                image_labels,
+                divisors.ranked_images,
+                self.rank_scale,
             )
         return losses
 
     def class_losses(
         self,
-        outputs: Dict[str, torch.Tensor],
-        targets: Sequence[Dict[str, torch.Tensor]],
+        outputs: dict[str, torch.Tensor],
+        targets: Sequence[dict[str, torch.Tensor]],
         indices: Indices,
         divisors: LossDivisors,
-    ) -> Dict[str, torch.Tensor]:
+    ) -> dict[str, torch.Tensor]:
         """alpha * L_class: eq. 5 (or plain CE / the learned-background CE, see the class docstring)."""
         logits = outputs["pred_logits"].float()
         batch_idx, query_idx = _matched_queries(indices, logits.device)
@@ -193,9 +206,14 @@ class CELCriterion(nn.Module):
         labels = torch.zeros(logits.shape[:2], dtype=torch.long, device=logits.device)
         labels[batch_idx, query_idx] = _matched_target_labels(targets, indices, logits.device)
         if self.background == "learned":
-            return {"loss_ce": self.class_weight * background_class_ce(logits, matched, labels, self.no_object_weight)}
+            return {
+                "loss_ce": self.class_weight
+                * background_class_ce(logits, matched, labels, self.no_object_weight)
+            }
         lam = self.kl_lambda if self.use_kl else 1.0
-        ce, kl = background_aware_class_loss(logits, matched, labels, lam, divisors.matched, divisors.unmatched)
+        ce, kl = background_aware_class_loss(
+            logits, matched, labels, lam, divisors.matched, divisors.unmatched
+        )
         losses = {"loss_ce": self.class_weight * ce}
         if self.use_kl:
             losses["loss_kl"] = self.class_weight * kl
@@ -203,11 +221,11 @@ class CELCriterion(nn.Module):
 
     def mask_losses(
         self,
-        outputs: Dict[str, torch.Tensor],
-        targets: Sequence[Dict[str, torch.Tensor]],
+        outputs: dict[str, torch.Tensor],
+        targets: Sequence[dict[str, torch.Tensor]],
         indices: Indices,
         num_masks: float,
-    ) -> Dict[str, torch.Tensor]:
+    ) -> dict[str, torch.Tensor]:
         """beta * L_mask: sigmoid-CE (or focal) and dice on points of the matched masks."""
         pred_masks = outputs["pred_masks"]
         batch_idx, query_idx = _matched_queries(indices, pred_masks.device)
@@ -222,15 +240,19 @@ class CELCriterion(nn.Module):
             target_points, weights = _sample_targets(targets, indices, batch_idx, coords)
         point_logits = point_sample(matched_logits, coords)[:, 0]
         if self.focal:
-            mask_term = sigmoid_focal_loss(point_logits, target_points, weights, self.focal_alpha, self.focal_gamma)
+            mask_term = sigmoid_focal_loss(
+                point_logits, target_points, weights, self.focal_alpha, self.focal_gamma
+            )
         else:
             mask_term = sigmoid_ce_loss(point_logits, target_points, weights)
         return {
             "loss_mask": self.mask_weight * mask_term / num_masks,
-            "loss_dice": self.dice_weight * dice_loss(point_logits, target_points, weights) / num_masks,
+            "loss_dice": self.dice_weight
+            * dice_loss(point_logits, target_points, weights)
+            / num_masks,
         }
 
-    def _check_columns(self, outputs: Dict[str, torch.Tensor]) -> None:
+    def _check_columns(self, outputs: dict[str, torch.Tensor]) -> None:
         num_classes = outputs["pred_similarity"].shape[-1]
         expected = num_classes + (1 if self.background == "learned" else 0)
         if outputs["pred_logits"].shape[-1] != expected:
@@ -240,15 +262,17 @@ class CELCriterion(nn.Module):
             )
 
 
-def _matched_queries(indices: Indices, device: torch.device) -> Tuple[torch.Tensor, torch.Tensor]:
+def _matched_queries(indices: Indices, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
     """(image index, query index) of every matched query of the batch, images concatenated."""
-    batch_idx = torch.cat([torch.full_like(query, image) for image, (query, _) in enumerate(indices)])
+    batch_idx = torch.cat(
+        [torch.full_like(query, image) for image, (query, _) in enumerate(indices)]
+    )
     query_idx = torch.cat([query for query, _ in indices])
     return batch_idx.to(device), query_idx.to(device)
 
 
 def _matched_target_labels(
-    targets: Sequence[Dict[str, torch.Tensor]], indices: Indices, device: torch.device
+    targets: Sequence[dict[str, torch.Tensor]], indices: Indices, device: torch.device
 ) -> torch.Tensor:
     """Class ids of the targets matched by ``indices``, in the order of :func:`_matched_queries`."""
     return torch.cat(
@@ -257,17 +281,28 @@ def _matched_target_labels(
 
 
 def _sample_targets(
-    targets: Sequence[Dict[str, torch.Tensor]], indices: Indices, batch_idx: torch.Tensor, coords: torch.Tensor
-) -> Tuple[torch.Tensor, torch.Tensor]:
+    targets: Sequence[dict[str, torch.Tensor]],
+    indices: Indices,
+    batch_idx: torch.Tensor,
+    coords: torch.Tensor,
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Matched target masks and point weights (0 where ignored) at ``coords`` [M, P, 2] -> 2 x [M, P]."""
-    sizes = {tuple(t["masks"].shape[-2:]) for t in targets} | {tuple(t["ignore_mask"].shape) for t in targets}
+    sizes = {tuple(t["masks"].shape[-2:]) for t in targets} | {
+        tuple(t["ignore_mask"].shape) for t in targets
+    }
     if len(sizes) > 1:
-        raise ValueError(f"target masks and ignore masks must be padded to one batch size; got sizes {sorted(sizes)}")
+        raise ValueError(
+            f"target masks and ignore masks must be padded to one batch size; got sizes {sorted(sizes)}"
+        )
     device = coords.device
     all_masks = torch.cat([t["masks"] for t in targets]).to(device).flatten(1)  # [sum n_b, H*W]
     ignore = torch.stack([t["ignore_mask"] for t in targets]).to(device).flatten(1)  # [B, H*W]
-    first_mask = torch.tensor([0] + [len(t["labels"]) for t in targets[:-1]], device=device).cumsum(0)
-    mask_rows = torch.cat([first_mask[image] + tgt.to(device) for image, (_, tgt) in enumerate(indices)])
+    first_mask = torch.tensor([0] + [len(t["labels"]) for t in targets[:-1]], device=device).cumsum(
+        0
+    )
+    mask_rows = torch.cat(
+        [first_mask[image] + tgt.to(device) for image, (_, tgt) in enumerate(indices)]
+    )
     pixels = nearest_pixel_index(coords, *targets[0]["masks"].shape[-2:])  # [M, P]
     target_points = all_masks[mask_rows.unsqueeze(1), pixels].float()
     weights = (~ignore[batch_idx.unsqueeze(1), pixels]).float()

@@ -8,16 +8,17 @@ Mask losses work on point samples: ``logits``, ``targets`` and ``weights`` are [
 P points per mask); ``weights`` (0/1, or None for all ones) removes ignored points, and each mask's
 loss is the weighted mean over its points (0 when all its points weigh 0).
 """
+
 from __future__ import annotations
 
 import math
-from typing import Optional, Sequence, Tuple
+from collections.abc import Sequence
 
 import torch
 import torch.nn.functional as F
 
 
-def _weighted_point_mean(values: torch.Tensor, weights: Optional[torch.Tensor]) -> torch.Tensor:
+def _weighted_point_mean(values: torch.Tensor, weights: torch.Tensor | None) -> torch.Tensor:
     """Per-mask weighted mean over points [M, P] -> [M]; 0 for masks whose weights sum to 0."""
     if weights is None:
         return values.mean(dim=1)
@@ -26,7 +27,7 @@ def _weighted_point_mean(values: torch.Tensor, weights: Optional[torch.Tensor]) 
 
 
 def sigmoid_ce_loss(
-    logits: torch.Tensor, targets: torch.Tensor, weights: Optional[torch.Tensor] = None
+    logits: torch.Tensor, targets: torch.Tensor, weights: torch.Tensor | None = None
 ) -> torch.Tensor:
     """Binary cross-entropy of mask logits (the sigmoid-CE part of L_mask, eq. 8).
 
@@ -39,7 +40,7 @@ def sigmoid_ce_loss(
 def sigmoid_focal_loss(
     logits: torch.Tensor,
     targets: torch.Tensor,
-    weights: Optional[torch.Tensor] = None,
+    weights: torch.Tensor | None = None,
     alpha: float = 0.25,
     gamma: float = 2.0,
 ) -> torch.Tensor:
@@ -59,7 +60,7 @@ def sigmoid_focal_loss(
 
 
 def dice_loss(
-    logits: torch.Tensor, targets: torch.Tensor, weights: Optional[torch.Tensor] = None
+    logits: torch.Tensor, targets: torch.Tensor, weights: torch.Tensor | None = None
 ) -> torch.Tensor:
     """Dice loss of mask logits (the dice part of L_mask, eq. 8), smoothed by 1.
 
@@ -101,9 +102,9 @@ def background_aware_class_loss(
     matched_mask: torch.Tensor,
     labels: torch.Tensor,
     lam: float,
-    num_matched: Optional[float] = None,
-    num_unmatched: Optional[float] = None,
-) -> Tuple[torch.Tensor, torch.Tensor]:
+    num_matched: float | None = None,
+    num_unmatched: float | None = None,
+) -> tuple[torch.Tensor, torch.Tensor]:
     """The background-aware class loss of eq. 5, returned as its two terms.
 
     Args:
@@ -148,10 +149,14 @@ def background_class_ce(
     return F.cross_entropy(logits.transpose(1, 2), targets, weight=class_weights)
 
 
-def image_label_mask(image_labels: Sequence[torch.Tensor], num_classes: int, device: torch.device) -> torch.Tensor:
+def image_label_mask(
+    image_labels: Sequence[torch.Tensor], num_classes: int, device: torch.device
+) -> torch.Tensor:
     """[B, C] bool mask of each image's positive classes from a list of class-id tensors."""
     positives = torch.zeros(len(image_labels), num_classes, dtype=torch.bool, device=device)
-    lengths = torch.tensor([len(labels) for labels in image_labels], device=device, dtype=torch.long)
+    lengths = torch.tensor(
+        [len(labels) for labels in image_labels], device=device, dtype=torch.long
+    )
     if int(lengths.sum()) == 0:
         return positives
     class_index = torch.cat([labels.to(device=device, dtype=torch.long) for labels in image_labels])
@@ -168,7 +173,7 @@ def image_label_mask(image_labels: Sequence[torch.Tensor], num_classes: int, dev
 def multilabel_ranking_loss(
     similarity: torch.Tensor,
     image_labels: Sequence[torch.Tensor],
-    num_ranked_images: Optional[float] = None,
+    num_ranked_images: float | None = None,
     scale: float = 1.0,
 ) -> torch.Tensor:
     """Multi-label ranking loss over image-level labels (eq. 6-7).
@@ -190,7 +195,9 @@ def multilabel_ranking_loss(
     if scale <= 0:
         raise ValueError(f"MODEL.CEL.LOSS.RANK_SCALE must be > 0, got {scale}")
     if len(image_labels) != similarity.shape[0]:
-        raise ValueError(f"got {len(image_labels)} image_labels for a batch of {similarity.shape[0]} images")
+        raise ValueError(
+            f"got {len(image_labels)} image_labels for a batch of {similarity.shape[0]} images"
+        )
     best = scale * similarity.max(dim=1).values  # [B, C], eq. 6
     positives = image_label_mask(image_labels, best.shape[1], best.device)
     pair_mask = positives.unsqueeze(1) & ~positives.unsqueeze(2)  # [B, k (negative), j (positive)]

@@ -1,7 +1,8 @@
 """Hungarian matching of queries to the (seen-class) ground-truth masks of each image."""
+
 from __future__ import annotations
 
-from typing import Dict, List, Sequence, Tuple
+from collections.abc import Sequence
 
 import torch
 import torch.nn.functional as F
@@ -12,7 +13,9 @@ from torch import nn
 from .point_sampling import nearest_pixel_index, point_sample
 
 
-def pairwise_sigmoid_ce(logits: torch.Tensor, targets: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+def pairwise_sigmoid_ce(
+    logits: torch.Tensor, targets: torch.Tensor, weights: torch.Tensor
+) -> torch.Tensor:
     """Weighted mean over points of BCE for every (prediction, target) pair -> [Q, n].
 
     ``logits`` [Q, K], ``targets`` [n, K] in [0, 1], ``weights`` [K] (0 for ignored points).
@@ -23,7 +26,9 @@ def pairwise_sigmoid_ce(logits: torch.Tensor, targets: torch.Tensor, weights: to
     return cost / weights.sum().clamp(min=1)
 
 
-def pairwise_dice(logits: torch.Tensor, targets: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+def pairwise_dice(
+    logits: torch.Tensor, targets: torch.Tensor, weights: torch.Tensor
+) -> torch.Tensor:
     """Dice loss (smoothed by 1, weighted sums over points) for every (prediction, target) pair -> [Q, n].
 
     Per pair: ``1 - (2 * sum(w*s*t) + 1) / (sum(w*s) + sum(w*t) + 1)`` with ``s = sigmoid(logits)``.
@@ -50,14 +55,16 @@ class HungarianMatcher(nn.Module):
     def __init__(self, *, cost_class: float, cost_mask: float, cost_dice: float, num_points: int):
         super().__init__()
         if cost_class == 0 and cost_mask == 0 and cost_dice == 0:
-            raise ValueError("MODEL.CEL.MATCHER: COST_CLASS, COST_MASK and COST_DICE cannot all be 0")
+            raise ValueError(
+                "MODEL.CEL.MATCHER: COST_CLASS, COST_MASK and COST_DICE cannot all be 0"
+            )
         self.cost_class = cost_class
         self.cost_mask = cost_mask
         self.cost_dice = cost_dice
         self.num_points = num_points
 
     @classmethod
-    def from_config(cls, cfg) -> Dict[str, float]:
+    def from_config(cls, cfg) -> dict[str, float]:
         matcher = cfg.MODEL.CEL.MATCHER
         return {
             "cost_class": matcher.COST_CLASS,
@@ -83,7 +90,9 @@ class HungarianMatcher(nn.Module):
             coords: [K, 2] points in [0, 1] (x, y) where all masks are compared.
         """
         class_cost = -pred_logits.float().softmax(dim=-1)[:, labels]
-        pred_points = point_sample(pred_masks.unsqueeze(0).float(), coords.unsqueeze(0))[0]  # [Q, K]
+        pred_points = point_sample(pred_masks.unsqueeze(0).float(), coords.unsqueeze(0))[
+            0
+        ]  # [Q, K]
         pixels = nearest_pixel_index(coords, *target_masks.shape[-2:])  # [K]
         target_points = target_masks.flatten(1)[:, pixels].float()  # [n, K]
         weights = (~ignore_mask.flatten()[pixels]).float()  # [K]
@@ -95,8 +104,8 @@ class HungarianMatcher(nn.Module):
 
     @torch.no_grad()
     def forward(
-        self, outputs: Dict[str, torch.Tensor], targets: Sequence[Dict[str, torch.Tensor]]
-    ) -> List[Tuple[torch.Tensor, torch.Tensor]]:
+        self, outputs: dict[str, torch.Tensor], targets: Sequence[dict[str, torch.Tensor]]
+    ) -> list[tuple[torch.Tensor, torch.Tensor]]:
         """Match each image's queries to its targets.
 
         Args:
@@ -108,7 +117,9 @@ class HungarianMatcher(nn.Module):
         """
         pred_logits, pred_masks = outputs["pred_logits"], outputs["pred_masks"]
         if len(targets) != pred_logits.shape[0]:
-            raise ValueError(f"got {len(targets)} targets for a batch of {pred_logits.shape[0]} images")
+            raise ValueError(
+                f"got {len(targets)} targets for a batch of {pred_logits.shape[0]} images"
+            )
         device = pred_masks.device
         indices = []
         with torch.autocast(device_type=device.type, enabled=False):
@@ -119,14 +130,18 @@ class HungarianMatcher(nn.Module):
                     continue
                 coords = torch.rand(self.num_points, 2, device=device)
                 cost = self.cost_matrix(
-                    pred_logits[image], pred_masks[image], target["labels"],
-                    target["masks"], target["ignore_mask"], coords,
+                    pred_logits[image],
+                    pred_masks[image],
+                    target["labels"],
+                    target["masks"],
+                    target["ignore_mask"],
+                    coords,
                 )
                 indices.append(_assign(cost, image))
         return indices
 
 
-def _assign(cost: torch.Tensor, image: int) -> Tuple[torch.Tensor, torch.Tensor]:
+def _assign(cost: torch.Tensor, image: int) -> tuple[torch.Tensor, torch.Tensor]:
     """Minimum-cost one-to-one assignment of a [Q, n] cost matrix, as int64 index tensors."""
     cost = cost.cpu()
     if not torch.isfinite(cost).all():
@@ -135,4 +150,6 @@ def _assign(cost: torch.Tensor, image: int) -> Tuple[torch.Tensor, torch.Tensor]
             "nan/inf (lower the learning rate or check the inputs)"
         )
     query_idx, target_idx = linear_sum_assignment(cost.numpy())
-    return torch.as_tensor(query_idx, dtype=torch.long), torch.as_tensor(target_idx, dtype=torch.long)
+    return torch.as_tensor(query_idx, dtype=torch.long), torch.as_tensor(
+        target_idx, dtype=torch.long
+    )

@@ -8,6 +8,7 @@ Points are ``(x, y)`` pairs in ``[0, 1]`` relative to the whole map: ``(0, 0)`` 
 corner of the top-left pixel and ``(1, 1)`` the bottom-right corner of the bottom-right pixel, so
 the centre of pixel ``(row i, column j)`` of an ``H x W`` map is ``((j + 0.5) / W, (i + 0.5) / H)``.
 """
+
 from __future__ import annotations
 
 import torch
@@ -27,7 +28,9 @@ def point_sample(input: torch.Tensor, coords: torch.Tensor) -> torch.Tensor:
             f"got {tuple(input.shape)} and {tuple(coords.shape)}"
         )
     grid = (2.0 * coords - 1.0).unsqueeze(2).to(input.dtype)  # [N, P, 1, 2] in [-1, 1]
-    sampled = F.grid_sample(input, grid, mode="bilinear", padding_mode="border", align_corners=False)
+    sampled = F.grid_sample(
+        input, grid, mode="bilinear", padding_mode="border", align_corners=False
+    )
     return sampled.squeeze(3)
 
 
@@ -45,7 +48,9 @@ def sample_points_by_uncertainty(
     fresh uniform points. Returns coords [N, num_points, 2]; vectorised over N.
     """
     if oversample_ratio < 1.0:
-        raise ValueError(f"oversample_ratio must be >= 1 (MODEL.CEL.LOSS.OVERSAMPLE_RATIO), got {oversample_ratio}")
+        raise ValueError(
+            f"oversample_ratio must be >= 1 (MODEL.CEL.LOSS.OVERSAMPLE_RATIO), got {oversample_ratio}"
+        )
     if not 0.0 <= importance_sample_ratio <= 1.0:
         raise ValueError(
             "importance_sample_ratio must be in [0, 1] (MODEL.CEL.LOSS.IMPORTANCE_SAMPLE_RATIO), "

@@ -3,6 +3,7 @@ relation scores r = sigmoid(logit) and y in {0, 1}, over the episode's classes a
 belong to one of them (unselected and unseen classes are ignored). The paper writes a sum; it is
 averaged here over the counted (pixel, class) pairs so the loss does not scale with image size.
 """
+
 from __future__ import annotations
 
 import torch

@@ -3,9 +3,8 @@
 written for one backward pass through a gradient-reversal layer, and the weighted prediction CE
 (eq. 3, 9, and the self-training weights of eq. 17).
 """
-from __future__ import annotations
 
-from typing import Optional
+from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
@@ -22,7 +21,9 @@ def kl_to_standard_normal(mean: torch.Tensor, log_var: torch.Tensor) -> torch.Te
 SIGN_BANDWIDTHS = (1.0,)  # k(f, f') = exp(-||f - f'||^2 / 2): one Gaussian of bandwidth s = 1
 
 
-def per_class_mmd(real: torch.Tensor, fake: torch.Tensor, labels: torch.Tensor, max_per_class: int = 512) -> torch.Tensor:
+def per_class_mmd(
+    real: torch.Tensor, fake: torch.Tensor, labels: torch.Tensor, max_per_class: int = 512
+) -> torch.Tensor:
     """Eq. 5: the sum over the classes present in ``labels`` [N] of eq. 6 between the real and
     synthetic features [N, D] of that class (at most ``max_per_class`` random pixels each). Eq. 6's
     kernel sums are divided by their numbers of pairs (the usual MMD^2 estimate, ``mmd_squared``)."""
@@ -52,11 +53,14 @@ def reverse_gradient(x: torch.Tensor) -> torch.Tensor:
 
 def discriminator_loss(real_logits: torch.Tensor, fake_logits: torch.Tensor) -> torch.Tensor:
     """-L_adv (eq. 7) = BCE(D(f), 1) + BCE(D(f^), 0), means over pixels."""
-    return (F.binary_cross_entropy_with_logits(real_logits, torch.ones_like(real_logits))
-            + F.binary_cross_entropy_with_logits(fake_logits, torch.zeros_like(fake_logits)))
+    return F.binary_cross_entropy_with_logits(
+        real_logits, torch.ones_like(real_logits)
+    ) + F.binary_cross_entropy_with_logits(fake_logits, torch.zeros_like(fake_logits))
 
 
-def adversarial_loss(discriminator: torch.nn.Module, real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
+def adversarial_loss(
+    discriminator: torch.nn.Module, real: torch.Tensor, fake: torch.Tensor
+) -> torch.Tensor:
     """The min-max of eq. 8 in one loss: D descends -L_adv (i.e. maximises L_adv); the synthetic
     features pass a gradient-reversal layer, so G descends +L_adv (minimises it). ``real`` is
     detached: the encoder and SIM are not trained by eq. 8."""
@@ -64,7 +68,10 @@ def adversarial_loss(discriminator: torch.nn.Module, real: torch.Tensor, fake: t
 
 
 def weighted_cross_entropy(
-    logits: torch.Tensor, labels: torch.Tensor, weights: Optional[torch.Tensor] = None, ignore_value: int = 255
+    logits: torch.Tensor,
+    labels: torch.Tensor,
+    weights: torch.Tensor | None = None,
+    ignore_value: int = 255,
 ) -> torch.Tensor:
     """Eq. 3 / 9: CE per pixel (``logits`` [B, C, H, W], ``labels`` [B, H, W]) times ``weights``
     (1 by default), averaged over the labelled pixels; 0 when none is labelled."""

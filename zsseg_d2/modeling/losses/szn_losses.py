@@ -4,13 +4,16 @@ Each is a mean over the labelled pixels (label != ``ignore``) of the batch: the 
 eq. 4 and 6 as means over the image and eq. 3 as a sum; a mean keeps the scale independent of the
 crop size (Adam, the thesis's optimizer, is insensitive to a constant factor anyway).
 """
+
 from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
 
 
-def _labelled(embeddings: torch.Tensor, labels: torch.Tensor, ignore: int) -> tuple[torch.Tensor, torch.Tensor]:
+def _labelled(
+    embeddings: torch.Tensor, labels: torch.Tensor, ignore: int
+) -> tuple[torch.Tensor, torch.Tensor]:
     """[P, j] embeddings and [P] labels of the labelled pixels of [N, j, H, W] / [N, H, W]."""
     valid = labels != ignore
     return embeddings.permute(0, 2, 3, 1)[valid], labels[valid]

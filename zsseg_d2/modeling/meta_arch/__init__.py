@@ -1,4 +1,5 @@
 """Meta-architectures, one module per method, registered in ``META_ARCH_REGISTRY`` on import."""
+
 from .cel import CELSegmentor
 from .relation_net import RelationNet
 from .sign import SIGN

@@ -6,10 +6,11 @@ similarity with frozen text embeddings (eq. 2), trained with eq. 8, and combined
 inference by eq. 4. The vocabulary is data: training uses the training set's classes (S and U),
 evaluation any data set's class names, without retraining.
 """
+
 from __future__ import annotations
 
 import logging
-from typing import Dict, List, Optional, Sequence, Tuple
+from collections.abc import Sequence
 
 import torch
 import torch.nn.functional as F
@@ -26,21 +27,28 @@ from ..clip import ClipEnsemble, unseen_class_mask
 from ..heads import TextClassifier, build_cel_head
 from ..losses import CELCriterion
 from ..semantic import SemanticSource, build_semantic_source, validate_class_names
-from ..semantic_inference import MaskChunks, chunked_semantic_scores, full_resolution_mask_chunks, semantic_argmax
+from ..semantic_inference import (
+    MaskChunks,
+    chunked_semantic_scores,
+    full_resolution_mask_chunks,
+    semantic_argmax,
+)
 
 logger = logging.getLogger(__name__)
 
 
-def _dataset_classes(dataset_names: Sequence[str], setting: str) -> List[str]:
+def _dataset_classes(dataset_names: Sequence[str], setting: str) -> list[str]:
     if not dataset_names:
         raise ValueError(f"no vocabulary: set {setting} or name a data set")
     metadata = MetadataCatalog.get(dataset_names[0])
     if not hasattr(metadata, "stuff_classes"):
-        raise ValueError(f"data set {dataset_names[0]!r} has no stuff_classes metadata; set {setting}")
+        raise ValueError(
+            f"data set {dataset_names[0]!r} has no stuff_classes metadata; set {setting}"
+        )
     return list(metadata.stuff_classes)
 
 
-def _training_seen_classes(train_datasets: Sequence[str]) -> Optional[List[str]]:
+def _training_seen_classes(train_datasets: Sequence[str]) -> list[str] | None:
     """Seen classes of the first training data set (its ``stuff_classes`` without its
     ``unseen_classes``); None without a training set."""
     if not train_datasets:
@@ -69,8 +77,8 @@ class CELSegmentor(nn.Module):
         class_chunk: int = 64,
         query_chunk: int = 16,
         max_dense_classes: int = 200,
-        clip_ensemble: Optional[ClipEnsemble] = None,
-        seen_classes: Optional[Sequence[str]] = None,
+        clip_ensemble: ClipEnsemble | None = None,
+        seen_classes: Sequence[str] | None = None,
     ):
         super().__init__()
         self.backbone = backbone
@@ -83,10 +91,14 @@ class CELSegmentor(nn.Module):
         self.max_dense_classes = max_dense_classes
         self.clip_ensemble = clip_ensemble
         self.seen_classes = None if seen_classes is None else list(seen_classes)
-        self.register_buffer("pixel_mean", torch.tensor(pixel_mean).view(-1, 1, 1), persistent=False)
+        self.register_buffer(
+            "pixel_mean", torch.tensor(pixel_mean).view(-1, 1, 1), persistent=False
+        )
         self.register_buffer("pixel_std", torch.tensor(pixel_std).view(-1, 1, 1), persistent=False)
         self.train_vocabulary = validate_class_names(train_vocabulary, "the training vocabulary")
-        self._encoded: Dict[str, Tuple[List[str], torch.Tensor]] = {}  # role -> (names, t_i) once used
+        self._encoded: dict[
+            str, tuple[list[str], torch.Tensor]
+        ] = {}  # role -> (names, t_i) once used
         self.set_vocabulary(test_vocabulary)
 
     @classmethod
@@ -96,14 +108,19 @@ class CELSegmentor(nn.Module):
         train_vocabulary = (
             training_vocabulary(cfg)
             if cfg.DATASETS.TRAIN
-            else list(cfg.MODEL.CEL.TRAIN_VOCABULARY) or _dataset_classes(cfg.DATASETS.TEST, "MODEL.CEL.TRAIN_VOCABULARY")
+            else list(cfg.MODEL.CEL.TRAIN_VOCABULARY)
+            or _dataset_classes(cfg.DATASETS.TEST, "MODEL.CEL.TRAIN_VOCABULARY")
         )
         test_vocabulary = list(cfg.MODEL.CEL.TEST_VOCABULARY) or (
-            _dataset_classes(cfg.DATASETS.TEST, "MODEL.CEL.TEST_VOCABULARY") if cfg.DATASETS.TEST else train_vocabulary
+            _dataset_classes(cfg.DATASETS.TEST, "MODEL.CEL.TEST_VOCABULARY")
+            if cfg.DATASETS.TEST
+            else train_vocabulary
         )
         embed_dim = text_embedder.dim
         if cfg.MODEL.CEL.BACKGROUND not in ("none", "learned"):
-            raise ValueError(f"MODEL.CEL.BACKGROUND must be 'none' or 'learned', got {cfg.MODEL.CEL.BACKGROUND!r}")
+            raise ValueError(
+                f"MODEL.CEL.BACKGROUND must be 'none' or 'learned', got {cfg.MODEL.CEL.BACKGROUND!r}"
+            )
         return {
             "backbone": backbone,
             "sem_seg_head": build_cel_head(cfg, backbone.output_shape(), embed_dim),
@@ -137,14 +154,16 @@ class CELSegmentor(nn.Module):
         """t_i of the evaluation vocabulary, encoded on first use."""
         return self._text_embeddings("test", self.test_vocabulary)
 
-    def _text_embeddings(self, role: str, names: List[str]) -> torch.Tensor:
+    def _text_embeddings(self, role: str, names: list[str]) -> torch.Tensor:
         encoded_names, embeddings = self._encoded.get(role, (None, None))
         if encoded_names != names:
             embeddings = self.text_embedder(names)
         self._encoded[role] = (names, embeddings.to(self.device))
         return self._encoded[role][1]
 
-    def set_vocabulary(self, class_names: Sequence[str], unseen_classes: Optional[Sequence[str]] = None) -> None:
+    def set_vocabulary(
+        self, class_names: Sequence[str], unseen_classes: Sequence[str] | None = None
+    ) -> None:
         """Use ``class_names`` at inference (open vocabulary; text embeddings come from the cache).
 
         ``unseen_classes`` matter only to the CLIP ensemble; by default, the names that are not a
@@ -155,7 +174,7 @@ class CELSegmentor(nn.Module):
         self.test_unseen = unseen_class_mask(self.test_vocabulary, unseen_classes)
         logger.info(f"Evaluation vocabulary: {len(self.test_vocabulary)} classes")
 
-    def _names_not_seen(self, class_names: Sequence[str]) -> List[str]:
+    def _names_not_seen(self, class_names: Sequence[str]) -> list[str]:
         if self.seen_classes is None:
             if self.clip_ensemble is not None:
                 raise ValueError(
@@ -166,12 +185,14 @@ class CELSegmentor(nn.Module):
         seen = set(self.seen_classes)
         return [name for name in class_names if name not in seen]
 
-    def forward(self, batched_inputs: List[dict]):
+    def forward(self, batched_inputs: list[dict]):
         """Training: a dict of weighted losses (eq. 8). Inference: per image ``sem_seg_label``
         [H,W] and, for vocabularies up to ``max_dense_classes``, ``sem_seg`` [C,H,W] (eq. 4)."""
         outputs, images = self._predict(batched_inputs)
         text = self.train_text_embeddings if self.training else self.test_text_embeddings
-        deep_supervised = outputs.get("aux_outputs", []) if self.training else []  # only losses read them
+        deep_supervised = (
+            outputs.get("aux_outputs", []) if self.training else []
+        )  # only losses read them
         for prediction in [outputs, *deep_supervised]:
             similarity, logits = self.classifier(prediction["pred_class_embeds"], text)
             prediction["pred_similarity"], prediction["pred_logits"] = similarity, logits
@@ -179,38 +200,51 @@ class CELSegmentor(nn.Module):
             return self.criterion(outputs, self._targets(batched_inputs, images))
         per_image = zip(outputs["pred_logits"], outputs["pred_masks"], batched_inputs)
         return [
-            self._inference(logits, self._mask_chunks(masks, images, i, x), x["image"], self._output_size(images, i, x))
+            self._inference(
+                logits,
+                self._mask_chunks(masks, images, i, x),
+                x["image"],
+                self._output_size(images, i, x),
+            )
             for i, (logits, masks, x) in enumerate(per_image)
         ]
 
     @torch.no_grad()
-    def predict_mask_probs(self, batched_inputs: List[dict]) -> List[torch.Tensor]:
+    def predict_mask_probs(self, batched_inputs: list[dict]) -> list[torch.Tensor]:
         """Class-agnostic proposals: sigma(mask logits) [Q, height, width] per image (M_q)."""
         outputs, images = self._predict(batched_inputs)
         return list(self._full_resolution_masks(outputs, images, batched_inputs))
 
-    def _predict(self, batched_inputs: List[dict]):
-        images = [(x["image"].to(self.device) - self.pixel_mean) / self.pixel_std for x in batched_inputs]
+    def _predict(self, batched_inputs: list[dict]):
+        images = [
+            (x["image"].to(self.device) - self.pixel_mean) / self.pixel_std for x in batched_inputs
+        ]
         images = ImageList.from_tensors(images, self.backbone.size_divisibility)
         return self.sem_seg_head(self.backbone(images.tensor)), images
 
     @staticmethod
-    def _output_size(images: ImageList, index: int, x: dict) -> Tuple[int, int]:
+    def _output_size(images: ImageList, index: int, x: dict) -> tuple[int, int]:
         h, w = images.image_sizes[index]
         return x.get("height", h), x.get("width", w)
 
     @classmethod
-    def _mask_chunks(cls, mask_logits: torch.Tensor, images: ImageList, index: int, x: dict) -> MaskChunks:
+    def _mask_chunks(
+        cls, mask_logits: torch.Tensor, images: ImageList, index: int, x: dict
+    ) -> MaskChunks:
         padded_size, image_size = tuple(images.tensor.shape[-2:]), tuple(images.image_sizes[index])
-        return full_resolution_mask_chunks(mask_logits, padded_size, image_size, cls._output_size(images, index, x))
+        return full_resolution_mask_chunks(
+            mask_logits, padded_size, image_size, cls._output_size(images, index, x)
+        )
 
     @classmethod
-    def _full_resolution_masks(cls, outputs: dict, images: ImageList, batched_inputs: List[dict]):
+    def _full_resolution_masks(cls, outputs: dict, images: ImageList, batched_inputs: list[dict]):
         """Mask logits upsampled to the padded input, cropped, resized to the output size, sigmoid."""
         for i, (mask_logits, x) in enumerate(zip(outputs["pred_masks"], batched_inputs)):
             yield cls._mask_chunks(mask_logits, images, i, x)(0, len(mask_logits))
 
-    def _targets(self, batched_inputs: List[dict], images: ImageList) -> List[Dict[str, torch.Tensor]]:
+    def _targets(
+        self, batched_inputs: list[dict], images: ImageList
+    ) -> list[dict[str, torch.Tensor]]:
         padded_h, padded_w = images.tensor.shape[-2:]
         targets = []
         for x in batched_inputs:
@@ -232,17 +266,29 @@ class CELSegmentor(nn.Module):
             )
         return targets
 
-    def _inference(self, logits: torch.Tensor, masks: MaskChunks, image: torch.Tensor, size: Tuple[int, int]) -> dict:
+    def _inference(
+        self, logits: torch.Tensor, masks: MaskChunks, image: torch.Tensor, size: tuple[int, int]
+    ) -> dict:
         """Eq. 4 at the output ``size``, ``query_chunk`` full-resolution masks at a time."""
         probs = logits.float().softmax(dim=-1)[:, : len(self.test_vocabulary)]
         if self.clip_ensemble is not None:
-            image_masks = torch.cat([
-                F.interpolate(masks(start, start + self.query_chunk)[None], size=image.shape[-2:], mode="bilinear",
-                              align_corners=False)[0]
-                for start in range(0, len(probs), self.query_chunk)
-            ])
-            probs = self.clip_ensemble(image, image_masks, probs, self.test_unseen, self.test_text_embeddings)
+            image_masks = torch.cat(
+                [
+                    F.interpolate(
+                        masks(start, start + self.query_chunk)[None],
+                        size=image.shape[-2:],
+                        mode="bilinear",
+                        align_corners=False,
+                    )[0]
+                    for start in range(0, len(probs), self.query_chunk)
+                ]
+            )
+            probs = self.clip_ensemble(
+                image, image_masks, probs, self.test_unseen, self.test_text_embeddings
+            )
         if probs.shape[1] <= self.max_dense_classes:
             scores = chunked_semantic_scores(probs, masks, size, self.query_chunk)
             return {"sem_seg": scores, "sem_seg_label": scores.argmax(dim=0)}
-        return {"sem_seg_label": semantic_argmax(probs, masks, size, self.class_chunk, self.query_chunk)}
+        return {
+            "sem_seg_label": semantic_argmax(probs, masks, size, self.class_chunk, self.query_chunk)
+        }

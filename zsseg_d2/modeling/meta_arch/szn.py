@@ -12,10 +12,11 @@ The thesis's comparison models are variants (``MODEL.SZN.VARIANT``, section 6.3)
 over the seen classes, no zero-shot), "fcn_je" (nearest embedding over all classes, no seenmask),
 "szn", and "szn_ps" (the seenmask taken from the ground truth, an oracle).
 """
+
 from __future__ import annotations
 
 import os
-from typing import Dict, List, Optional, Sequence
+from collections.abc import Sequence
 
 import torch
 import torch.nn.functional as F
@@ -38,7 +39,7 @@ IGNORE = 255
 GROUP_BONUS = 4.0
 
 
-def _label_lut(mapping: Dict[int, int]) -> torch.Tensor:
+def _label_lut(mapping: dict[int, int]) -> torch.Tensor:
     lut = torch.full((256,), IGNORE, dtype=torch.long)
     for source, target in mapping.items():
         lut[source] = target
@@ -50,7 +51,9 @@ def _check_config(cfg: CfgNode) -> None:
     if szn.VARIANT not in VARIANTS:
         raise ValueError(f"MODEL.SZN.VARIANT must be one of {VARIANTS}, got {szn.VARIANT!r}")
     if szn.LOSS not in EMBEDDING_LOSSES:
-        raise ValueError(f"MODEL.SZN.LOSS must be one of {sorted(EMBEDDING_LOSSES)}, got {szn.LOSS!r}")
+        raise ValueError(
+            f"MODEL.SZN.LOSS must be one of {sorted(EMBEDDING_LOSSES)}, got {szn.LOSS!r}"
+        )
     if szn.STEP not in (1, 2) or (szn.STEP == 2 and szn.VARIANT != "szn"):
         raise ValueError(
             f"MODEL.SZN.STEP {szn.STEP} with VARIANT {szn.VARIANT!r}: step 2 (the seenmask head) exists "
@@ -106,7 +109,9 @@ class SZNSegmentor(nn.Module):
         self.backbone, self.head, self.semantic_source = backbone, head, semantic_source
         self.variant, self.step, self.embedding_loss = variant, step, EMBEDDING_LOSSES[loss]
         self.oracle_metadata = list(oracle_metadata)
-        self.register_buffer("pixel_mean", torch.tensor(pixel_mean).view(-1, 1, 1), persistent=False)
+        self.register_buffer(
+            "pixel_mean", torch.tensor(pixel_mean).view(-1, 1, 1), persistent=False
+        )
         self.register_buffer("pixel_std", torch.tensor(pixel_std).view(-1, 1, 1), persistent=False)
         self.train_vocabulary = validate_class_names(train_vocabulary, "the training vocabulary")
         self.seen_classes, self.train_unseen = list(seen_classes), list(train_unseen)
@@ -116,9 +121,13 @@ class SZNSegmentor(nn.Module):
                 f"MODEL.SZN.TRAIN_UNSEEN {list(train_unseen)} must be seen classes of the training data "
                 f"(seen: {list(seen_classes)})"
             )
-        self.register_buffer("train_class_vectors", semantic_source(self.train_vocabulary), persistent=False)
+        self.register_buffer(
+            "train_class_vectors", semantic_source(self.train_vocabulary), persistent=False
+        )
         self._build_label_maps()
-        if step == 2:  # the FCN and the embedding head are frozen feature extractors (section 5.1.3)
+        if (
+            step == 2
+        ):  # the FCN and the embedding head are frozen feature extractors (section 5.1.3)
             for module in (self.backbone, self.head.heads["embedding"]):
                 module.requires_grad_(False)
         self.set_vocabulary(test_vocabulary)
@@ -128,9 +137,13 @@ class SZNSegmentor(nn.Module):
         _check_config(cfg)
         datasets = cfg.DATASETS.TRAIN or cfg.DATASETS.TEST
         if not datasets:
-            raise ValueError("SZN needs DATASETS.TRAIN or DATASETS.TEST: the classes and split come from their metadata")
+            raise ValueError(
+                "SZN needs DATASETS.TRAIN or DATASETS.TEST: the classes and split come from their metadata"
+            )
         metadata = MetadataCatalog.get(datasets[0])
-        train_vocabulary = training_vocabulary(cfg) if cfg.DATASETS.TRAIN else list(metadata.stuff_classes)
+        train_vocabulary = (
+            training_vocabulary(cfg) if cfg.DATASETS.TRAIN else list(metadata.stuff_classes)
+        )
         seen = [metadata.stuff_classes[i] for i in seen_class_ids(metadata)]
         source = build_semantic_source(cfg)
         backbone = build_backbone(cfg)
@@ -138,7 +151,11 @@ class SZNSegmentor(nn.Module):
         head = SEM_SEG_HEADS_REGISTRY.get(cfg.MODEL.SEM_SEG_HEAD.NAME)(
             cfg, backbone.output_shape(), source(train_vocabulary[:1]).shape[1], num_classes
         )
-        test_vocabulary = list(MetadataCatalog.get(cfg.DATASETS.TEST[0]).stuff_classes) if cfg.DATASETS.TEST else train_vocabulary
+        test_vocabulary = (
+            list(MetadataCatalog.get(cfg.DATASETS.TEST[0]).stuff_classes)
+            if cfg.DATASETS.TEST
+            else train_vocabulary
+        )
         return {
             "backbone": backbone,
             "head": head,
@@ -160,22 +177,30 @@ class SZNSegmentor(nn.Module):
         seenmask (1 train_seen, 0 train_unseen) and the softmax baseline's class (all seen)."""
         index = {name: i for i, name in enumerate(self.train_vocabulary)}
         train_seen = [n for n in self.seen_classes if n not in self.train_unseen]
-        self.register_buffer("embedding_lut", _label_lut({index[n]: index[n] for n in train_seen}), persistent=False)
+        self.register_buffer(
+            "embedding_lut", _label_lut({index[n]: index[n] for n in train_seen}), persistent=False
+        )
         seenmask = {index[n]: 1 for n in train_seen} | {index[n]: 0 for n in self.train_unseen}
         self.register_buffer("seenmask_lut", _label_lut(seenmask), persistent=False)
-        self.register_buffer("softmax_lut", _label_lut({index[n]: i for i, n in enumerate(self.seen_classes)}), persistent=False)
+        self.register_buffer(
+            "softmax_lut",
+            _label_lut({index[n]: i for i, n in enumerate(self.seen_classes)}),
+            persistent=False,
+        )
 
     @property
     def device(self) -> torch.device:
         return self.pixel_mean.device
 
-    def train(self, mode: bool = True) -> "SZNSegmentor":
+    def train(self, mode: bool = True) -> SZNSegmentor:
         super().train(mode)
         if self.step == 2:
             self.backbone.eval()  # frozen: no dropout while the seenmask head trains
         return self
 
-    def set_vocabulary(self, class_names: Sequence[str], unseen_classes: Optional[Sequence[str]] = None) -> None:
+    def set_vocabulary(
+        self, class_names: Sequence[str], unseen_classes: Sequence[str] | None = None
+    ) -> None:
         """Classes to infer among. SEI's unseen group is ``unseen_classes`` (default: the names that
         are not seen training classes) plus train_unseen; the seen group is the rest."""
         self.test_vocabulary = validate_class_names(class_names, "the evaluation vocabulary")
@@ -183,16 +208,22 @@ class SZNSegmentor(nn.Module):
         if unseen_classes is None:
             unseen_classes = [n for n in self.test_vocabulary if n not in self.seen_classes]
         unseen_group = set(unseen_classes) | set(self.train_unseen)
-        self.test_seen_group = torch.tensor([n not in unseen_group for n in self.test_vocabulary], device=self.device)
+        self.test_seen_group = torch.tensor(
+            [n not in unseen_group for n in self.test_vocabulary], device=self.device
+        )
 
-    def forward(self, batched_inputs: List[dict]):
+    def forward(self, batched_inputs: list[dict]):
         """Training: {"loss_embedding"} (step 1), {"loss_seenmask"} (step 2) or {"loss_ce"} (FCN-S).
         Inference: per image {"sem_seg": [C, height, width] scores} whose argmax is SEI's label."""
-        images = [(x["image"].to(self.device) - self.pixel_mean) / self.pixel_std for x in batched_inputs]
+        images = [
+            (x["image"].to(self.device) - self.pixel_mean) / self.pixel_std for x in batched_inputs
+        ]
         images = ImageList.from_tensors(images, self.backbone.size_divisibility)
         outputs = self.head(self.backbone(images.tensor))
         if self.training:
-            return self._losses(outputs, self._padded_labels(batched_inputs, images.tensor.shape[-2:]))
+            return self._losses(
+                outputs, self._padded_labels(batched_inputs, images.tensor.shape[-2:])
+            )
         results = []
         for i, ((h, w), x) in enumerate(zip(images.image_sizes, batched_inputs)):
             size = (x.get("height", h), x.get("width", w))
@@ -201,27 +232,45 @@ class SZNSegmentor(nn.Module):
             results.append({"sem_seg": self._scores(image_outputs, x)})
         return results
 
-    def _padded_labels(self, batched_inputs: List[dict], padded_size) -> torch.Tensor:
-        labels = torch.full((len(batched_inputs), *padded_size), IGNORE, dtype=torch.long, device=self.device)
+    def _padded_labels(self, batched_inputs: list[dict], padded_size) -> torch.Tensor:
+        labels = torch.full(
+            (len(batched_inputs), *padded_size), IGNORE, dtype=torch.long, device=self.device
+        )
         for i, x in enumerate(batched_inputs):
             h, w = x["sem_seg"].shape[-2:]
             labels[i, :h, :w] = x["sem_seg"].to(self.device)
         return labels
 
-    def _losses(self, outputs: Dict[str, torch.Tensor], labels: torch.Tensor) -> Dict[str, torch.Tensor]:
+    def _losses(
+        self, outputs: dict[str, torch.Tensor], labels: torch.Tensor
+    ) -> dict[str, torch.Tensor]:
         if self.variant == "fcn_s":
-            return {"loss_ce": F.cross_entropy(outputs["class_logits"], self.softmax_lut[labels], ignore_index=IGNORE)}
+            return {
+                "loss_ce": F.cross_entropy(
+                    outputs["class_logits"], self.softmax_lut[labels], ignore_index=IGNORE
+                )
+            }
         if self.step == 2:
-            return {"loss_seenmask": seenmask_bce_loss(outputs["seenmask"], self.seenmask_lut[labels], IGNORE)}
+            return {
+                "loss_seenmask": seenmask_bce_loss(
+                    outputs["seenmask"], self.seenmask_lut[labels], IGNORE
+                )
+            }
         targets = self.embedding_lut[labels]
-        return {"loss_embedding": self.embedding_loss(outputs["embedding"], targets, self.train_class_vectors, IGNORE)}
+        return {
+            "loss_embedding": self.embedding_loss(
+                outputs["embedding"], targets, self.train_class_vectors, IGNORE
+            )
+        }
 
-    def _scores(self, outputs: Dict[str, torch.Tensor], x: dict) -> torch.Tensor:
+    def _scores(self, outputs: dict[str, torch.Tensor], x: dict) -> torch.Tensor:
         """[C, H, W] scores over the evaluation vocabulary (section 4.4)."""
         if self.variant == "fcn_s":
             probs = outputs["class_logits"].softmax(dim=0)
             index = {name: i for i, name in enumerate(self.seen_classes)}
-            scores = probs.new_zeros((len(self.test_vocabulary), *probs.shape[1:]))  # unseen: never predicted
+            scores = probs.new_zeros(
+                (len(self.test_vocabulary), *probs.shape[1:])
+            )  # unseen: never predicted
             for c, name in enumerate(self.test_vocabulary):
                 if name in index:
                     scores[c] = probs[index[name]]
@@ -230,23 +279,35 @@ class SZNSegmentor(nn.Module):
         cosine = torch.einsum("jhw,cj->chw", embedding, F.normalize(self.test_class_vectors, dim=1))
         if self.variant == "fcn_je":
             return cosine
-        seen = outputs["seenmask"].argmax(dim=0) == 1 if self.variant == "szn" else self._oracle_seenmask(x)
+        seen = (
+            outputs["seenmask"].argmax(dim=0) == 1
+            if self.variant == "szn"
+            else self._oracle_seenmask(x)
+        )
         return sei_scores(cosine, self.test_seen_group, seen)
 
     def _oracle_seenmask(self, x: dict) -> torch.Tensor:
         """SZN-PS: the true seenmask from the image's label file (unlabelled pixels: seen)."""
-        metadata = next((m for m in self.oracle_metadata if list(m.stuff_classes) == self.test_vocabulary), None)
+        metadata = next(
+            (m for m in self.oracle_metadata if list(m.stuff_classes) == self.test_vocabulary), None
+        )
         if metadata is None or "sem_seg_file_name" not in x:
             raise ValueError(
                 "MODEL.SZN.VARIANT 'szn_ps' reads the ground-truth seenmask: evaluate on a DATASETS.TEST set "
                 "with its own class names (an image dict with 'sem_seg_file_name')"
             )
-        label = torch.as_tensor(load_sem_seg(x["sem_seg_file_name"], metadata).astype("int64"), device=self.device)
+        label = torch.as_tensor(
+            load_sem_seg(x["sem_seg_file_name"], metadata).astype("int64"), device=self.device
+        )
         labelled = label < len(self.test_vocabulary)
-        return torch.where(labelled, self.test_seen_group[label.clamp(max=len(self.test_vocabulary) - 1)], True)
+        return torch.where(
+            labelled, self.test_seen_group[label.clamp(max=len(self.test_vocabulary) - 1)], True
+        )
 
 
-def sei_scores(cosine: torch.Tensor, seen_group: torch.Tensor, seenmask: torch.Tensor) -> torch.Tensor:
+def sei_scores(
+    cosine: torch.Tensor, seen_group: torch.Tensor, seenmask: torch.Tensor
+) -> torch.Tensor:
     """Seenmask Embedding Inference as scores: ``cosine`` [C, H, W] plus GROUP_BONUS for the classes
     of the group the seenmask [H, W] (True = seen) picks at each pixel; argmax = SEI's label."""
     chosen = seen_group[:, None, None] == seenmask[None]

@@ -17,11 +17,12 @@ each, every stage starting from the previous stage's weights (``MODEL.ZS3NET.STA
 Where unseen pixels are comes from the ground truth (ZS3Net's protocol): the data set mapper
 ``"zs_full_label"`` keeps unseen labels; see README for the critique of this protocol.
 """
+
 from __future__ import annotations
 
 import logging
 import os
-from typing import Dict, List, Optional, Sequence
+from collections.abc import Sequence
 
 import torch
 import torch.nn.functional as F
@@ -50,11 +51,13 @@ def select_confident(probs: torch.Tensor, target_class: int, threshold: float) -
     return (probs.argmax(dim=1) == target_class) & (probs[:, target_class] > threshold)
 
 
-def _model_classes(cfg) -> List[str]:
+def _model_classes(cfg) -> list[str]:
     if cfg.DATASETS.TRAIN:
         return training_vocabulary(cfg)
     if not cfg.DATASETS.TEST:
-        raise ValueError("ZS3Net needs a data set for its label space: set DATASETS.TRAIN or DATASETS.TEST")
+        raise ValueError(
+            "ZS3Net needs a data set for its label space: set DATASETS.TRAIN or DATASETS.TEST"
+        )
     return list(MetadataCatalog.get(cfg.DATASETS.TEST[0]).stuff_classes)
 
 
@@ -108,7 +111,9 @@ class ZS3Net(nn.Module):
         if stage not in STAGES:
             raise ValueError(f"MODEL.ZS3NET.STAGE must be one of {STAGES}, got {stage!r}")
         if generator_images not in GENERATOR_IMAGES:
-            raise ValueError(f"MODEL.ZS3NET.GENERATOR_IMAGES must be one of {GENERATOR_IMAGES}, got {generator_images!r}")
+            raise ValueError(
+                f"MODEL.ZS3NET.GENERATOR_IMAGES must be one of {GENERATOR_IMAGES}, got {generator_images!r}"
+            )
         if len(class_names) != len(class_embeddings) or len(unseen) != len(class_names):
             raise ValueError("one class embedding and one seen/unseen flag per class name")
         self.backbone = backbone
@@ -126,7 +131,9 @@ class ZS3Net(nn.Module):
         self.ignore_value = ignore_value
         self.register_buffer("class_embeddings", class_embeddings.float(), persistent=False)
         self.register_buffer("unseen", unseen.bool(), persistent=False)
-        self.register_buffer("pixel_mean", torch.tensor(pixel_mean).view(-1, 1, 1), persistent=False)
+        self.register_buffer(
+            "pixel_mean", torch.tensor(pixel_mean).view(-1, 1, 1), persistent=False
+        )
         self.register_buffer("pixel_std", torch.tensor(pixel_std).view(-1, 1, 1), persistent=False)
         self._freeze_for_stage()
 
@@ -139,11 +146,16 @@ class ZS3Net(nn.Module):
         embeddings = build_semantic_source(cfg)(class_names)
         unseen = _unseen_mask(cfg, class_names)
         if not unseen.any():
-            raise ValueError(f"data set {(cfg.DATASETS.TRAIN or cfg.DATASETS.TEST)[0]!r} has no unseen classes: ZS3Net needs a GZS3 split")
+            raise ValueError(
+                f"data set {(cfg.DATASETS.TRAIN or cfg.DATASETS.TEST)[0]!r} has no unseen classes: ZS3Net needs a GZS3 split"
+            )
         return {
             "backbone": backbone,
             "generator": GMMNGenerator(
-                embeddings.shape[1], backbone.output_shape()["dense"].channels, zs3.GENERATOR_HIDDEN_DIM, zs3.GENERATOR_DROPOUT
+                embeddings.shape[1],
+                backbone.output_shape()["dense"].channels,
+                zs3.GENERATOR_HIDDEN_DIM,
+                zs3.GENERATOR_DROPOUT,
             ),
             "class_names": class_names,
             "class_embeddings": embeddings,
@@ -171,13 +183,15 @@ class ZS3Net(nn.Module):
         for param in frozen.parameters():
             param.requires_grad_(False)
 
-    def train(self, mode: bool = True) -> "ZS3Net":
+    def train(self, mode: bool = True) -> ZS3Net:
         super().train(mode)
         if self.stage != "segmentation":
             self.backbone.eval()  # frozen: batch-norm statistics too
         return self
 
-    def set_vocabulary(self, class_names: Sequence[str], unseen_classes: Optional[Sequence[str]] = None) -> None:
+    def set_vocabulary(
+        self, class_names: Sequence[str], unseen_classes: Sequence[str] | None = None
+    ) -> None:
         """The pixel classifier has a fixed label space: evaluation data must use the same classes."""
         if list(class_names) != self.class_names:
             raise ValueError(
@@ -185,18 +199,26 @@ class ZS3Net(nn.Module):
                 f"the evaluated data set has {list(class_names)}. Evaluate on a data set with the training classes"
             )
 
-    def forward(self, batched_inputs: List[dict]):
+    def forward(self, batched_inputs: list[dict]):
         """Training: a dict of losses for the stage. Inference: per image ``sem_seg`` [C, H, W],
         softmax probabilities at the requested output size."""
-        images = [(x["image"].to(self.device) - self.pixel_mean) / self.pixel_std for x in batched_inputs]
+        images = [
+            (x["image"].to(self.device) - self.pixel_mean) / self.pixel_std for x in batched_inputs
+        ]
         images = ImageList.from_tensors(images, self.backbone.size_divisibility)
         if not self.training:
             return self._inference(images, batched_inputs)
         labels = ImageList.from_tensors(
-            [x["sem_seg"].to(self.device) for x in batched_inputs], self.backbone.size_divisibility, pad_value=self.ignore_value
+            [x["sem_seg"].to(self.device) for x in batched_inputs],
+            self.backbone.size_divisibility,
+            pad_value=self.ignore_value,
         ).tensor
         if self.stage == "segmentation":
-            return {"loss_sem_seg": self._seen_cross_entropy(self.backbone(images.tensor)["dense"], labels)}
+            return {
+                "loss_sem_seg": self._seen_cross_entropy(
+                    self.backbone(images.tensor)["dense"], labels
+                )
+            }
         with torch.no_grad():
             features = self.backbone(images.tensor)["dense"]
         losses = self._generative_losses(features, labels)
@@ -205,7 +227,9 @@ class ZS3Net(nn.Module):
         return losses
 
     def _logits(self, features: torch.Tensor, size) -> torch.Tensor:
-        return F.interpolate(self.classifier(features), size=size, mode="bilinear", align_corners=False)
+        return F.interpolate(
+            self.classifier(features), size=size, mode="bilinear", align_corners=False
+        )
 
     def _seen_cross_entropy(self, features: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         """Cross-entropy over the seen classes only (the mapper already ignores unseen pixels)."""
@@ -215,11 +239,15 @@ class ZS3Net(nn.Module):
         logits = self._logits(features, labels.shape[-2:])[:, seen_ids]
         return F.cross_entropy(logits, to_column[labels], ignore_index=self.ignore_value)
 
-    def _generative_losses(self, features: torch.Tensor, labels: torch.Tensor) -> Dict[str, torch.Tensor]:
+    def _generative_losses(
+        self, features: torch.Tensor, labels: torch.Tensor
+    ) -> dict[str, torch.Tensor]:
         """ZS3Net's step: the GMMN on the seen classes of unseen-free images (or of every image,
         ``generator_images`` "all"); the classifier on real features of unseen-free images and
         generated features of the others."""
-        small_labels = F.interpolate(labels[:, None].float(), size=features.shape[-2:], mode="nearest")[:, 0].long()
+        small_labels = F.interpolate(
+            labels[:, None].float(), size=features.shape[-2:], mode="nearest"
+        )[:, 0].long()
         mmd_terms, training_features = [], []
         for image_features, image_labels in zip(features, small_labels):
             pixels = image_features.flatten(1).t()  # [h*w, F]
@@ -227,31 +255,45 @@ class ZS3Net(nn.Module):
             classes = flat_labels[flat_labels != self.ignore_value].unique()
             has_unseen = bool(self.unseen[classes].any())
             if has_unseen:
-                training_features.append(self._generated_map(pixels, flat_labels, classes).t().view_as(image_features))
+                training_features.append(
+                    self._generated_map(pixels, flat_labels, classes).t().view_as(image_features)
+                )
             else:
                 training_features.append(image_features)
             if not has_unseen or self.generator_images == "all":
-                mmd_terms += [self._class_mmd(pixels[flat_labels == c], c) for c in classes if not self.unseen[c]]
+                mmd_terms += [
+                    self._class_mmd(pixels[flat_labels == c], c)
+                    for c in classes
+                    if not self.unseen[c]
+                ]
         loss_gmmn = torch.stack(mmd_terms).mean() if mmd_terms else self._zero_generator_loss()
         weights = torch.where(self.unseen, self.unseen_class_weight, 1.0)
         logits = self._logits(torch.stack(training_features).detach(), labels.shape[-2:])
-        loss_sem_seg = F.cross_entropy(logits, labels, weight=weights, ignore_index=self.ignore_value)
+        loss_sem_seg = F.cross_entropy(
+            logits, labels, weight=weights, ignore_index=self.ignore_value
+        )
         return {"loss_sem_seg": loss_sem_seg, "loss_gmmn": loss_gmmn}
 
     def _class_mmd(self, class_pixels: torch.Tensor, c: int) -> torch.Tensor:
         """Eq. 1 between ``generator_batch`` real features of class ``c`` (drawn with replacement)
         and as many generated from its embedding."""
-        real = class_pixels[torch.randint(len(class_pixels), (self.generator_batch,), device=self.device)]
+        real = class_pixels[
+            torch.randint(len(class_pixels), (self.generator_batch,), device=self.device)
+        ]
         fake = self.generator(self.class_embeddings[c].expand(self.generator_batch, -1))
         return mmd_squared(fake, real, self.bandwidths)
 
-    def _generated_map(self, pixels: torch.Tensor, flat_labels: torch.Tensor, classes: torch.Tensor) -> torch.Tensor:
+    def _generated_map(
+        self, pixels: torch.Tensor, flat_labels: torch.Tensor, classes: torch.Tensor
+    ) -> torch.Tensor:
         """Generated features at every labelled pixel, from the pixel's class embedding (ZS3Net
         replaces the whole map of an image with unseen pixels; ignored pixels stay zero)."""
         generated = torch.zeros_like(pixels)
         for c in classes:
             at_class = flat_labels == c
-            generated[at_class] = self.generator(self.class_embeddings[c].expand(int(at_class.sum()), -1))
+            generated[at_class] = self.generator(
+                self.class_embeddings[c].expand(int(at_class.sum()), -1)
+            )
         return generated
 
     def _zero_generator_loss(self) -> torch.Tensor:
@@ -263,17 +305,23 @@ class ZS3Net(nn.Module):
         terms = []
         for c in self.unseen.nonzero().flatten():
             generated = self.generator(self.class_embeddings[c].expand(self.generator_batch, -1))
-            probs = F.linear(generated, self.classifier.weight.flatten(1), self.classifier.bias).softmax(dim=1)
+            probs = F.linear(
+                generated, self.classifier.weight.flatten(1), self.classifier.bias
+            ).softmax(dim=1)
             confident = select_confident(probs, int(c), self.confidence_threshold)
-            weights = torch.ones_like(probs[confident, c]) if self.equal_weight else probs[confident, c]
+            weights = (
+                torch.ones_like(probs[confident, c]) if self.equal_weight else probs[confident, c]
+            )
             terms.append(zs_mmd_loss(generated[confident], weights, generated, self.bandwidths))
         return torch.stack(terms).mean()
 
-    def _inference(self, images: ImageList, batched_inputs: List[dict]) -> List[dict]:
+    def _inference(self, images: ImageList, batched_inputs: list[dict]) -> list[dict]:
         logits = self._logits(self.backbone(images.tensor)["dense"], images.tensor.shape[-2:])
         results = []
         for image_logits, (h, w), x in zip(logits, images.image_sizes, batched_inputs):
             size = (x.get("height", h), x.get("width", w))
-            scores = F.interpolate(image_logits[None, :, :h, :w], size=size, mode="bilinear", align_corners=False)[0]
+            scores = F.interpolate(
+                image_logits[None, :, :h, :w], size=size, mode="bilinear", align_corners=False
+            )[0]
             results.append({"sem_seg": scores.softmax(dim=0)})
         return results

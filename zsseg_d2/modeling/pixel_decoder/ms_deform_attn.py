@@ -6,10 +6,10 @@ The sampling is done in pure PyTorch with ``F.grid_sample``; a compiled CUDA ker
 ``MultiScaleDeformableAttention`` extension of Deformable DETR) is used only when it is importable,
 the inputs are on CUDA and the implementation is ``"auto"``.
 """
+
 from __future__ import annotations
 
 import math
-from typing import Optional
 
 import torch
 import torch.nn.functional as F
@@ -68,8 +68,14 @@ def ms_deform_attn_core_pytorch(
         level.flatten(2).transpose(1, 2).reshape(n_maps, head_dim, height, width)
         for level, (height, width) in zip(value.split([h * w for h, w in shapes], dim=1), shapes)
     ]
-    grids = (2 * sampling_locations - 1).permute(3, 0, 2, 1, 4, 5).reshape(n_levels, n_maps, n_queries, n_points, 2)
-    weights = attention_weights.permute(3, 0, 2, 1, 4).reshape(n_levels, n_maps, 1, n_queries, n_points)
+    grids = (
+        (2 * sampling_locations - 1)
+        .permute(3, 0, 2, 1, 4, 5)
+        .reshape(n_levels, n_maps, n_queries, n_points, 2)
+    )
+    weights = attention_weights.permute(3, 0, 2, 1, 4).reshape(
+        n_levels, n_maps, 1, n_queries, n_points
+    )
     block = _maps_per_block(value, n_maps, sampled_per_map=head_dim * n_queries * n_points)
     outputs = []
     for start in range(0, n_maps, block):
@@ -99,17 +105,28 @@ class _CompiledMSDeformAttnFunction(Function):
     """Autograd wrapper of the compiled kernel's forward / backward entry points."""
 
     @staticmethod
-    def forward(ctx, value, spatial_shapes, level_start_index, sampling_locations, attention_weights):
+    def forward(
+        ctx, value, spatial_shapes, level_start_index, sampling_locations, attention_weights
+    ):
         ctx.im2col_step = value.shape[0]
-        ctx.save_for_backward(value, spatial_shapes, level_start_index, sampling_locations, attention_weights)
+        ctx.save_for_backward(
+            value, spatial_shapes, level_start_index, sampling_locations, attention_weights
+        )
         return _compiled_msda.ms_deform_attn_forward(
-            value, spatial_shapes, level_start_index, sampling_locations, attention_weights, ctx.im2col_step
+            value,
+            spatial_shapes,
+            level_start_index,
+            sampling_locations,
+            attention_weights,
+            ctx.im2col_step,
         )
 
     @staticmethod
     @once_differentiable
     def backward(ctx, grad_output):
-        value, spatial_shapes, level_start_index, sampling_locations, attention_weights = ctx.saved_tensors
+        value, spatial_shapes, level_start_index, sampling_locations, attention_weights = (
+            ctx.saved_tensors
+        )
         grad_value, grad_locations, grad_weights = _compiled_msda.ms_deform_attn_backward(
             value,
             spatial_shapes,
@@ -134,16 +151,30 @@ class MSDeformAttn(nn.Module):
             ``"pytorch"`` (always :func:`ms_deform_attn_core_pytorch`).
     """
 
-    def __init__(self, d_model: int = 256, n_levels: int = 3, n_heads: int = 8, n_points: int = 4, impl: str = "auto"):
+    def __init__(
+        self,
+        d_model: int = 256,
+        n_levels: int = 3,
+        n_heads: int = 8,
+        n_points: int = 4,
+        impl: str = "auto",
+    ):
         super().__init__()
         if d_model % n_heads != 0:
-            raise ValueError(f"MSDeformAttn: d_model ({d_model}) must be divisible by n_heads ({n_heads})")
+            raise ValueError(
+                f"MSDeformAttn: d_model ({d_model}) must be divisible by n_heads ({n_heads})"
+            )
         if impl not in DEFORMABLE_ATTN_IMPLS:
             raise ValueError(
                 f"MSDeformAttn: impl {impl!r} is unknown (MODEL.SEM_SEG_HEAD.DEFORMABLE_ATTN_IMPL); "
                 f"use one of {DEFORMABLE_ATTN_IMPLS}"
             )
-        self.d_model, self.n_levels, self.n_heads, self.n_points = d_model, n_levels, n_heads, n_points
+        self.d_model, self.n_levels, self.n_heads, self.n_points = (
+            d_model,
+            n_levels,
+            n_heads,
+            n_points,
+        )
         self.impl = impl
         self.sampling_offsets = nn.Linear(d_model, n_heads * n_levels * n_points * 2)
         self.attention_weights = nn.Linear(d_model, n_heads * n_levels * n_points)
@@ -175,7 +206,7 @@ class MSDeformAttn(nn.Module):
         value_input: torch.Tensor,
         spatial_shapes: torch.Tensor,
         level_start_index: torch.Tensor,
-        padding_mask: Optional[torch.Tensor] = None,
+        padding_mask: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """
         Args:
@@ -191,20 +222,37 @@ class MSDeformAttn(nn.Module):
         batch, n_queries, _ = query.shape
         n_values = value_input.shape[1]
         if spatial_shapes.shape[0] != self.n_levels:
-            raise ValueError(f"MSDeformAttn: built for {self.n_levels} levels, got {spatial_shapes.shape[0]}")
+            raise ValueError(
+                f"MSDeformAttn: built for {self.n_levels} levels, got {spatial_shapes.shape[0]}"
+            )
         value = self.value_proj(value_input)
         if padding_mask is not None:
             value = value.masked_fill(padding_mask[..., None], 0.0)
         value = value.view(batch, n_values, self.n_heads, self.d_model // self.n_heads)
-        offsets = self.sampling_offsets(query).view(batch, n_queries, self.n_heads, self.n_levels, self.n_points, 2)
-        weights = self.attention_weights(query).view(batch, n_queries, self.n_heads, self.n_levels * self.n_points)
-        weights = weights.softmax(-1).view(batch, n_queries, self.n_heads, self.n_levels, self.n_points)
-        level_sizes_xy = spatial_shapes.flip(-1).to(offsets.dtype)  # offsets are in pixels of each level
-        locations = reference_points[:, :, None, :, None, :] + offsets / level_sizes_xy[None, None, None, :, None, :]
+        offsets = self.sampling_offsets(query).view(
+            batch, n_queries, self.n_heads, self.n_levels, self.n_points, 2
+        )
+        weights = self.attention_weights(query).view(
+            batch, n_queries, self.n_heads, self.n_levels * self.n_points
+        )
+        weights = weights.softmax(-1).view(
+            batch, n_queries, self.n_heads, self.n_levels, self.n_points
+        )
+        level_sizes_xy = spatial_shapes.flip(-1).to(
+            offsets.dtype
+        )  # offsets are in pixels of each level
+        locations = (
+            reference_points[:, :, None, :, None, :]
+            + offsets / level_sizes_xy[None, None, None, :, None, :]
+        )
         if self._use_compiled_kernel(value):
-            output = _CompiledMSDeformAttnFunction.apply(value, spatial_shapes, level_start_index, locations, weights)
+            output = _CompiledMSDeformAttnFunction.apply(
+                value, spatial_shapes, level_start_index, locations, weights
+            )
         else:
-            output = ms_deform_attn_core_pytorch(value, spatial_shapes, level_start_index, locations, weights)
+            output = ms_deform_attn_core_pytorch(
+                value, spatial_shapes, level_start_index, locations, weights
+            )
         return self.output_proj(output)
 
     def _use_compiled_kernel(self, value: torch.Tensor) -> bool:

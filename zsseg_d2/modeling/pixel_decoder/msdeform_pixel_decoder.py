@@ -2,9 +2,8 @@
 (Mask2Former's design, Cheng et al. 2022), giving the per-pixel embedding F(I) used for the masks
 M_q = sigmoid(e_q^m . F(I)) (eq. 1 of Dao et al. 2023) and the multi-scale features attended to
 by the transformer decoder."""
-from __future__ import annotations
 
-from typing import Dict, List, Tuple
+from __future__ import annotations
 
 import fvcore.nn.weight_init as weight_init
 import torch
@@ -22,7 +21,14 @@ class DeformableEncoderLayer(nn.Module):
     """Deformable self-attention over all levels, then a feed-forward block (both post-norm)."""
 
     def __init__(
-        self, d_model: int, dim_feedforward: int, dropout: float, n_levels: int, n_heads: int, n_points: int, impl: str
+        self,
+        d_model: int,
+        dim_feedforward: int,
+        dropout: float,
+        n_levels: int,
+        n_heads: int,
+        n_points: int,
+        impl: str,
     ):
         super().__init__()
         self.self_attn = MSDeformAttn(d_model, n_levels, n_heads, n_points, impl=impl)
@@ -41,7 +47,9 @@ class DeformableEncoderLayer(nn.Module):
         level_start_index: torch.Tensor,
     ) -> torch.Tensor:
         """``src``, ``pos``: [B, S, C]; ``reference_points``: [B, S, L, 2] -> [B, S, C]."""
-        attended = self.self_attn(src + pos, reference_points, src, spatial_shapes, level_start_index)
+        attended = self.self_attn(
+            src + pos, reference_points, src, spatial_shapes, level_start_index
+        )
         src = self.norm1(src + self.dropout(attended))
         hidden = self.dropout(F.relu(self.linear1(src)))
         return self.norm2(src + self.dropout(self.linear2(hidden)))
@@ -63,7 +71,9 @@ class DeformableEncoder(nn.Module):
     ):
         super().__init__()
         self.layers = nn.ModuleList(
-            DeformableEncoderLayer(d_model, dim_feedforward, dropout, n_levels, n_heads, n_points, impl)
+            DeformableEncoderLayer(
+                d_model, dim_feedforward, dropout, n_levels, n_heads, n_points, impl
+            )
             for _ in range(num_layers)
         )
         self.level_embed = nn.Parameter(torch.empty(n_levels, d_model))
@@ -75,23 +85,36 @@ class DeformableEncoder(nn.Module):
                 module.reset_parameters()
         nn.init.normal_(self.level_embed)
 
-    def forward(self, features: List[torch.Tensor], positions: List[torch.Tensor]) -> List[torch.Tensor]:
+    def forward(
+        self, features: list[torch.Tensor], positions: list[torch.Tensor]
+    ) -> list[torch.Tensor]:
         """``features``, ``positions``: one [B, C, H_l, W_l] map per level -> the encoded maps."""
-        spatial_shapes = torch.as_tensor([f.shape[-2:] for f in features], dtype=torch.long, device=features[0].device)
+        spatial_shapes = torch.as_tensor(
+            [f.shape[-2:] for f in features], dtype=torch.long, device=features[0].device
+        )
         sizes = spatial_shapes.prod(1)
         level_start_index = torch.cat([sizes.new_zeros(1), sizes.cumsum(0)[:-1]])
         src = torch.cat([f.flatten(2).transpose(1, 2) for f in features], dim=1)
         pos = torch.cat(
-            [p.flatten(2).transpose(1, 2) + self.level_embed[level] for level, p in enumerate(positions)], dim=1
+            [
+                p.flatten(2).transpose(1, 2) + self.level_embed[level]
+                for level, p in enumerate(positions)
+            ],
+            dim=1,
         )
-        reference_points = _pixel_centres(features)[None, :, None, :].expand(src.shape[0], -1, len(features), -1)
+        reference_points = _pixel_centres(features)[None, :, None, :].expand(
+            src.shape[0], -1, len(features), -1
+        )
         for layer in self.layers:
             src = layer(src, pos, reference_points, spatial_shapes, level_start_index)
         per_level = src.split([h * w for h, w in (f.shape[-2:] for f in features)], dim=1)
-        return [x.transpose(1, 2).reshape(f.shape[0], -1, *f.shape[-2:]) for x, f in zip(per_level, features)]
+        return [
+            x.transpose(1, 2).reshape(f.shape[0], -1, *f.shape[-2:])
+            for x, f in zip(per_level, features)
+        ]
 
 
-def _pixel_centres(features: List[torch.Tensor]) -> torch.Tensor:
+def _pixel_centres(features: list[torch.Tensor]) -> torch.Tensor:
     """[S, 2]: the (x, y) centre of every pixel of every level, normalised to [0, 1]."""
     centres = []
     for feature in features:
@@ -111,9 +134,9 @@ class MSDeformAttnPixelDecoder(nn.Module):
     @configurable
     def __init__(
         self,
-        input_shape: Dict[str, ShapeSpec],
+        input_shape: dict[str, ShapeSpec],
         *,
-        transformer_in_features: List[str],
+        transformer_in_features: list[str],
         conv_dim: int,
         mask_dim: int,
         norm: str,
@@ -142,15 +165,25 @@ class MSDeformAttnPixelDecoder(nn.Module):
                 f"the head's input features {sorted(input_shape)} (MODEL.SEM_SEG_HEAD.IN_FEATURES)"
             )
         if conv_dim % 32 != 0:
-            raise ValueError(f"MSDeformAttnPixelDecoder: MODEL.SEM_SEG_HEAD.CONVS_DIM ({conv_dim}) must be a "
-                             "multiple of 32 (GroupNorm with 32 groups)")
+            raise ValueError(
+                f"MSDeformAttnPixelDecoder: MODEL.SEM_SEG_HEAD.CONVS_DIM ({conv_dim}) must be a "
+                "multiple of 32 (GroupNorm with 32 groups)"
+            )
         by_stride = sorted(input_shape.items(), key=lambda item: -item[1].stride)
-        self.transformer_in_features = [name for name, _ in by_stride if name in transformer_in_features]
-        finest_encoded_stride = min(input_shape[name].stride for name in self.transformer_in_features)
-        self.fpn_features = [
-            name for name, shape in by_stride if common_stride <= shape.stride < finest_encoded_stride
+        self.transformer_in_features = [
+            name for name, _ in by_stride if name in transformer_in_features
         ]
-        reached_stride = min([finest_encoded_stride] + [input_shape[name].stride for name in self.fpn_features])
+        finest_encoded_stride = min(
+            input_shape[name].stride for name in self.transformer_in_features
+        )
+        self.fpn_features = [
+            name
+            for name, shape in by_stride
+            if common_stride <= shape.stride < finest_encoded_stride
+        ]
+        reached_stride = min(
+            [finest_encoded_stride] + [input_shape[name].stride for name in self.fpn_features]
+        )
         if reached_stride != common_stride:
             raise ValueError(
                 f"MSDeformAttnPixelDecoder: no input feature at MODEL.SEM_SEG_HEAD.COMMON_STRIDE={common_stride} "
@@ -158,7 +191,8 @@ class MSDeformAttnPixelDecoder(nn.Module):
             )
 
         self.input_projections = nn.ModuleList(
-            _input_projection(input_shape[name].channels, conv_dim) for name in self.transformer_in_features
+            _input_projection(input_shape[name].channels, conv_dim)
+            for name in self.transformer_in_features
         )
         self.position_embedding = SinePositionEmbedding(conv_dim // 2)
         self.encoder = DeformableEncoder(
@@ -175,9 +209,21 @@ class MSDeformAttnPixelDecoder(nn.Module):
         self.lateral_convs = nn.ModuleList()
         self.output_convs = nn.ModuleList()
         for name in self.fpn_features:
-            lateral = Conv2d(input_shape[name].channels, conv_dim, 1, bias=use_bias, norm=get_norm(norm, conv_dim))
+            lateral = Conv2d(
+                input_shape[name].channels,
+                conv_dim,
+                1,
+                bias=use_bias,
+                norm=get_norm(norm, conv_dim),
+            )
             output = Conv2d(
-                conv_dim, conv_dim, 3, padding=1, bias=use_bias, norm=get_norm(norm, conv_dim), activation=F.relu
+                conv_dim,
+                conv_dim,
+                3,
+                padding=1,
+                bias=use_bias,
+                norm=get_norm(norm, conv_dim),
+                activation=F.relu,
             )
             weight_init.c2_xavier_fill(lateral)
             weight_init.c2_xavier_fill(output)
@@ -187,10 +233,12 @@ class MSDeformAttnPixelDecoder(nn.Module):
         weight_init.c2_xavier_fill(self.mask_projection)
 
     @classmethod
-    def from_config(cls, cfg, input_shape: Dict[str, ShapeSpec]) -> dict:
+    def from_config(cls, cfg, input_shape: dict[str, ShapeSpec]) -> dict:
         head = cfg.MODEL.SEM_SEG_HEAD
         return {
-            "input_shape": {name: shape for name, shape in input_shape.items() if name in head.IN_FEATURES},
+            "input_shape": {
+                name: shape for name, shape in input_shape.items() if name in head.IN_FEATURES
+            },
             "transformer_in_features": list(head.DEFORMABLE_ENCODER_IN_FEATURES),
             "conv_dim": head.CONVS_DIM,
             "mask_dim": head.MASK_DIM,
@@ -204,7 +252,9 @@ class MSDeformAttnPixelDecoder(nn.Module):
             "attn_impl": head.DEFORMABLE_ATTN_IMPL,
         }
 
-    def forward_features(self, features: Dict[str, torch.Tensor]) -> Tuple[torch.Tensor, List[torch.Tensor]]:
+    def forward_features(
+        self, features: dict[str, torch.Tensor]
+    ) -> tuple[torch.Tensor, list[torch.Tensor]]:
         """
         Args:
             features: backbone features by name ([B, C_name, H/stride, W/stride]).
@@ -220,21 +270,36 @@ class MSDeformAttnPixelDecoder(nn.Module):
         with torch.autocast(device_type=device_type, enabled=False):
             return self._forward_fp32({name: x.float() for name, x in features.items()})
 
-    def _forward_fp32(self, features: Dict[str, torch.Tensor]) -> Tuple[torch.Tensor, List[torch.Tensor]]:
-        missing = [name for name in self.transformer_in_features + self.fpn_features if name not in features]
+    def _forward_fp32(
+        self, features: dict[str, torch.Tensor]
+    ) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        missing = [
+            name
+            for name in self.transformer_in_features + self.fpn_features
+            if name not in features
+        ]
         if missing:
-            raise KeyError(f"MSDeformAttnPixelDecoder: features {missing} missing (got {sorted(features)})")
-        projected = [proj(features[name]) for name, proj in zip(self.transformer_in_features, self.input_projections)]
+            raise KeyError(
+                f"MSDeformAttnPixelDecoder: features {missing} missing (got {sorted(features)})"
+            )
+        projected = [
+            proj(features[name])
+            for name, proj in zip(self.transformer_in_features, self.input_projections)
+        ]
         positions = [self.position_embedding(x) for x in projected]
         multi_scale_features = self.encoder(projected, positions)
         out = multi_scale_features[-1]
-        for name, lateral_conv, output_conv in zip(self.fpn_features, self.lateral_convs, self.output_convs):
+        for name, lateral_conv, output_conv in zip(
+            self.fpn_features, self.lateral_convs, self.output_convs
+        ):
             lateral = lateral_conv(features[name])
-            upsampled = F.interpolate(out, size=lateral.shape[-2:], mode="bilinear", align_corners=False)
+            upsampled = F.interpolate(
+                out, size=lateral.shape[-2:], mode="bilinear", align_corners=False
+            )
             out = output_conv(lateral + upsampled)
         return self.mask_projection(out), multi_scale_features
 
-    def forward(self, features: Dict[str, torch.Tensor]) -> Tuple[torch.Tensor, List[torch.Tensor]]:
+    def forward(self, features: dict[str, torch.Tensor]) -> tuple[torch.Tensor, list[torch.Tensor]]:
         """Same as :meth:`forward_features`."""
         return self.forward_features(features)
 

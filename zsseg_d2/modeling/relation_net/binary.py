@@ -3,9 +3,8 @@
 A pixel is the target class when its relation score r >= 0.5; images are paired with one target
 class each, and the score is the IoU of that class accumulated over its images.
 """
-from __future__ import annotations
 
-from typing import Tuple
+from __future__ import annotations
 
 import torch
 
@@ -17,7 +16,7 @@ def binary_prediction(scores: torch.Tensor, threshold: float = 0.5) -> torch.Ten
 
 def binary_intersection_union(
     predicted: torch.Tensor, labels: torch.Tensor, class_id: int, ignore_value: int = 255
-) -> Tuple[int, int]:
+) -> tuple[int, int]:
     """Pixels in (prediction ∩ ground truth) and (prediction ∪ ground truth) of ``class_id``, over
     the labelled pixels of one image; sums over a class's images give its binary IoU."""
     counted = labels != ignore_value

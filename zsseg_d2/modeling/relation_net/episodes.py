@@ -5,9 +5,11 @@ that are seen. Pixels of unselected classes (and unseen or unlabeled pixels) car
 The paper draws from all classes and then drops the unseen ones ("all"); "seen" draws from the
 seen classes only, so every episode has ``num_classes`` classes.
 """
+
 from __future__ import annotations
 
-from typing import NamedTuple, Optional, Sequence
+from collections.abc import Sequence
+from typing import NamedTuple
 
 import torch
 
@@ -15,13 +17,18 @@ EPISODE_POOLS = ("all", "seen")
 
 
 def sample_episode(
-    num_total: int, seen_ids: Sequence[int], num_classes: int = 10, pool: str = "all",
-    generator: Optional[torch.Generator] = None,
+    num_total: int,
+    seen_ids: Sequence[int],
+    num_classes: int = 10,
+    pool: str = "all",
+    generator: torch.Generator | None = None,
 ) -> torch.Tensor:
     """Sorted ids of the episode's classes: ``num_classes`` drawn without replacement from all
     ``num_total`` classes ("all", unseen then dropped) or from ``seen_ids`` ("seen")."""
     if pool not in EPISODE_POOLS:
-        raise ValueError(f"MODEL.RELATION_NET.EPISODE_POOL must be one of {EPISODE_POOLS}, got {pool!r}")
+        raise ValueError(
+            f"MODEL.RELATION_NET.EPISODE_POOL must be one of {EPISODE_POOLS}, got {pool!r}"
+        )
     seen = torch.as_tensor(list(seen_ids), dtype=torch.long)
     candidates = torch.arange(num_total) if pool == "all" else seen
     drawn = candidates[torch.randperm(len(candidates), generator=generator)[:num_classes]]

@@ -9,6 +9,7 @@ linear, so it equals W_x f_2(x) + W_v f_1(v_c): the visual part is computed once
 class part once per class, and the (image, class) pairs are formed by a broadcast sum instead of
 materialising B x C concatenated maps (the same numbers, far less memory at U-Net's stride 1).
 """
+
 from __future__ import annotations
 
 import torch
@@ -20,8 +21,12 @@ class WordEmbeddingModule(nn.Module):
 
     def __init__(self, embed_dim: int, hidden_dim: int):
         super().__init__()
-        self.net = nn.Sequential(nn.Linear(embed_dim, hidden_dim), nn.ReLU(inplace=True),
-                                 nn.Linear(hidden_dim, hidden_dim), nn.ReLU(inplace=True))
+        self.net = nn.Sequential(
+            nn.Linear(embed_dim, hidden_dim),
+            nn.ReLU(inplace=True),
+            nn.Linear(hidden_dim, hidden_dim),
+            nn.ReLU(inplace=True),
+        )
 
     def forward(self, class_vectors: torch.Tensor) -> torch.Tensor:
         return self.net(class_vectors)
@@ -38,14 +43,19 @@ class RelationModule(nn.Module):
         self.visual_proj = nn.Conv2d(visual_channels, channels, 1)
         self.semantic_proj = nn.Linear(semantic_channels, channels, bias=False)
         self.body = nn.Sequential(
-            nn.BatchNorm2d(channels), nn.ReLU(inplace=True),
-            nn.Conv2d(channels, channels, 3, padding=1), nn.BatchNorm2d(channels), nn.ReLU(inplace=True),
+            nn.BatchNorm2d(channels),
+            nn.ReLU(inplace=True),
+            nn.Conv2d(channels, channels, 3, padding=1),
+            nn.BatchNorm2d(channels),
+            nn.ReLU(inplace=True),
             nn.Conv2d(channels, 1, 1),
         )
 
     def fused_pairs(self, visual: torch.Tensor, semantic: torch.Tensor) -> torch.Tensor:
         """The first 1x1 convolution on every (image, class) concatenation: ``[B * C, R, h, w]``."""
-        pairs = self.visual_proj(visual)[:, None] + self.semantic_proj(semantic)[None, :, :, None, None]
+        pairs = (
+            self.visual_proj(visual)[:, None] + self.semantic_proj(semantic)[None, :, :, None, None]
+        )
         return pairs.flatten(0, 1)
 
     def forward(self, visual: torch.Tensor, semantic: torch.Tensor) -> torch.Tensor:
@@ -57,7 +67,9 @@ class RelationHead(nn.Module):
     """f_1 and g together: visual ``[B, V, h, w]`` and class vectors ``[C, E]`` -> relation logits
     ``[B, C, h, w]`` (r = their sigmoid)."""
 
-    def __init__(self, visual_channels: int, embed_dim: int, word_hidden: int, relation_channels: int):
+    def __init__(
+        self, visual_channels: int, embed_dim: int, word_hidden: int, relation_channels: int
+    ):
         super().__init__()
         self.word_embedding = WordEmbeddingModule(embed_dim, word_hidden)
         self.relation = RelationModule(visual_channels, word_hidden, relation_channels)

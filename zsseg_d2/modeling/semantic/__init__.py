@@ -1,4 +1,5 @@
 """Semantic embeddings of class names: the space classes are scored in (CLIP text, word vectors)."""
+
 from .build import SOURCES, SemanticSource, build_semantic_source
 from .clip_text import PROMPT_TEMPLATES, TextEmbedder
 from .embedding_file import EmbeddingFileSource, read_embedding_file

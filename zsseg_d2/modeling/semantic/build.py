@@ -1,7 +1,9 @@
 """The semantic space of a model, chosen by ``MODEL.SEMANTIC.SOURCE``."""
+
 from __future__ import annotations
 
-from typing import Callable, Sequence
+from collections.abc import Sequence
+from typing import Callable
 
 import torch
 from detectron2.config import CfgNode
@@ -23,17 +25,31 @@ def build_semantic_source(cfg: CfgNode) -> SemanticSource:
     source = _build_source(cfg)
     if cfg.MODEL.SEMANTIC.PCA_DIM <= 0:
         return source
-    fit_names = [name for d in (*cfg.DATASETS.TRAIN, *cfg.DATASETS.TEST) for name in MetadataCatalog.get(d).stuff_classes]
+    fit_names = [
+        name
+        for d in (*cfg.DATASETS.TRAIN, *cfg.DATASETS.TEST)
+        for name in MetadataCatalog.get(d).stuff_classes
+    ]
     if not fit_names:
-        raise ValueError("MODEL.SEMANTIC.PCA_DIM > 0 needs DATASETS.TRAIN or TEST: PCA is fitted on their class names")
-    return PCAProjectedSource(source, fit_names, cfg.MODEL.SEMANTIC.PCA_DIM, cfg.MODEL.SEMANTIC.NORMALIZE)
+        raise ValueError(
+            "MODEL.SEMANTIC.PCA_DIM > 0 needs DATASETS.TRAIN or TEST: PCA is fitted on their class names"
+        )
+    return PCAProjectedSource(
+        source, fit_names, cfg.MODEL.SEMANTIC.PCA_DIM, cfg.MODEL.SEMANTIC.NORMALIZE
+    )
 
 
 def _build_source(cfg: CfgNode) -> SemanticSource:
     source = cfg.MODEL.SEMANTIC.SOURCE
     if source == "clip_text":
         clip = cfg.MODEL.CLIP
-        return TextEmbedder(clip.MODEL_NAME, clip.PRETRAINED, clip.PROMPT_TEMPLATES, clip.CACHE_DIR or None, clip.OFFLINE)
+        return TextEmbedder(
+            clip.MODEL_NAME,
+            clip.PRETRAINED,
+            clip.PROMPT_TEMPLATES,
+            clip.CACHE_DIR or None,
+            clip.OFFLINE,
+        )
     if source == "file":
         return EmbeddingFileSource(
             cfg.MODEL.SEMANTIC.FILES,

@@ -5,14 +5,16 @@ L2-normalised embeddings are averaged over templates and renormalised. The resul
 (model, weights, templates, class list), which key an on-disk cache, so a vocabulary is encoded
 once however often it is used.
 """
+
 from __future__ import annotations
 
 import hashlib
 import json
 import logging
 import os
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Callable, Dict, List, Optional, Sequence
+from typing import Callable
 
 import open_clip
 import torch
@@ -45,7 +47,7 @@ class TextEmbedder:
         model_name: str,
         pretrained: str,
         templates: str = "imagenet",
-        cache_dir: Optional[str] = None,
+        cache_dir: str | None = None,
         offline: bool = False,
     ):
         if templates not in PROMPT_TEMPLATES:
@@ -64,13 +66,16 @@ class TextEmbedder:
         """Width D of the embeddings (from the model's config; nothing is loaded)."""
         return int(open_clip.get_model_config(self.model_name)["embed_dim"])
 
-    def settings_record(self) -> Dict[str, Dict[str, str]]:
+    def settings_record(self) -> dict[str, dict[str, str]]:
         """The settings that determine the embeddings, for checkpoints: config key ->
         {"value": as configured, "identity": what is compared (the weights file's hash)}."""
         return {
             "MODEL.SEMANTIC.SOURCE": {"value": "clip_text", "identity": "clip_text"},
             "MODEL.CLIP.MODEL_NAME": {"value": self.model_name, "identity": self.model_name},
-            "MODEL.CLIP.PRETRAINED": {"value": self.pretrained, "identity": weights_digest(self.pretrained)},
+            "MODEL.CLIP.PRETRAINED": {
+                "value": self.pretrained,
+                "identity": weights_digest(self.pretrained),
+            },
             "MODEL.CLIP.PROMPT_TEMPLATES": {"value": self.templates, "identity": self.templates},
         }
 
@@ -85,7 +90,7 @@ class TextEmbedder:
             torch.save(embeddings, f)
         return embeddings
 
-    def _cache_key(self, names: List[str]) -> str:
+    def _cache_key(self, names: list[str]) -> str:
         identity = {
             "model": self.model_name,
             "weights": weights_identity(self.pretrained),
@@ -96,18 +101,23 @@ class TextEmbedder:
         return hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:32]
 
     @torch.no_grad()
-    def _encode(self, names: List[str]) -> torch.Tensor:
+    def _encode(self, names: list[str]) -> torch.Tensor:
         model, _ = create_clip_model(self.model_name, self.pretrained, self.offline)
         templates: Sequence[Callable[[str], str]] = PROMPT_TEMPLATES[self.templates]
         prompts = [template(name) for name in names for template in templates]
-        description = f"encoding {len(names)} class names x {len(templates)} templates ({self.model_name})"
+        description = (
+            f"encoding {len(names)} class names x {len(templates)} templates ({self.model_name})"
+        )
         logger.info(description)
         tokenizer = open_clip.get_tokenizer(self.model_name)
         chunks = [
             model.encode_text(tokenizer(prompts[i : i + _PROMPTS_PER_BATCH]), normalize=True)
-            for i in tqdm(range(0, len(prompts), _PROMPTS_PER_BATCH), desc=description, unit="batch",
-                          total=-(-len(prompts) // _PROMPTS_PER_BATCH))
+            for i in tqdm(
+                range(0, len(prompts), _PROMPTS_PER_BATCH),
+                desc=description,
+                unit="batch",
+                total=-(-len(prompts) // _PROMPTS_PER_BATCH),
+            )
         ]
         per_prompt = torch.cat(chunks).view(len(names), len(templates), -1)
         return torch.nn.functional.normalize(per_prompt.mean(dim=1), dim=-1).float()
-

@@ -9,11 +9,12 @@ Several files are concatenated per class (SIGN's word2vec ⊕ fastText). Names m
 case-, space-, ``-``- and ``_``-insensitively ("potted plant" = "pottedplant"), then through
 ``aliases`` (a data set's prompt name -> its raw name, e.g. "building" -> "building-other").
 """
+
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Dict, List, Mapping, Optional, Sequence
 
 import numpy as np
 import torch
@@ -39,7 +40,7 @@ def names_file_for(path: Path) -> Path:
     )
 
 
-def read_embedding_file(path: str | Path) -> tuple[List[str], np.ndarray]:
+def read_embedding_file(path: str | Path) -> tuple[list[str], np.ndarray]:
     """``(names, vectors [C, D] float32)`` of one file; errors name the file and what is wrong."""
     path = Path(path)
     if not path.is_file():
@@ -48,18 +49,28 @@ def read_embedding_file(path: str | Path) -> tuple[List[str], np.ndarray]:
         with np.load(path, allow_pickle=False) as data:
             missing = {"names", "vectors"} - set(data.files)
             if missing:
-                raise ValueError(f"{path} lacks the arrays {sorted(missing)}; an .npz needs 'names' and 'vectors'")
+                raise ValueError(
+                    f"{path} lacks the arrays {sorted(missing)}; an .npz needs 'names' and 'vectors'"
+                )
             names, vectors = [str(n) for n in data["names"]], data["vectors"]
     elif path.suffix == ".npy":
         vectors = np.load(path, allow_pickle=False)
         names_path = names_file_for(path)
-        names = [line.strip() for line in names_path.read_text(encoding="utf-8").splitlines() if line.strip()]
+        names = [
+            line.strip()
+            for line in names_path.read_text(encoding="utf-8").splitlines()
+            if line.strip()
+        ]
         if len(names) != len(vectors):
-            raise ValueError(f"{names_path} has {len(names)} names but {path} has {len(vectors)} rows")
+            raise ValueError(
+                f"{names_path} has {len(names)} names but {path} has {len(vectors)} rows"
+            )
     else:
         raise ValueError(f"embedding file {path}: expected .npz or .npy, got {path.suffix!r}")
     if vectors.ndim != 2 or not np.isfinite(vectors).all():
-        raise ValueError(f"{path}: expected finite vectors of shape [classes, dim], got shape {vectors.shape}")
+        raise ValueError(
+            f"{path}: expected finite vectors of shape [classes, dim], got shape {vectors.shape}"
+        )
     return names, vectors.astype(np.float32)
 
 
@@ -71,10 +82,12 @@ class EmbeddingFileSource:
         files: Sequence[str | Path],
         *,
         normalize: bool = True,
-        aliases: Optional[Mapping[str, str]] = None,
+        aliases: Mapping[str, str] | None = None,
     ):
         if not files:
-            raise ValueError("MODEL.SEMANTIC.SOURCE 'file' needs at least one file in MODEL.SEMANTIC.FILES")
+            raise ValueError(
+                "MODEL.SEMANTIC.SOURCE 'file' needs at least one file in MODEL.SEMANTIC.FILES"
+            )
         self.files = [Path(f) for f in files]
         self.tables = [read_embedding_file(f) for f in self.files]
         self.normalize = normalize
@@ -84,7 +97,7 @@ class EmbeddingFileSource:
     def dim(self) -> int:
         return sum(vectors.shape[1] for _, vectors in self.tables)
 
-    def settings_record(self) -> Dict[str, Dict[str, str]]:
+    def settings_record(self) -> dict[str, dict[str, str]]:
         """The settings that determine the vectors, for checkpoints (files compared by content)."""
         return {
             "MODEL.SEMANTIC.SOURCE": {"value": "file", "identity": "file"},
@@ -92,19 +105,26 @@ class EmbeddingFileSource:
                 "value": str([str(f) for f in self.files]),
                 "identity": " ".join(f"sha256:{file_sha256(f)}" for f in self.files),
             },
-            "MODEL.SEMANTIC.NORMALIZE": {"value": str(self.normalize), "identity": str(self.normalize)},
+            "MODEL.SEMANTIC.NORMALIZE": {
+                "value": str(self.normalize),
+                "identity": str(self.normalize),
+            },
         }
 
     def __call__(self, class_names: Sequence[str]) -> torch.Tensor:
         """``[C, D]`` float32 vectors of ``class_names``; a missing name is an error listing all."""
         names = validate_class_names(class_names, "the vocabulary")
-        columns = [self._lookup(path, table_names, vectors, names)
-                   for path, (table_names, vectors) in zip(self.files, self.tables)]
+        columns = [
+            self._lookup(path, table_names, vectors, names)
+            for path, (table_names, vectors) in zip(self.files, self.tables)
+        ]
         embeddings = torch.from_numpy(np.concatenate(columns, axis=1))
         return torch.nn.functional.normalize(embeddings, dim=-1) if self.normalize else embeddings
 
-    def _lookup(self, path: Path, table_names: List[str], vectors: np.ndarray, names: List[str]) -> np.ndarray:
-        index: Dict[str, int] = {}
+    def _lookup(
+        self, path: Path, table_names: list[str], vectors: np.ndarray, names: list[str]
+    ) -> np.ndarray:
+        index: dict[str, int] = {}
         for i, name in enumerate(table_names):
             index.setdefault(name, i)
             index.setdefault(_normalised(name), i)

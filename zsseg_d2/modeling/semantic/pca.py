@@ -7,9 +7,11 @@ unseen: a class name's vector is side information every zero-shot method has at 
 n names span at most n - 1 centred dimensions, so j must be below the number of names (VOC-21
 allows the thesis's j = 20); ``MODEL.SEMANTIC.PCA_DIM`` 0 keeps the full vectors (j = 300).
 """
+
 from __future__ import annotations
 
-from typing import Callable, Sequence
+from collections.abc import Sequence
+from typing import Callable
 
 import torch
 
@@ -20,7 +22,13 @@ class PCAProjectedSource:
     """Wraps a semantic source: ``(v - mean) @ W_j`` with W_j the first j principal axes of the
     vectors of ``fit_names``, L2-normalised when ``normalize``."""
 
-    def __init__(self, source: Callable[[Sequence[str]], torch.Tensor], fit_names: Sequence[str], dim: int, normalize: bool = True):
+    def __init__(
+        self,
+        source: Callable[[Sequence[str]], torch.Tensor],
+        fit_names: Sequence[str],
+        dim: int,
+        normalize: bool = True,
+    ):
         names = list(dict.fromkeys(validate_class_names(fit_names, "the names PCA is fitted on")))
         if not 0 < dim < len(names):
             raise ValueError(

@@ -10,9 +10,8 @@ sin at even and cos at odd dims (eq. 11-14) at frequencies 10000^(2d/300). The v
   size and bilinearly resized to the test feature size;
 - "none": no encoding (the "w/o PE" row of Table 3).
 """
-from __future__ import annotations
 
-from typing import Optional, Tuple
+from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
@@ -25,14 +24,18 @@ def sinusoid_1d(positions: torch.Tensor, dim: int = 300) -> torch.Tensor:
     if dim % 2:
         raise ValueError(f"positional-encoding dimension must be even, got {dim}")
     exponents = torch.arange(0, dim, 2, dtype=torch.float64, device=positions.device) / dim
-    angles = positions.double()[:, None] / (10000.0 ** exponents)[None, :]
+    angles = positions.double()[:, None] / (10000.0**exponents)[None, :]
     encoding = torch.stack([angles.sin(), angles.cos()], dim=-1).flatten(1)  # interleave sin, cos
     return encoding.float()
 
 
 def positional_encoding(
-    height: int, width: int, mode: str = "relative", dim: int = 300, scale: float = 512.0,
-    device: Optional[torch.device] = None,
+    height: int,
+    width: int,
+    mode: str = "relative",
+    dim: int = 300,
+    scale: float = 512.0,
+    device: torch.device | None = None,
 ) -> torch.Tensor:
     """``[2 * dim, height, width]`` encoding of a feature map: horizontal dims first, then vertical.
 
@@ -51,11 +54,18 @@ def positional_encoding(
 class PositionalEncoder(torch.nn.Module):
     """Appends the chosen encoding to a ``[B, C, H, W]`` feature map (the input of eq. 1)."""
 
-    def __init__(self, mode: str = "relative", dim: int = 300, scale: float = 512.0,
-                 train_size: Tuple[int, int] = (41, 41)):
+    def __init__(
+        self,
+        mode: str = "relative",
+        dim: int = 300,
+        scale: float = 512.0,
+        train_size: tuple[int, int] = (41, 41),
+    ):
         super().__init__()
         if mode not in PE_MODES:
-            raise ValueError(f"MODEL.SIGN.POSITIONAL_ENCODING must be one of {PE_MODES}, got {mode!r}")
+            raise ValueError(
+                f"MODEL.SIGN.POSITIONAL_ENCODING must be one of {PE_MODES}, got {mode!r}"
+            )
         self.mode, self.dim, self.scale, self.train_size = mode, dim, scale, tuple(train_size)
 
     @property
@@ -67,7 +77,9 @@ class PositionalEncoder(torch.nn.Module):
             return positional_encoding(height, width, "relative", self.dim, self.scale, device)
         if self.mode == "absolute_interp" and not self.training:
             reference = positional_encoding(*self.train_size, "absolute", self.dim, device=device)
-            return F.interpolate(reference[None], size=(height, width), mode="bilinear", align_corners=False)[0]
+            return F.interpolate(
+                reference[None], size=(height, width), mode="bilinear", align_corners=False
+            )[0]
         return positional_encoding(height, width, "absolute", self.dim, device=device)
 
     def forward(self, features: torch.Tensor) -> torch.Tensor:

@@ -6,6 +6,7 @@
   largest weight 1, i.e. w_i = exp((p_i - max_j p_j) / T) over the pixels of one image.
 Seen (ground-truth) pixels always weigh 1; they are not handled here.
 """
+
 from __future__ import annotations
 
 from typing import NamedTuple
@@ -37,8 +38,13 @@ def top_fraction_mask(confidence: torch.Tensor, fraction: float) -> torch.Tensor
 
 
 def pseudo_label_unseen(
-    probs: torch.Tensor, labels: torch.Tensor, unseen_ids: torch.Tensor, mode: str,
-    fraction: float = 0.75, temperature: float = 2.0, ignore_value: int = 255,
+    probs: torch.Tensor,
+    labels: torch.Tensor,
+    unseen_ids: torch.Tensor,
+    mode: str,
+    fraction: float = 0.75,
+    temperature: float = 2.0,
+    ignore_value: int = 255,
 ) -> PseudoLabels:
     """Pseudo labels on the unlabeled pixels (``labels == ignore_value``) whose prediction is unseen.
 

@@ -6,6 +6,7 @@ convolutional residual blocks ("Conv"). The reparameterisation module maps F_x t
 log-variance of the latent z and samples z = mu + sigma * eps (the KL of eq. 2 is in
 ``modeling/losses/sign_losses.py``).
 """
+
 from __future__ import annotations
 
 from typing import NamedTuple
@@ -32,7 +33,9 @@ class SelfAttentionBlock(nn.Module):
         super().__init__()
         self.norm1, self.norm2 = nn.LayerNorm(dim), nn.LayerNorm(dim)
         self.attention = nn.MultiheadAttention(dim, heads, batch_first=True)
-        self.ffn = nn.Sequential(nn.Linear(dim, feedforward), nn.ReLU(inplace=True), nn.Linear(feedforward, dim))
+        self.ffn = nn.Sequential(
+            nn.Linear(dim, feedforward), nn.ReLU(inplace=True), nn.Linear(feedforward, dim)
+        )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         b, c, h, w = x.shape
@@ -47,7 +50,9 @@ class ConvResidualBlock(nn.Module):
     def __init__(self, dim: int):
         super().__init__()
         self.body = nn.Sequential(
-            nn.Conv2d(dim, dim, 3, padding=1), nn.ReLU(inplace=True), nn.Conv2d(dim, dim, 3, padding=1)
+            nn.Conv2d(dim, dim, 3, padding=1),
+            nn.ReLU(inplace=True),
+            nn.Conv2d(dim, dim, 3, padding=1),
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -56,8 +61,15 @@ class ConvResidualBlock(nn.Module):
 
 class SpatialInformationModule(nn.Module):
     def __init__(
-        self, in_channels: int, positional_encoder: PositionalEncoder, feature_dim: int, latent_dim: int,
-        sim_type: str = "multihead_attention", heads: int = 8, feedforward: int = 1024, blocks: int = 1,
+        self,
+        in_channels: int,
+        positional_encoder: PositionalEncoder,
+        feature_dim: int,
+        latent_dim: int,
+        sim_type: str = "multihead_attention",
+        heads: int = 8,
+        feedforward: int = 1024,
+        blocks: int = 1,
     ):
         super().__init__()
         if sim_type not in SIM_TYPES:
@@ -65,8 +77,11 @@ class SpatialInformationModule(nn.Module):
         self.positional_encoder = positional_encoder
         self.feature_dim = feature_dim
         self.input_proj = nn.Conv2d(in_channels + positional_encoder.out_channels, feature_dim, 1)
-        make_block = (lambda: SelfAttentionBlock(feature_dim, heads, feedforward)) if sim_type != "conv" else (
-            lambda: ConvResidualBlock(feature_dim))
+        make_block = (
+            (lambda: SelfAttentionBlock(feature_dim, heads, feedforward))
+            if sim_type != "conv"
+            else (lambda: ConvResidualBlock(feature_dim))
+        )
         self.blocks = nn.Sequential(*[make_block() for _ in range(blocks)])
         self.mean = nn.Conv2d(feature_dim, latent_dim, 1)
         self.log_var = nn.Conv2d(feature_dim, latent_dim, 1)

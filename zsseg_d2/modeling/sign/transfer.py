@@ -5,15 +5,18 @@ drawn. zsseg_d2 keeps the layout of the real label map and gives every labelled 
 of one class in one image) a class drawn uniformly from all classes, seen and unseen, so the
 synthetic features of unseen classes come in realistic shapes and sizes.
 """
-from __future__ import annotations
 
-from typing import Optional
+from __future__ import annotations
 
 import torch
 
 
-def random_relabel(labels: torch.Tensor, num_classes: int, ignore_value: int = 255,
-                   generator: Optional[torch.Generator] = None) -> torch.Tensor:
+def random_relabel(
+    labels: torch.Tensor,
+    num_classes: int,
+    ignore_value: int = 255,
+    generator: torch.Generator | None = None,
+) -> torch.Tensor:
     """``labels`` [B, H, W] with each image's classes replaced by random ones (ignored stays)."""
     relabeled = labels.clone()
     for b in range(labels.shape[0]):

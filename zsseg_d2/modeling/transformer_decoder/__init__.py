@@ -1,4 +1,5 @@
 """Transformer decoders (registered in :data:`TRANSFORMER_DECODER_REGISTRY` on import)."""
+
 from .masked_attention_decoder import (
     TRANSFORMER_DECODER_REGISTRY,
     MaskedAttentionDecoder,

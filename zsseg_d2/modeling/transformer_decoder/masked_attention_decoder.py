@@ -2,9 +2,8 @@
 each of N queries, a mask embedding e_q^m and an L2-normalised class embedding e_q^c (Dao et al.
 2023, eq. 1-2). The decoder knows nothing about classes: the meta architecture compares the class
 embeddings with text embeddings."""
-from __future__ import annotations
 
-from typing import Dict, List, Optional, Tuple
+from __future__ import annotations
 
 import fvcore.nn.weight_init as weight_init
 import torch
@@ -29,7 +28,9 @@ def build_transformer_decoder(cfg, in_channels: int, class_embed_dim: int) -> nn
     return TRANSFORMER_DECODER_REGISTRY.get(name)(cfg, in_channels, class_embed_dim)
 
 
-def build_attention_mask(mask_logits: torch.Tensor, size: Tuple[int, int], num_heads: int) -> torch.Tensor:
+def build_attention_mask(
+    mask_logits: torch.Tensor, size: tuple[int, int], num_heads: int
+) -> torch.Tensor:
     """Masked attention's mask from the previous mask prediction (Mask2Former, eq. 2-3).
 
     Args:
@@ -45,7 +46,11 @@ def build_attention_mask(mask_logits: torch.Tensor, size: Tuple[int, int], num_h
     blocked = resized.flatten(2) < 0  # sigmoid(x) < 0.5
     blocked = blocked & ~blocked.all(dim=-1, keepdim=True)
     batch, n_queries, n_pixels = blocked.shape
-    return blocked.unsqueeze(1).expand(-1, num_heads, -1, -1).reshape(batch * num_heads, n_queries, n_pixels)
+    return (
+        blocked.unsqueeze(1)
+        .expand(-1, num_heads, -1, -1)
+        .reshape(batch * num_heads, n_queries, n_pixels)
+    )
 
 
 class MLP(nn.Module):
@@ -56,7 +61,9 @@ class MLP(nn.Module):
         if num_layers < 1:
             raise ValueError(f"MLP: num_layers must be >= 1, got {num_layers}")
         dims = [input_dim] + [hidden_dim] * (num_layers - 1) + [output_dim]
-        self.layers = nn.ModuleList(nn.Linear(d_in, d_out) for d_in, d_out in zip(dims[:-1], dims[1:]))
+        self.layers = nn.ModuleList(
+            nn.Linear(d_in, d_out) for d_in, d_out in zip(dims[:-1], dims[1:])
+        )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         for index, layer in enumerate(self.layers):
@@ -82,7 +89,7 @@ class AttentionBlock(nn.Module):
         memory: torch.Tensor,
         query_pos: torch.Tensor,
         memory_pos: torch.Tensor,
-        attn_mask: Optional[torch.Tensor] = None,
+        attn_mask: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """``target``, ``query_pos``: [B, Q, C]; ``memory``, ``memory_pos``: [B, S, C];
         ``attn_mask``: [B*heads, Q, S] bool (True = blocked). Self-attention: memory is target."""
@@ -115,7 +122,9 @@ class FeedForwardBlock(nn.Module):
 class DecoderLayer(nn.Module):
     """Masked cross-attention -> self-attention -> FFN."""
 
-    def __init__(self, d_model: int, nhead: int, dim_feedforward: int, dropout: float, pre_norm: bool):
+    def __init__(
+        self, d_model: int, nhead: int, dim_feedforward: int, dropout: float, pre_norm: bool
+    ):
         super().__init__()
         self.cross_attention = AttentionBlock(d_model, nhead, dropout, pre_norm)
         self.self_attention = AttentionBlock(d_model, nhead, dropout, pre_norm)
@@ -172,8 +181,10 @@ class MaskedAttentionDecoder(nn.Module):
         """
         super().__init__()
         if hidden_dim % nheads != 0:
-            raise ValueError(f"MaskedAttentionDecoder: MODEL.TRANSFORMER_DECODER.HIDDEN_DIM ({hidden_dim}) must be "
-                             f"divisible by NHEADS ({nheads})")
+            raise ValueError(
+                f"MaskedAttentionDecoder: MODEL.TRANSFORMER_DECODER.HIDDEN_DIM ({hidden_dim}) must be "
+                f"divisible by NHEADS ({nheads})"
+            )
         self.num_heads = nheads
         self.num_feature_levels = num_feature_levels
         self.position_embedding = SinePositionEmbedding(hidden_dim // 2)
@@ -181,10 +192,12 @@ class MaskedAttentionDecoder(nn.Module):
         self.query_pos = nn.Embedding(num_queries, hidden_dim)
         self.level_embed = nn.Embedding(num_feature_levels, hidden_dim)
         self.input_projections = nn.ModuleList(
-            _input_projection(in_channels, hidden_dim, enforce_input_project) for _ in range(num_feature_levels)
+            _input_projection(in_channels, hidden_dim, enforce_input_project)
+            for _ in range(num_feature_levels)
         )
         self.layers = nn.ModuleList(
-            DecoderLayer(hidden_dim, nheads, dim_feedforward, dropout, pre_norm) for _ in range(dec_layers)
+            DecoderLayer(hidden_dim, nheads, dim_feedforward, dropout, pre_norm)
+            for _ in range(dec_layers)
         )
         self.decoder_norm = nn.LayerNorm(hidden_dim)
         self.class_embed = MLP(hidden_dim, hidden_dim, class_embed_dim, class_embed_layers)
@@ -210,7 +223,9 @@ class MaskedAttentionDecoder(nn.Module):
             "num_feature_levels": len(cfg.MODEL.SEM_SEG_HEAD.DEFORMABLE_ENCODER_IN_FEATURES),
         }
 
-    def forward(self, multi_scale_features: List[torch.Tensor], mask_features: torch.Tensor) -> Dict[str, object]:
+    def forward(
+        self, multi_scale_features: list[torch.Tensor], mask_features: torch.Tensor
+    ) -> dict[str, object]:
         """
         Args:
             multi_scale_features: ``num_feature_levels`` maps [B, in_channels, h_l, w_l].
@@ -222,8 +237,10 @@ class MaskedAttentionDecoder(nn.Module):
             prediction is the main one, ``aux_outputs`` holds the earlier ones in order.
         """
         if len(multi_scale_features) != self.num_feature_levels:
-            raise ValueError(f"MaskedAttentionDecoder: expected {self.num_feature_levels} feature levels, "
-                             f"got {len(multi_scale_features)}")
+            raise ValueError(
+                f"MaskedAttentionDecoder: expected {self.num_feature_levels} feature levels, "
+                f"got {len(multi_scale_features)}"
+            )
         memories, memory_pos, sizes = self._flatten_levels(multi_scale_features)
         batch = mask_features.shape[0]
         queries = self.query_feat.weight.unsqueeze(0).expand(batch, -1, -1)
@@ -232,14 +249,16 @@ class MaskedAttentionDecoder(nn.Module):
         predictions = [self._predict(queries, mask_features)]
         for index, layer in enumerate(self.layers):
             level = index % self.num_feature_levels
-            attn_mask = build_attention_mask(predictions[-1]["pred_masks"].detach(), sizes[level], self.num_heads)
+            attn_mask = build_attention_mask(
+                predictions[-1]["pred_masks"].detach(), sizes[level], self.num_heads
+            )
             queries = layer(queries, query_pos, memories[level], memory_pos[level], attn_mask)
             predictions.append(self._predict(queries, mask_features))
         return {**predictions[-1], "aux_outputs": predictions[:-1]}
 
     def _flatten_levels(
-        self, features: List[torch.Tensor]
-    ) -> Tuple[List[torch.Tensor], List[torch.Tensor], List[Tuple[int, int]]]:
+        self, features: list[torch.Tensor]
+    ) -> tuple[list[torch.Tensor], list[torch.Tensor], list[tuple[int, int]]]:
         """Projected features and positional encodings as [B, h*w, C] sequences, with each (h, w)."""
         memories, positions, sizes = [], [], []
         for level, (feature, projection) in enumerate(zip(features, self.input_projections)):
@@ -249,7 +268,9 @@ class MaskedAttentionDecoder(nn.Module):
             memories.append(memory)
         return memories, positions, sizes
 
-    def _predict(self, queries: torch.Tensor, mask_features: torch.Tensor) -> Dict[str, torch.Tensor]:
+    def _predict(
+        self, queries: torch.Tensor, mask_features: torch.Tensor
+    ) -> dict[str, torch.Tensor]:
         """Class embeddings e^c (unit norm, eq. 2) and mask logits e^m . F(I) (eq. 1)."""
         decoded = self.decoder_norm(queries)
         class_embeds = F.normalize(self.class_embed(decoded), dim=-1)

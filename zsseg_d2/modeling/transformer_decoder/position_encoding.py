@@ -1,4 +1,5 @@
 """Fixed 2-D sine positional encoding (Vaswani et al. 2017, extended to images as in DETR)."""
+
 from __future__ import annotations
 
 import math
@@ -13,10 +14,14 @@ class SinePositionEmbedding(nn.Module):
     The output has ``2 * num_pos_feats`` channels: the first half encodes y, the second x.
     """
 
-    def __init__(self, num_pos_feats: int, temperature: float = 10000.0, scale: float = 2 * math.pi):
+    def __init__(
+        self, num_pos_feats: int, temperature: float = 10000.0, scale: float = 2 * math.pi
+    ):
         super().__init__()
         if num_pos_feats % 2 != 0:
-            raise ValueError(f"SinePositionEmbedding: num_pos_feats must be even, got {num_pos_feats}")
+            raise ValueError(
+                f"SinePositionEmbedding: num_pos_feats must be even, got {num_pos_feats}"
+            )
         self.num_pos_feats = num_pos_feats
         self.temperature = temperature
         self.scale = scale
@@ -30,11 +35,17 @@ class SinePositionEmbedding(nn.Module):
         y_pos = y_pos / (height + eps) * self.scale
         x_pos = x_pos / (width + eps) * self.scale
         dim_t = torch.arange(self.num_pos_feats, device=x.device, dtype=torch.float32)
-        dim_t = self.temperature ** (2 * torch.div(dim_t, 2, rounding_mode="floor") / self.num_pos_feats)
+        dim_t = self.temperature ** (
+            2 * torch.div(dim_t, 2, rounding_mode="floor") / self.num_pos_feats
+        )
         enc_y = _interleave_sin_cos(y_pos[:, None] / dim_t)  # [H, F]
         enc_x = _interleave_sin_cos(x_pos[:, None] / dim_t)  # [W, F]
         pos = torch.cat(
-            [enc_y[:, None, :].expand(height, width, -1), enc_x[None, :, :].expand(height, width, -1)], dim=-1
+            [
+                enc_y[:, None, :].expand(height, width, -1),
+                enc_x[None, :, :].expand(height, width, -1),
+            ],
+            dim=-1,
         )
         return pos.permute(2, 0, 1).unsqueeze(0).expand(batch, -1, -1, -1).to(x.dtype)
 
