@@ -1,6 +1,6 @@
 """CamVid GZS3 with a small CLIP trained on camvid_train: Table 4 and Table 5 rows in one table.
 
-The recipe of configs/tiny/camvid_*.yaml, run end to end on ../shared/data/camvid (CPU):
+The recipe of configs/cel/tiny/camvid_*.yaml, run end to end on ../shared/data/camvid (CPU):
   0. tools/train_clip.py on camvid_train (all 11 classes' regions; camvid_val only measured);
   1. stage 1 on the 8 seen classes (camvid_stage1.yaml);
   2. pseudo labels for the 3 unseen classes (tools/generate_pseudo_labels.py);
@@ -24,7 +24,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-CONFIGS = REPO / "configs" / "tiny"
+CONFIGS = REPO / "configs" / "cel" / "tiny"
 VAL = "camvid_val"
 
 

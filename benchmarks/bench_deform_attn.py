@@ -16,8 +16,8 @@ import time
 import torch
 import torch.nn.functional as F
 
-from zsseg_d2.modeling.pixel_decoder.ms_deform_attn import ms_deform_attn_core_pytorch
-from zsseg_d2.modeling.pixel_decoder.msdeform_pixel_decoder import DeformableEncoder
+from zsseg_d2.methods.cel.pixel_decoder.ms_deform_attn import ms_deform_attn_core_pytorch
+from zsseg_d2.methods.cel.pixel_decoder.msdeform_pixel_decoder import DeformableEncoder
 
 THREADS = 2
 REPEATS = 3

@@ -59,7 +59,7 @@ def measure(mode: str, width: int, height: int, label_file: str) -> dict:
     torch.set_num_threads(2)
     torch.manual_seed(0)  # the same random model in every process
     opts = ["MODEL.TRANSFORMER_DECODER.NUM_QUERIES", str(QUERIES), *MODES[mode]]
-    cfg = load_config(str(REPO / "configs" / "tiny" / "camvid_8-3.yaml"), opts)
+    cfg = load_config(str(REPO / "configs" / "cel" / "tiny" / "camvid_8-3.yaml"), opts)
     with tempfile.TemporaryDirectory() as folder:
         Checkpointer(build_model(cfg), save_dir=folder).save("model")
         cfg.MODEL.WEIGHTS = f"{folder}/model.pth"

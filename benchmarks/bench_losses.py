@@ -15,7 +15,7 @@ import torch
 from detectron2.config import get_cfg
 
 from zsseg_d2.config import add_zsseg_config
-from zsseg_d2.modeling.losses import CELCriterion, LossDivisors
+from zsseg_d2.methods.cel import CELCriterion, LossDivisors
 
 BATCH, QUERIES, CLASSES, TARGETS = 2, 100, 171, 8
 PRED_SIZE, IMAGE_SIZE, POINTS = 128, 512, 12544

@@ -67,7 +67,7 @@ SIGN_TRANSFER = Stage(
     "sign_transfer", "configs/sign/tiny/camvid_transfer.yaml", weights_from="sign_train"
 )
 METHODS = [
-    Method("CEL", [Stage("cel", "configs/tiny/camvid_8-3.yaml")]),
+    Method("CEL", [Stage("cel", "configs/cel/tiny/camvid_8-3.yaml")]),
     Method("FCN-S", [Stage("fcn_s", "configs/szn/tiny/camvid_fcn_s.yaml")]),
     Method(
         "FCN-JE",

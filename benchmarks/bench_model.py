@@ -40,7 +40,7 @@ def _model():
     import zsseg_d2  # noqa: F401
     from zsseg_d2.engine import load_config
 
-    cfg = load_config(str(REPO / "configs" / "Base-CEL.yaml"), OPTS)
+    cfg = load_config(str(REPO / "configs" / "cel" / "Base-CEL.yaml"), OPTS)
     return cfg, build_model(cfg)
 
 

@@ -29,23 +29,23 @@ from detectron2.data import transforms as T
 import zsseg_d2  # noqa: F401  (registers data sets and model parts)
 from zsseg_d2.engine import load_config
 from zsseg_d2.modeling.clip import ClipCropClassifier
-from zsseg_d2.pseudo_labels.loading import PassImages, resized_size, same_size_batches
-from zsseg_d2.pseudo_labels.records import PassLayout, RecordFile
-from zsseg_d2.pseudo_labels.runner import build_proposal_model, run_shard
+from zsseg_d2.methods.cel.pseudo_labels.loading import PassImages, resized_size, same_size_batches
+from zsseg_d2.methods.cel.pseudo_labels.records import PassLayout, RecordFile
+from zsseg_d2.methods.cel.pseudo_labels.runner import build_proposal_model, run_shard
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SOURCE_DATASET = "camvid_train"
 SETTINGS = [
     {
         "name": "tiny",
-        "config": "configs/tiny/camvid_8-3.yaml",
+        "config": "configs/cel/tiny/camvid_8-3.yaml",
         "images": 24,
         "repeats": 3,
         "opts": ["PSEUDO_LABEL.IMS_PER_BATCH", 4, "PSEUDO_LABEL.CROP_BATCH_SIZE", 64],
     },
     {
         "name": "r50_vitb16",
-        "config": "configs/Base-CEL.yaml",  # R-50, 100 queries, 6 + 9 layers; CLIP ViT-B-16
+        "config": "configs/cel/Base-CEL.yaml",  # R-50, 100 queries, 6 + 9 layers; CLIP ViT-B-16
         "images": 4,
         "repeats": 2,
         "opts": [

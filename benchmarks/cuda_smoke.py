@@ -24,7 +24,7 @@ from zsseg_d2.engine import Trainer, load_config
 from zsseg_d2.engine.checkpoint import load_trained_weights
 
 CHAINS = {
-    "CEL": ["configs/tiny/camvid_8-3.yaml"],
+    "CEL": ["configs/cel/tiny/camvid_8-3.yaml"],
     "SZN": ["configs/szn/tiny/camvid_step1.yaml", "configs/szn/tiny/camvid_step2.yaml"],
     "ZS3Net+ZS-MMD": [
         "configs/zs3net/tiny/camvid_1_segmentation.yaml",

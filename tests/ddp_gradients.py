@@ -25,7 +25,7 @@ import zsseg_d2  # noqa: F401  (registers data sets and model parts)
 from zsseg_d2.data import build_dataset_mapper
 from zsseg_d2.engine import launch, load_config
 
-TINY = Path(__file__).resolve().parents[1] / "configs" / "tiny" / "camvid_8-3.yaml"
+TINY = Path(__file__).resolve().parents[1] / "configs" / "cel" / "tiny" / "camvid_8-3.yaml"
 SAMPLE_INDICES = (0, 7)  # 7 and 6 ground-truth masks: per-process means would differ
 _torch_rand = torch.rand
 

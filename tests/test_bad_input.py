@@ -37,13 +37,13 @@ from zsseg_d2.data import (
 from zsseg_d2.data.image_labels import PSEUDO_LABEL_FORMAT
 from zsseg_d2.engine import Trainer, load_config
 from zsseg_d2.engine.checkpoint import Checkpointer, load_trained_weights
+from zsseg_d2.methods.cel import CELCriterion
+from zsseg_d2.methods.cel.pseudo_labels.loading import PassImages
 from zsseg_d2.modeling.clip import CLIPWeightsError
-from zsseg_d2.modeling.losses import CELCriterion
-from zsseg_d2.pseudo_labels.loading import PassImages
 from zsseg_d2.utils.file_io import atomic_write
 
 REPO = Path(__file__).resolve().parents[1]
-TINY = str(REPO / "configs" / "tiny" / "camvid_8-3.yaml")
+TINY = str(REPO / "configs" / "cel" / "tiny" / "camvid_8-3.yaml")
 SMALL = ["INPUT.CROP.SIZE", "(64, 64)", "INPUT.SIZE_DIVISIBILITY", "64"]
 
 

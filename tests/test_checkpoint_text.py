@@ -20,7 +20,7 @@ from zsseg_d2.modeling.clip import loader as clip_loader
 from zsseg_d2.modeling.semantic import TextEmbedder
 
 REPO = Path(__file__).resolve().parents[1]
-TINY = str(REPO / "configs" / "tiny" / "camvid_8-3.yaml")
+TINY = str(REPO / "configs" / "cel" / "tiny" / "camvid_8-3.yaml")
 
 
 @pytest.fixture(autouse=True)

@@ -86,7 +86,7 @@ def trained_clip(tmp_path_factory: pytest.TempPathFactory) -> dict:
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("DETECTRON2_DATASETS", str(root))
         patch.setenv("ZSSEG_CACHE", str(root / "cache"))
-        cfg = load_config(str(REPO / "configs" / "tiny" / "shapes.yaml"))
+        cfg = load_config(str(REPO / "configs" / "cel" / "tiny" / "shapes.yaml"))
         settings = ClipTrainingSettings(steps=100, groups=4, lr=2e-3, warmup=20, seed=0)
         report = train_and_save(cfg, root / "clip", settings, random_regions=4, progress=False)
         _, preprocess = create_clip_model("ZSSeg-Tiny", "")
@@ -124,7 +124,7 @@ def test_checkpoint_and_report_load_through_the_inference_path(trained_clip: dic
 
 def test_training_refuses_the_validation_split(tmp_path: Path) -> None:
     cfg = load_config(
-        str(REPO / "configs" / "tiny" / "shapes.yaml"), ["DATASETS.TRAIN", "('zsseg_shapes_val',)"]
+        str(REPO / "configs" / "cel" / "tiny" / "shapes.yaml"), ["DATASETS.TRAIN", "('zsseg_shapes_val',)"]
     )
     with pytest.raises(ValueError, match="must not train on the validation split"):
         train_and_save(cfg, tmp_path, ClipTrainingSettings(steps=1), progress=False)
@@ -138,7 +138,7 @@ def test_locked_text_of_another_width_is_refused(
     np.savez(
         vectors, names=np.array(CLASS_NAMES), vectors=np.eye(len(CLASS_NAMES), dtype=np.float32)
     )
-    cfg = load_config(str(REPO / "configs" / "tiny" / "shapes.yaml"))
+    cfg = load_config(str(REPO / "configs" / "cel" / "tiny" / "shapes.yaml"))
     with pytest.raises(ValueError, match="are 10-d but the CLIP model's embedding is 64-d"):
         train_and_save(
             cfg, tmp_path, ClipTrainingSettings(steps=1), text_files=[str(vectors)], progress=False
@@ -156,7 +156,7 @@ def _unseen_pixel_accuracy(clip_file: str) -> float:
     from zsseg_d2.modeling.semantic import build_semantic_source
 
     cfg = load_config(
-        str(REPO / "configs" / "tiny" / "shapes.yaml"), ["MODEL.CLIP.PRETRAINED", clip_file]
+        str(REPO / "configs" / "cel" / "tiny" / "shapes.yaml"), ["MODEL.CLIP.PRETRAINED", clip_file]
     )
     metadata = MetadataCatalog.get("zsseg_shapes_val")
     unseen = unseen_class_mask(metadata.stuff_classes, metadata.unseen_classes)

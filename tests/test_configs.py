@@ -18,7 +18,7 @@ CONFIGS = sorted((ROOT / "configs").rglob("*.yaml"))
 
 
 def _cfg(name: str):
-    return load_config(str(ROOT / "configs" / name))
+    return load_config(str(ROOT / "configs" / "cel" / name))
 
 
 @pytest.mark.parametrize(
@@ -26,7 +26,7 @@ def _cfg(name: str):
 )
 def test_config_loads(path):
     cfg = load_config(str(path))
-    assert cfg.MODEL.META_ARCHITECTURE in META_ARCH_REGISTRY  # CELSegmentor, SZNSegmentor, ...
+    assert cfg.MODEL.META_ARCHITECTURE in META_ARCH_REGISTRY  # CEL, SZN, ...
     if (
         cfg.MODEL.WEIGHTS_FROM
     ):  # a later stage starts where its earlier stage writes model_final.pth
@@ -35,7 +35,10 @@ def test_config_loads(path):
 
 
 # config -> (lr, scheduler, iterations, steps, unseen labels, ensemble lambda or None, earlier stage)
-COCO, VOC = "configs/coco_stuff/supervised_seen_R50.yaml", "configs/voc/supervised_seen_R50.yaml"
+COCO, VOC = (
+    "configs/cel/coco_stuff/supervised_seen_R50.yaml",
+    "configs/cel/voc/supervised_seen_R50.yaml",
+)
 CEL_COCO = (5e-5, "WarmupMultiStepLR", 50000, (44000, 48000))
 PAPER_ROWS = {
     "coco_stuff/cel_R50_156-15.yaml": (
@@ -48,7 +51,7 @@ PAPER_ROWS = {
         *CEL_COCO,
         "pseudo",
         None,
-        "configs/coco_stuff/cel_R50_156-15.yaml",
+        "configs/cel/coco_stuff/cel_R50_156-15.yaml",
     ),
     "coco_stuff/ablations/table5_labels_none.yaml": (*CEL_COCO, "none", 0.8, COCO),
     "coco_stuff/ablations/table5_labels_gt.yaml": (*CEL_COCO, "gt", 0.8, COCO),
@@ -72,7 +75,7 @@ PAPER_ROWS = {
         (4400, 4800),
         "pseudo",
         None,
-        "configs/voc/cel_R50_15-5.yaml",
+        "configs/cel/voc/cel_R50_15-5.yaml",
     ),
     "open_vocab/cel_R50_coco_stuff.yaml": (*CEL_COCO, "none", 0.8, COCO),  # Table 3
     "open_vocab/cel_R50_coco_nouns.yaml": (*CEL_COCO, "none", 0.8, COCO),
@@ -156,7 +159,7 @@ def test_missing_stage_weights_name_the_stage_to_run(tmp_path):
     cfg = _cfg("coco_stuff/cel_R50_156-15.yaml")
     with pytest.raises(
         FileNotFoundError,
-        match="run `python tools/train_net.py --config-file configs/coco_stuff/supervised_seen_R50.yaml`",
+        match="run `python tools/train_net.py --config-file configs/cel/coco_stuff/supervised_seen_R50.yaml`",
     ):
         check_stage_weights(cfg)
     cfg.MODEL.WEIGHTS = str(tmp_path / "model_final.pth")

@@ -184,7 +184,7 @@ def test_inference_mapper_gives_detectron2_images_without_reading_labels(shared_
 
     from zsseg_d2.engine import load_config
 
-    tiny = Path(__file__).resolve().parents[1] / "configs" / "tiny" / "camvid_8-3.yaml"
+    tiny = Path(__file__).resolve().parents[1] / "configs" / "cel" / "tiny" / "camvid_8-3.yaml"
     cfg = load_config(str(tiny), ["INPUT.MIN_SIZE_TEST", "200"])
     ours, detectron2_mapper = InferenceImageMapper(cfg), DatasetMapper(cfg, is_train=False)
     for d in DatasetCatalog.get("camvid_val")[:3]:

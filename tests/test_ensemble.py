@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from zsseg_d2.methods.cel.pseudo_labels.batching import CropBatcher
 from zsseg_d2.modeling.clip import (
     ClipCropClassifier,
     ClipEnsemble,
@@ -17,7 +18,6 @@ from zsseg_d2.modeling.clip import (
 )
 from zsseg_d2.modeling.clip.crops import crop_regions
 from zsseg_d2.modeling.clip.scoring import crop_class_probs
-from zsseg_d2.pseudo_labels.batching import CropBatcher
 
 
 @pytest.fixture(scope="module")
@@ -123,7 +123,7 @@ def test_ensemble_settings_from_config():
     from zsseg_d2.engine import load_config
 
     cfg = load_config(
-        str(Path(__file__).resolve().parents[1] / "configs" / "tiny" / "camvid_8-3.yaml"),
+        str(Path(__file__).resolve().parents[1] / "configs" / "cel" / "tiny" / "camvid_8-3.yaml"),
         ["MODEL.CLIP.ENSEMBLE_LAMBDA", "0.7", "MODEL.CLIP.ENSEMBLE_MASK_THRESHOLD", "0.4"],
     )
     ensemble = ClipEnsemble.from_config(cfg)

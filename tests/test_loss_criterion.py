@@ -13,7 +13,7 @@ import torch
 from detectron2.config import get_cfg
 
 from zsseg_d2.config import add_zsseg_config
-from zsseg_d2.modeling.losses import CELCriterion, LossDivisors
+from zsseg_d2.methods.cel import CELCriterion, LossDivisors
 
 TRAIN_POINTS = 64
 MAIN_KEYS = {"loss_ce", "loss_kl", "loss_mask", "loss_dice", "loss_rank"}

@@ -10,7 +10,7 @@ import torch
 from detectron2.config import get_cfg
 
 from zsseg_d2.config import add_zsseg_config
-from zsseg_d2.modeling.losses import HungarianMatcher
+from zsseg_d2.methods.cel import HungarianMatcher
 
 LN3 = math.log(3.0)
 

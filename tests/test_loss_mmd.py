@@ -7,7 +7,7 @@ import math
 import pytest
 import torch
 
-from zsseg_d2.modeling.losses.mmd import gaussian_kernel_mixture, mmd_squared, zs_mmd_loss
+from zsseg_d2.modeling.mmd import gaussian_kernel_mixture, mmd_squared, zs_mmd_loss
 
 E = math.e
 

@@ -1,11 +1,11 @@
-"""Point sampling of masks (zsseg_d2.modeling.losses.point_sampling) against hand-derived values."""
+"""Point sampling of masks (zsseg_d2.methods.cel.point_sampling) against hand-derived values."""
 
 from __future__ import annotations
 
 import pytest
 import torch
 
-from zsseg_d2.modeling.losses.point_sampling import (
+from zsseg_d2.methods.cel.point_sampling import (
     nearest_pixel_index,
     point_sample,
     sample_points_by_uncertainty,

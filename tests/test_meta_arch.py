@@ -12,7 +12,7 @@ from detectron2.structures import Instances
 from zsseg_d2.engine import load_config
 from zsseg_d2.modeling.clip import geometric_ensemble
 
-TINY = str(Path(__file__).resolve().parents[1] / "configs" / "tiny" / "camvid_8-3.yaml")
+TINY = str(Path(__file__).resolve().parents[1] / "configs" / "cel" / "tiny" / "camvid_8-3.yaml")
 
 
 def _batch():

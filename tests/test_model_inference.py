@@ -7,8 +7,8 @@ from pathlib import Path
 
 import torch
 
-from zsseg_d2.modeling.heads import TextClassifier
-from zsseg_d2.modeling.semantic_inference import (
+from zsseg_d2.methods.cel import TextClassifier
+from zsseg_d2.methods.cel.semantic_inference import (
     chunked_semantic_scores,
     full_resolution_mask_chunks,
     semantic_argmax,
@@ -118,7 +118,7 @@ def test_model_inference_is_the_same_for_any_query_chunk(shared_data):
     from zsseg_d2.engine import load_config
 
     model = build_model(
-        load_config(str(Path(__file__).resolve().parents[1] / "configs/tiny/camvid_8-3.yaml"))
+        load_config(str(Path(__file__).resolve().parents[1] / "configs/cel/tiny/camvid_8-3.yaml"))
     ).eval()
     image = read_image(sorted((shared_data / "camvid" / "val" / "images").iterdir())[0], "RGB")
     small = torch.nn.functional.interpolate(

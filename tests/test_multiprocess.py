@@ -13,7 +13,7 @@ import pytest
 import torch
 
 REPO = Path(__file__).resolve().parents[1]
-TINY = REPO / "configs" / "tiny" / "camvid_8-3.yaml"
+TINY = REPO / "configs" / "cel" / "tiny" / "camvid_8-3.yaml"
 SMALL = [
     "INPUT.CROP.SIZE",
     "(64, 64)",

@@ -10,18 +10,18 @@ from detectron2.config import get_cfg
 from detectron2.layers import ShapeSpec
 
 from zsseg_d2.config import add_zsseg_config
-from zsseg_d2.modeling.heads import CELHead, build_cel_head
-from zsseg_d2.modeling.pixel_decoder.msdeform_pixel_decoder import (
+from zsseg_d2.methods.cel import CELHead, build_cel_head
+from zsseg_d2.methods.cel.pixel_decoder.msdeform_pixel_decoder import (
     MSDeformAttnPixelDecoder,
     _pixel_centres,
 )
-from zsseg_d2.modeling.transformer_decoder.masked_attention_decoder import (
+from zsseg_d2.methods.cel.transformer_decoder.masked_attention_decoder import (
     AttentionBlock,
     MaskedAttentionDecoder,
     build_attention_mask,
     build_transformer_decoder,
 )
-from zsseg_d2.modeling.transformer_decoder.position_encoding import SinePositionEmbedding
+from zsseg_d2.methods.cel.transformer_decoder.position_encoding import SinePositionEmbedding
 
 CLASS_EMBED_DIM = 16
 INPUT_SHAPE = {f"res{i}": ShapeSpec(channels=4 * 2**i, stride=2**i) for i in (2, 3, 4, 5)}

@@ -7,8 +7,11 @@ import math
 import pytest
 import torch
 
-from zsseg_d2.modeling.pixel_decoder import ms_deform_attn
-from zsseg_d2.modeling.pixel_decoder.ms_deform_attn import MSDeformAttn, ms_deform_attn_core_pytorch
+from zsseg_d2.methods.cel.pixel_decoder import ms_deform_attn
+from zsseg_d2.methods.cel.pixel_decoder.ms_deform_attn import (
+    MSDeformAttn,
+    ms_deform_attn_core_pytorch,
+)
 
 
 def _level_layout(shapes: list) -> tuple:

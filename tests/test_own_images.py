@@ -25,7 +25,7 @@ from zsseg_d2.utils.visualization import (
 )
 
 REPO = Path(__file__).resolve().parents[1]
-TINY = str(REPO / "configs" / "tiny" / "camvid_8-3.yaml")
+TINY = str(REPO / "configs" / "cel" / "tiny" / "camvid_8-3.yaml")
 
 
 @pytest.fixture(autouse=True)

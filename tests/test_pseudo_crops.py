@@ -6,6 +6,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from zsseg_d2.methods.cel.pseudo_labels.proposals import mask_quality, select_proposals
 from zsseg_d2.modeling.clip.crops import (
     crop_regions,
     expand_boxes,
@@ -13,7 +14,6 @@ from zsseg_d2.modeling.clip.crops import (
     normalize_image,
     resize_boxes,
 )
-from zsseg_d2.pseudo_labels.proposals import mask_quality, select_proposals
 
 
 def _mask(height, width, pixels):

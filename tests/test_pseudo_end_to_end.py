@@ -35,7 +35,7 @@ def camvid_subset(shared_data, tmp_path_factory) -> Path:
 
 def _arguments(root: Path, output: Path, *extra: str) -> list[str]:
     return [
-        "--config-file", str(REPO_ROOT / "configs/tiny/camvid_8-3.yaml"), "--dataset", "camvid_train",
+        "--config-file", str(REPO_ROOT / "configs/cel/tiny/camvid_8-3.yaml"), "--dataset", "camvid_train",
         "--output", str(output), "--threshold", "0.5", "--batch-size", "2", "--no-progress", *extra,
         "MODEL.CLIP.CACHE_DIR", str(root / "clip_cache"), "DATALOADER.NUM_WORKERS", "1",
     ]  # fmt: skip

@@ -20,14 +20,14 @@ from detectron2.data import DatasetCatalog, MetadataCatalog
 from PIL import Image
 
 from zsseg_d2.engine import load_config
-from zsseg_d2.modeling.clip import ClipCropClassifier, create_clip_model
-from zsseg_d2.pseudo_labels.records import PassLayout, RecordFile
-from zsseg_d2.pseudo_labels.runner import (
+from zsseg_d2.methods.cel.pseudo_labels.records import PassLayout, RecordFile
+from zsseg_d2.methods.cel.pseudo_labels.runner import (
     IncompleteShardsError,
     merge_if_complete,
     merge_shards,
     run_shard,
 )
+from zsseg_d2.modeling.clip import ClipCropClassifier, create_clip_model
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 CLASSES = ["sky", "road", "tree", "car"]
@@ -108,7 +108,7 @@ def classifier():
 @pytest.fixture(scope="module")
 def cfg(tmp_path_factory):
     return load_config(
-        str(REPO_ROOT / "configs/tiny/camvid_8-3.yaml"),
+        str(REPO_ROOT / "configs/cel/tiny/camvid_8-3.yaml"),
         [
             "MODEL.CLIP.CACHE_DIR", str(tmp_path_factory.mktemp("clip_cache")),
             "INPUT.MIN_SIZE_TEST", 32, "INPUT.MAX_SIZE_TEST", 64,

@@ -13,8 +13,7 @@ from detectron2.modeling import build_model
 from PIL import Image
 
 from zsseg_d2.engine import load_config
-from zsseg_d2.modeling.losses.relation_loss import relation_bce
-from zsseg_d2.modeling.relation_net import (
+from zsseg_d2.methods.relation_net import (
     RelationHead,
     RelationModule,
     binary_intersection_union,
@@ -22,6 +21,7 @@ from zsseg_d2.modeling.relation_net import (
     episode_targets,
     sample_episode,
 )
+from zsseg_d2.methods.relation_net.loss import relation_bce
 
 TINY = str(
     Path(__file__).resolve().parents[1] / "configs" / "relation_net" / "tiny" / "camvid.yaml"

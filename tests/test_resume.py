@@ -17,7 +17,7 @@ from zsseg_d2.engine import Trainer, load_config
 from zsseg_d2.engine.checkpoint import Checkpointer, weights_to_evaluate
 
 REPO = Path(__file__).resolve().parents[1]
-TINY = REPO / "configs" / "tiny" / "camvid_8-3.yaml"
+TINY = REPO / "configs" / "cel" / "tiny" / "camvid_8-3.yaml"
 
 
 def _opts(out: Path, max_iter: int) -> list:

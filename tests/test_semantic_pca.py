@@ -39,7 +39,7 @@ def test_too_many_dimensions_is_an_error():
 
 def _voc21_cfg(shared_data, dim, normalize=False):
     return load_config(
-        "configs/tiny/Base-Tiny.yaml",
+        "configs/cel/tiny/Base-Tiny.yaml",
         ["DATASETS.TEST", ("voc21_szn_17-2-2_crops_val",), "DATASETS.TRAIN", (),
          "MODEL.SEMANTIC.SOURCE", "file", "MODEL.SEMANTIC.PCA_DIM", dim, "MODEL.SEMANTIC.NORMALIZE", normalize,
          "MODEL.SEMANTIC.FILES", [str(shared_data / "word_vectors/voc_21.word2vec.npy")]],

@@ -75,7 +75,7 @@ def test_npz_and_bad_files(tmp_path):
 
 def test_config_selects_the_file_source(shared_data):
     cfg = load_config(
-        "configs/tiny/camvid_8-3.yaml",
+        "configs/cel/tiny/camvid_8-3.yaml",
         [
             "MODEL.SEMANTIC.SOURCE",
             "file",

@@ -7,15 +7,7 @@ import math
 import pytest
 import torch
 
-from zsseg_d2.modeling.losses.mmd import gaussian_kernel_mixture, mmd_squared
-from zsseg_d2.modeling.losses.sign_losses import (
-    SIGN_BANDWIDTHS,
-    adversarial_loss,
-    kl_to_standard_normal,
-    per_class_mmd,
-    weighted_cross_entropy,
-)
-from zsseg_d2.modeling.sign import (
+from zsseg_d2.methods.sign import (
     FeatureDiscriminator,
     FeatureGenerator,
     PositionalEncoder,
@@ -25,7 +17,15 @@ from zsseg_d2.modeling.sign import (
     pseudo_label_unseen,
     top_fraction_mask,
 )
-from zsseg_d2.modeling.sign.transfer import random_relabel
+from zsseg_d2.methods.sign.losses import (
+    SIGN_BANDWIDTHS,
+    adversarial_loss,
+    kl_to_standard_normal,
+    per_class_mmd,
+    weighted_cross_entropy,
+)
+from zsseg_d2.methods.sign.transfer import random_relabel
+from zsseg_d2.modeling.mmd import gaussian_kernel_mixture, mmd_squared
 
 
 def test_rpe_values_match_eq_11_to_16():

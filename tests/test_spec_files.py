@@ -19,7 +19,7 @@ from zsseg_d2.data import ZeroShotSemanticDatasetMapper, load_sem_seg, register_
 from zsseg_d2.engine import load_config
 
 REPO = Path(__file__).resolve().parents[1]
-TINY = str(REPO / "configs" / "tiny" / "Base-Tiny.yaml")
+TINY = str(REPO / "configs" / "cel" / "tiny" / "Base-Tiny.yaml")
 CAMVID_NAMES = [
     "sky",
     "building",

@@ -14,9 +14,14 @@ from detectron2.data import DatasetCatalog
 from zsseg_d2.data import InferenceImageMapper, load_sem_seg
 from zsseg_d2.engine import load_config
 from zsseg_d2.engine.trainer import Trainer
-from zsseg_d2.modeling.heads import UpsamplingHead, bilinear_upsampling_weight
-from zsseg_d2.modeling.losses import pixelwise_cosine_loss, pixelwise_mse_loss, seenmask_bce_loss
-from zsseg_d2.modeling.meta_arch.szn import sei_scores
+from zsseg_d2.methods.szn import (
+    UpsamplingHead,
+    bilinear_upsampling_weight,
+    pixelwise_cosine_loss,
+    pixelwise_mse_loss,
+    seenmask_bce_loss,
+)
+from zsseg_d2.methods.szn.segmentor import sei_scores
 
 TINY = "configs/szn/tiny/camvid_step1.yaml"
 # two labelled pixels and one ignored: v = (1, 0) of class 0, v = (0, 2) of class 1
@@ -111,7 +116,7 @@ def test_step2_trains_only_the_seenmask_head(camvid_batch, tmp_path):
     weights = tmp_path / "step1.pth"
     step1 = _model()
     torch.save({"model": step1.state_dict()}, weights)
-    model = _model(["MODEL.SZN.STEP", 2, "MODEL.WEIGHTS", str(weights)]).train()
+    model = _model(["MODEL.STAGE", "seenmask", "MODEL.WEIGHTS", str(weights)]).train()
     assert not model.backbone.training  # frozen FCN: dropout off
     loss = model(camvid_batch)
     assert set(loss) == {"loss_seenmask"}
@@ -128,10 +133,6 @@ def test_step2_trains_only_the_seenmask_head(camvid_batch, tmp_path):
 
 
 def test_config_errors(shared_data, tmp_path):
-    with pytest.raises(ValueError, match="set MODEL.WEIGHTS to step 1's model_final.pth"):
-        _model(["MODEL.SZN.STEP", 2])
-    with pytest.raises(FileNotFoundError, match="run step 1 first"):
-        _model(["MODEL.SZN.STEP", 2, "MODEL.WEIGHTS", str(tmp_path / "missing.pth")])
     with pytest.raises(ValueError, match=r"TRAIN_UNSEEN \['tree'\] must be seen classes"):
         _model(["MODEL.SZN.TRAIN_UNSEEN", ["tree"]])
     with pytest.raises(
@@ -139,7 +140,7 @@ def test_config_errors(shared_data, tmp_path):
     ):
         _model(["DATASETS.UNSEEN_IMAGES", "drop"])
     with pytest.raises(ValueError, match="step 2 .* exists only for 'szn'"):
-        _model(["MODEL.SZN.VARIANT", "fcn_je", "MODEL.SZN.STEP", 2])
+        _model(["MODEL.SZN.VARIANT", "fcn_je", "MODEL.STAGE", "seenmask"])
     with pytest.raises(ValueError, match="VARIANT must be one of"):
         _model(["MODEL.SZN.VARIANT", "zsl"])
 

@@ -17,7 +17,7 @@ from PIL import Image
 from zsseg_d2.engine import load_config
 
 REPO = Path(__file__).resolve().parents[1]
-TINY = REPO / "configs" / "tiny" / "camvid_8-3.yaml"
+TINY = REPO / "configs" / "cel" / "tiny" / "camvid_8-3.yaml"
 
 
 def _tool(name: str):

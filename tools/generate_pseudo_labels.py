@@ -28,8 +28,8 @@ from detectron2.utils.logger import setup_logger
 
 import zsseg_d2  # noqa: F401  (registers data sets and model parts)
 from zsseg_d2.engine import launch_from_args, load_config
-from zsseg_d2.pseudo_labels.records import PassLayout
-from zsseg_d2.pseudo_labels.runner import (
+from zsseg_d2.methods.cel.pseudo_labels.records import PassLayout
+from zsseg_d2.methods.cel.pseudo_labels.runner import (
     IncompleteShardsError,
     merge_if_complete,
     merge_shards,

@@ -32,7 +32,7 @@ import numpy as np
 from PIL import Image
 
 REPO = Path(__file__).resolve().parents[1]
-CONFIG = REPO / "configs" / "tiny" / "shapes.yaml"
+CONFIG = REPO / "configs" / "cel" / "tiny" / "shapes.yaml"
 VAL = "zsseg_shapes_val"
 
 

@@ -6,8 +6,8 @@ captioned by their dominant class, of every class, seen and unseen (see
 zsseg_d2/clip_training/regions.py). Only DATASETS.TRAIN[0] is trained on; DATASETS.TEST[0] is
 only measured. The checkpoint loads like any open_clip weights file:
 
-  python tools/train_clip.py --config-file configs/tiny/camvid_8-3.yaml --output output/clip_camvid
-  python tools/train_net.py --config-file configs/tiny/camvid_8-3.yaml \\
+  python tools/train_clip.py --config-file configs/cel/tiny/camvid_8-3.yaml --output output/clip_camvid
+  python tools/train_net.py --config-file configs/cel/tiny/camvid_8-3.yaml \\
       MODEL.CLIP.PRETRAINED output/clip_camvid/clip.pt
 
 --text-embeddings FILE locks the text side to precomputed class vectors (MODEL.SEMANTIC files):
@@ -30,7 +30,7 @@ def parse_args(argv: list | None = None) -> argparse.Namespace:
     )
     parser.add_argument(
         "--config-file",
-        default=str(REPO / "configs" / "tiny" / "shapes.yaml"),
+        default=str(REPO / "configs" / "cel" / "tiny" / "shapes.yaml"),
         help="gives MODEL.CLIP.{MODEL_NAME, PROMPT_TEMPLATES} and DATASETS.{TRAIN, TEST}",
     )
     parser.add_argument("--output", required=True, help="folder for clip.pt and clip.json")

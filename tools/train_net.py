@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Train or evaluate a zsseg_d2 model (Detectron2 style).
 
-  python tools/train_net.py --config-file configs/voc/cel_R50_15-5.yaml
+  python tools/train_net.py --config-file configs/cel/voc/cel_R50_15-5.yaml
   python tools/train_net.py --config-file CFG --eval-only MODEL.WEIGHTS model_final.pth
   python tools/train_net.py --config-file CFG --num-gpus 8          # 8 GPUs (NCCL)
   python tools/train_net.py --config-file CFG --num-gpus 2 MODEL.DEVICE cpu   # 2 CPU processes (gloo)

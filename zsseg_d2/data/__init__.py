@@ -1,7 +1,8 @@
 """Data sets (registered on import), the label reader, splits, image-level labels and mappers."""
 
-from .build import DATASET_MAPPERS, build_dataset_mapper
+from .build import DATASET_MAPPERS, build_dataset_mapper, register_dataset_mapper
 from .builtin import register_all
+from .full_label_mapper import FullLabelDatasetMapper
 from .image_labels import load_caption_nouns, load_pseudo_labels
 from .inference_mapper import InferenceImageMapper
 from .mapper import ZeroShotSemanticDatasetMapper
@@ -16,6 +17,7 @@ register_specs_from_env()
 
 __all__ = [
     "DATASET_MAPPERS",
+    "FullLabelDatasetMapper",
     "InferenceImageMapper",
     "ZeroShotSemanticDatasetMapper",
     "build_dataset_mapper",
@@ -26,6 +28,7 @@ __all__ = [
     "load_caption_nouns",
     "load_pseudo_labels",
     "load_sem_seg",
+    "register_dataset_mapper",
     "register_spec_file",
     "register_spec_files",
     "seen_class_ids",

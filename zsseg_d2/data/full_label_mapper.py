@@ -8,10 +8,12 @@ Select it with ``INPUT.DATASET_MAPPER_NAME "zs_full_label"``.
 
 from __future__ import annotations
 
+from .build import register_dataset_mapper
 from .mapper import ZeroShotSemanticDatasetMapper
 from .splits import unseen_class_ids
 
 
+@register_dataset_mapper("zs_full_label")
 class FullLabelDatasetMapper(ZeroShotSemanticDatasetMapper):
     """As :class:`ZeroShotSemanticDatasetMapper`, but ``"sem_seg"`` (and ``"instances"``) keep the
     unseen classes, as training-vocabulary ids."""

@@ -18,6 +18,7 @@ from detectron2.data import transforms as T
 from detectron2.structures import Instances
 
 from .augmentations import build_augmentations
+from .build import register_dataset_mapper
 from .image_labels import load_caption_nouns, load_pseudo_labels
 from .sem_seg_io import load_sem_seg, read_image
 from .splits import seen_class_ids, unseen_class_ids
@@ -37,11 +38,12 @@ def _class_to_vocabulary(metadata, vocabulary: list[str], needed: list[int]) -> 
     if missing:
         raise ValueError(
             f"classes {missing} of data set '{metadata.name}' are not in the training vocabulary "
-            f"({len(vocabulary)} names, see MODEL.CEL.TRAIN_VOCABULARY / INPUT.IMAGE_LABELS.NOUN_FILE)"
+            f"({len(vocabulary)} names, see MODEL.VOCABULARY.TRAIN / INPUT.IMAGE_LABELS.NOUN_FILE)"
         )
     return np.array([index.get(name, -1) for name in metadata.stuff_classes], dtype=np.int64)
 
 
+@register_dataset_mapper("zs_semantic")
 class ZeroShotSemanticDatasetMapper:
     """Dataset dict -> {"image", "sem_seg", "instances", "image_labels", ...}.
 

@@ -16,7 +16,7 @@ from detectron2.engine import default_setup
 from detectron2.utils import comm
 from detectron2.utils.logger import setup_logger
 
-from ..config import add_zsseg_config
+from ..config import RENAMED_ARCHITECTURES, add_zsseg_config
 from ..data import register_spec_files
 
 logger = logging.getLogger(__name__)
@@ -93,6 +93,12 @@ def load_config(config_file: str, opts: list = ()) -> CfgNode:
             ) from error
     with _unknown_keys_named(cfg, "the command-line options"):
         cfg.merge_from_list(list(opts))
+    renamed = RENAMED_ARCHITECTURES.get(cfg.MODEL.META_ARCHITECTURE)
+    if renamed:
+        raise KeyError(
+            f"MODEL.META_ARCHITECTURE {cfg.MODEL.META_ARCHITECTURE!r} was renamed to {renamed!r}; "
+            f"update {config_file} (or the option given on the command line)"
+        )
     select_device(cfg)
     register_spec_files(cfg.DATASETS.SPEC_FILES)
     check_dataset_names(cfg)

@@ -27,8 +27,8 @@ class VocabularyPredictor:
             self.model, cfg.MODEL.WEIGHTS, cfg.MODEL.SEMANTIC.ACCEPT_CHECKPOINT_MISMATCH
         )
         self.model.set_vocabulary(vocabulary)
-        self.model.test_text_embeddings  # noqa: B018  (encode the requested names now)
-        self.model.max_dense_classes = 0
+        self.model.test_class_vectors  # noqa: B018  (encode the requested names now)
+        self.model.label_map_only = True
         self.resize = T.ResizeShortestEdge(cfg.INPUT.MIN_SIZE_TEST, cfg.INPUT.MAX_SIZE_TEST)
         self.input_format = cfg.INPUT.FORMAT
 
@@ -44,4 +44,7 @@ class VocabularyPredictor:
         resized = self.resize.get_transform(image).apply_image(image)
         tensor = torch.as_tensor(np.ascontiguousarray(resized.transpose(2, 0, 1)))
         output = self.model([{"image": tensor, "height": height, "width": width}])[0]
-        return output["sem_seg_label"].cpu().numpy()
+        label = (
+            output["sem_seg_label"] if "sem_seg_label" in output else output["sem_seg"].argmax(0)
+        )
+        return label.cpu().numpy()

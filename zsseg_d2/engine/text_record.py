@@ -7,14 +7,12 @@ determines those vectors (``MODEL.SEMANTIC.SOURCE``; ``MODEL.CLIP.MODEL_NAME``, 
 ``PROMPT_TEMPLATES``, or ``MODEL.SEMANTIC.FILES`` and ``NORMALIZE``) and for the training
 vocabulary, the configured value and an identity (weights and embedding files by SHA-256).
 
-A model exposes its source as ``text_embedder`` (with ``settings_record()``) and its class names
-as ``train_vocabulary``.
+A model gives its record through ``text_record()`` (the segmentor contract of
+``zsseg_d2/modeling/segmentor.py``); a model without it has nothing to compare.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
 
 from torch import nn
@@ -25,30 +23,19 @@ TextRecord = dict[str, dict[str, str]]
 RECORD_KEY = "text_settings"
 VOCABULARY = "training vocabulary"
 ACCEPT_FLAG = "MODEL.SEMANTIC.ACCEPT_CHECKPOINT_MISMATCH"
-_SHOWN_NAMES = 8
-
-
-def _vocabulary_entry(names: list) -> dict[str, str]:
-    shown = ", ".join(names[:_SHOWN_NAMES]) + (", ..." if len(names) > _SHOWN_NAMES else "")
-    identity = hashlib.sha256(json.dumps(names).encode()).hexdigest()
-    return {"value": f"{len(names)} classes ({shown})", "identity": identity}
 
 
 def text_record(model: nn.Module) -> TextRecord:
-    """The text-side settings of ``model`` ({} for a model without a semantic source)."""
-    source = getattr(model, "text_embedder", None)
-    record = dict(source.settings_record()) if hasattr(source, "settings_record") else {}
-    vocabulary = getattr(model, "train_vocabulary", None)
-    if vocabulary is not None:
-        record[VOCABULARY] = _vocabulary_entry(list(vocabulary))
-    return record
+    """The text-side settings of ``model`` ({} for a model without ``text_record``)."""
+    record = getattr(model, "text_record", None)
+    return dict(record()) if callable(record) else {}
 
 
 def _fix(key: str, entry: dict[str, str] | None) -> str:
     if entry is None:
         return f"the checkpoint does not set {key}"
     if key == VOCABULARY:
-        return "use the training data set (DATASETS.TRAIN) or MODEL.CEL.TRAIN_VOCABULARY of the checkpoint's run"
+        return "use the training data set (DATASETS.TRAIN) or MODEL.VOCABULARY.TRAIN of the checkpoint's run"
     return f"pass {key} {entry['value']}"
 
 

@@ -77,7 +77,9 @@ class Trainer(DefaultTrainer):
     def resume_or_load(self, resume: bool = True) -> None:
         """Detectron2's; a fresh start first checks that an earlier stage's MODEL.WEIGHTS exist."""
         if not (resume and self.checkpointer.has_checkpoint()):
-            check_stage_weights(self.cfg)
+            check_stage_weights(
+                self.cfg, getattr(unwrap(self.model), "starts_from_earlier_stage", False)
+            )
         super().resume_or_load(resume=resume)
 
     def state_dict(self) -> dict:
@@ -133,12 +135,12 @@ class Trainer(DefaultTrainer):
     @classmethod
     def test(cls, cfg: CfgNode, model: torch.nn.Module, evaluators=None) -> dict[str, dict]:
         """Evaluate on every ``DATASETS.TEST`` set with that set's vocabulary (or
-        ``MODEL.CEL.TEST_VOCABULARY`` when given); log one table of all results."""
+        ``MODEL.VOCABULARY.TEST`` when given); log one table of all results."""
         results = OrderedDict()
         for index, dataset_name in enumerate(cfg.DATASETS.TEST):
             metadata = MetadataCatalog.get(dataset_name)
-            if cfg.MODEL.CEL.TEST_VOCABULARY:
-                unwrap(model).set_vocabulary(cfg.MODEL.CEL.TEST_VOCABULARY)
+            if cfg.MODEL.VOCABULARY.TEST:
+                unwrap(model).set_vocabulary(cfg.MODEL.VOCABULARY.TEST)
             else:
                 unwrap(model).set_vocabulary(metadata.stuff_classes)  # unseen: not seen in training
             evaluator = evaluators[index] if evaluators else cls.build_evaluator(cfg, dataset_name)

@@ -94,7 +94,7 @@ class GZS3Evaluator(DatasetEvaluator):
             raise ValueError(
                 f"prediction for {gt_file} holds class id {int(pred.min())}..{int(pred.max())}, "
                 f"outside the {self.num_classes} classes of '{self.dataset_name}': evaluate with the "
-                "vocabulary of the evaluated data set (MODEL.CEL.TEST_VOCABULARY = [])"
+                "vocabulary of the evaluated data set (MODEL.VOCABULARY.TEST = [])"
             )
         return pred
 
@@ -105,7 +105,7 @@ class GZS3Evaluator(DatasetEvaluator):
                 f"TEST.LABEL_SPACE 'unseen' needs the dense 'sem_seg' scores [{self.num_classes}, H, W] "
                 f"of every class for {gt_file}; the model returned "
                 f"{'none' if scores is None else tuple(scores.shape)} (raise "
-                "MODEL.CEL.TEST.MAX_DENSE_CLASSES, or return 'sem_seg' from a pixel-wise model)"
+                "the method's limit on dense scores, e.g. MODEL.CEL.TEST.MAX_DENSE_CLASSES)"
             )
         unseen = torch.as_tensor(self.unseen_ids, device=scores.device)
         return unseen[scores.index_select(0, unseen).argmax(dim=0)]

@@ -1,13 +1,11 @@
-"""Model parts, registered in Detectron2's registries on import.
-
-One framework, several methods: ``meta_arch/`` holds one module per method; ``backbone/`` the
-pixel-wise methods' backbones (VGG-16 FCN-32s, U-Net); ``heads/``, ``pixel_decoder/``,
-``transformer_decoder/`` and ``losses/`` their parts; ``semantic/`` the class embeddings all methods
-score against (CLIP text, precomputed files, PCA); ``clip/`` CLIP's image tower on mask crops
-(pseudo labels, ensemble).
+"""What every method shares: the segmentor base class and its contract (``segmentor``), the
+pixel-wise backbones (``backbone/``, registered on import), the semantic spaces class names are
+embedded in (``semantic/``: CLIP text, embedding files, PCA), CLIP's image tower on mask crops
+(``clip/``: pseudo labels, ensemble) and MMD (``mmd``). Each method's own parts live in
+``zsseg_d2/methods/<method>/``.
 """
 
-from . import backbone, heads, meta_arch, pixel_decoder, transformer_decoder  # noqa: F401  (registration)
-from .meta_arch import CELSegmentor, SZNSegmentor
+from . import backbone  # noqa: F401  (registration)
+from .segmentor import ClassSplit, ZeroShotSegmentor, class_split
 
-__all__ = ["CELSegmentor", "SZNSegmentor"]
+__all__ = ["ClassSplit", "ZeroShotSegmentor", "class_split"]

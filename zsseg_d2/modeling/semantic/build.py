@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Callable
+from typing import Protocol
 
 import torch
 from detectron2.config import CfgNode
@@ -14,7 +14,19 @@ from .clip_text import TextEmbedder
 from .embedding_file import EmbeddingFileSource
 from .pca import PCAProjectedSource
 
-SemanticSource = Callable[[Sequence[str]], torch.Tensor]
+
+class SemanticSource(Protocol):
+    """What every semantic source provides (CLIP text, embedding files, PCA of either)."""
+
+    dim: int  # width D of the vectors
+
+    def __call__(self, class_names: Sequence[str]) -> torch.Tensor:
+        """``[C, D]`` float32 vectors of ``class_names``."""
+
+    def settings_record(self) -> dict[str, dict[str, str]]:
+        """Config key -> {"value": as configured, "identity": what checkpoints compare}."""
+
+
 SOURCES = ("clip_text", "file")
 
 

@@ -16,6 +16,7 @@ from typing import Callable
 import torch
 
 from .names import validate_class_names
+from .record import vocabulary_entry
 
 
 class PCAProjectedSource:
@@ -29,7 +30,7 @@ class PCAProjectedSource:
         dim: int,
         normalize: bool = True,
     ):
-        names = list(dict.fromkeys(validate_class_names(fit_names, "the names PCA is fitted on")))
+        names = validate_class_names(list(dict.fromkeys(fit_names)), "the names PCA is fitted on")
         if not 0 < dim < len(names):
             raise ValueError(
                 f"MODEL.SEMANTIC.PCA_DIM {dim}: PCA fitted on {len(names)} class names gives at most "
@@ -37,6 +38,7 @@ class PCAProjectedSource:
             )
         self.source = source
         self.normalize = normalize
+        self.fit_names = names
         vectors = source(names).double()
         self.mean = vectors.mean(dim=0)
         _, singular_values, axes = torch.linalg.svd(vectors - self.mean, full_matrices=False)
@@ -47,6 +49,17 @@ class PCAProjectedSource:
     @property
     def dim(self) -> int:
         return self.components.shape[0]
+
+    def settings_record(self) -> dict[str, dict[str, str]]:
+        """The wrapped source's record plus the projection (its dimension and fitted names)."""
+        fit = vocabulary_entry(self.fit_names)
+        return {
+            **self.source.settings_record(),
+            "MODEL.SEMANTIC.PCA_DIM": {
+                "value": f"{self.dim} (fitted on {fit['value']})",
+                "identity": f"{self.dim} {fit['identity']}",
+            },
+        }
 
     def __call__(self, class_names: Sequence[str]) -> torch.Tensor:
         projected = ((self.source(class_names).double() - self.mean) @ self.components.T).float()
