@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
 
-.PHONY: demo test bench install clean-venv
+.PHONY: demo test lint bench install clean-venv
 
 install: $(STAMP)
 
@@ -20,8 +20,12 @@ $(STAMP): requirements.txt pyproject.toml tools/install_detectron2.py
 demo: $(STAMP)
 	$(PY) tools/run_demo.py
 
-test: $(STAMP)
+test: $(STAMP) lint
 	$(PY) -m pytest -q $(PYTEST_ARGS) tests
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
 
 bench: $(STAMP)
 	@for script in benchmarks/*.py; do echo "# $$script" >&2; $(PY) $$script || exit 1; done

@@ -124,7 +124,8 @@ def test_checkpoint_and_report_load_through_the_inference_path(trained_clip: dic
 
 def test_training_refuses_the_validation_split(tmp_path: Path) -> None:
     cfg = load_config(
-        str(REPO / "configs" / "cel" / "tiny" / "shapes.yaml"), ["DATASETS.TRAIN", "('zsseg_shapes_val',)"]
+        str(REPO / "configs" / "cel" / "tiny" / "shapes.yaml"),
+        ["DATASETS.TRAIN", "('zsseg_shapes_val',)"],
     )
     with pytest.raises(ValueError, match="must not train on the validation split"):
         train_and_save(cfg, tmp_path, ClipTrainingSettings(steps=1), progress=False)

@@ -324,7 +324,8 @@ def test_every_stage_trains_through_train_net_and_evaluates_on_camvid(tmp_path, 
     )
     assert (
         missing.returncode != 0
-        and "starts from the 'segmentation' stage's weights" in missing.stderr
+        and "run `python tools/train_net.py --config-file configs/zs3net/tiny/camvid_1_segmentation.yaml` first"
+        in missing.stderr
     )
 
 

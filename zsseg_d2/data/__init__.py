@@ -9,7 +9,7 @@ from .mapper import ZeroShotSemanticDatasetMapper
 from .protocols import class_presence, drop_images_with_classes, training_dataset_dicts
 from .sem_seg_io import load_sem_seg
 from .spec_files import register_spec_file, register_spec_files, register_specs_from_env
-from .splits import has_split, seen_class_ids, unseen_class_ids
+from .splits import seen_class_ids, unseen_class_ids
 from .vocabulary import class_name_aliases, training_vocabulary
 
 register_all()
@@ -24,7 +24,6 @@ __all__ = [
     "class_name_aliases",
     "class_presence",
     "drop_images_with_classes",
-    "has_split",
     "load_caption_nouns",
     "load_pseudo_labels",
     "load_sem_seg",

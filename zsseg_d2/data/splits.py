@@ -26,8 +26,3 @@ def seen_class_ids(metadata: Metadata) -> list[int]:
     """Indices into ``metadata.stuff_classes`` of the seen classes (all of them without a split)."""
     unseen = set(unseen_class_ids(metadata))
     return [i for i in range(len(metadata.stuff_classes)) if i not in unseen]
-
-
-def has_split(metadata: Metadata) -> bool:
-    """True when the data set defines unseen classes (a GZS3 setting)."""
-    return len(metadata.unseen_classes) > 0

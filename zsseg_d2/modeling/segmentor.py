@@ -32,6 +32,7 @@ from torch import nn
 
 from ..data.splits import unseen_class_ids
 from ..data.vocabulary import training_vocabulary
+from .clip.ensemble import unseen_class_mask
 from .semantic import SemanticSource, build_semantic_source, validate_class_names
 from .semantic.record import vocabulary_entry
 
@@ -202,8 +203,7 @@ class ZeroShotSegmentor(nn.Module):
         if unseen_classes is None:
             unseen_classes = self.names_not_seen(names)
         self.test_vocabulary = names
-        unseen = set(unseen_classes)
-        self.test_unseen = torch.tensor([name in unseen for name in names], dtype=torch.bool)
+        self.test_unseen = unseen_class_mask(names, unseen_classes)
         self.vocabulary_changed()
 
     def vocabulary_changed(self) -> None:

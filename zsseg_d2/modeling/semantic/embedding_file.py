@@ -40,9 +40,22 @@ def names_file_for(path: Path) -> Path:
     )
 
 
+REPO_ROOT = Path(__file__).resolve().parents[3]
+
+
+def resolve_embedding_path(path: str | Path) -> Path:
+    """``path`` as given when it exists, else relative to the repository root (so that the
+    shipped ``zsseg_d2/data/embeddings/...`` files are found from any working directory)."""
+    path = Path(path)
+    if path.is_file() or path.is_absolute():
+        return path
+    from_root = REPO_ROOT / path
+    return from_root if from_root.is_file() else path
+
+
 def read_embedding_file(path: str | Path) -> tuple[list[str], np.ndarray]:
     """``(names, vectors [C, D] float32)`` of one file; errors name the file and what is wrong."""
-    path = Path(path)
+    path = resolve_embedding_path(path)
     if not path.is_file():
         raise FileNotFoundError(f"embedding file {path} does not exist (MODEL.SEMANTIC.FILES)")
     if path.suffix == ".npz":
@@ -88,7 +101,8 @@ class EmbeddingFileSource:
             raise ValueError(
                 "MODEL.SEMANTIC.SOURCE 'file' needs at least one file in MODEL.SEMANTIC.FILES"
             )
-        self.files = [Path(f) for f in files]
+        self.configured = [str(f) for f in files]
+        self.files = [resolve_embedding_path(f) for f in files]
         self.tables = [read_embedding_file(f) for f in self.files]
         self.normalize = normalize
         self.aliases = dict(aliases or {})
@@ -102,7 +116,7 @@ class EmbeddingFileSource:
         return {
             "MODEL.SEMANTIC.SOURCE": {"value": "file", "identity": "file"},
             "MODEL.SEMANTIC.FILES": {
-                "value": str([str(f) for f in self.files]),
+                "value": str(self.configured),
                 "identity": " ".join(f"sha256:{file_sha256(f)}" for f in self.files),
             },
             "MODEL.SEMANTIC.NORMALIZE": {
