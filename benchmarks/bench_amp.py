@@ -30,7 +30,9 @@ from zsseg_d2.engine import load_config  # noqa: E402
 from zsseg_d2.engine.solver import build_optimizer  # noqa: E402
 from zsseg_d2.methods.cel.pixel_decoder.ms_deform_attn import compiled_kernel_available  # noqa: E402
 
-CONFIG = Path(__file__).resolve().parents[1] / "configs" / "cel" / "coco_stuff" / "cel_R50_156-15.yaml"
+CONFIG = (
+    Path(__file__).resolve().parents[1] / "configs" / "cel" / "coco_stuff" / "cel_R50_156-15.yaml"
+)
 
 
 def synthetic_batch(batch: int, size: int, num_classes: int, generator: torch.Generator) -> list:

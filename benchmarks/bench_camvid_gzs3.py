@@ -193,7 +193,13 @@ def main() -> None:
     print(f"small CLIP crop accuracy on {VAL}: {clip_report['val_accuracy']}")
     print(
         f"pseudo labels: precision {pseudo_summary['precision']}, recall {pseudo_summary['recall']}, "
-        f"per class {json.dumps({k: (v.get('precision'), v.get('recall')) for k, v in pseudo_summary['per_class'].items()})}"
+        "per class "
+        + json.dumps(
+            {
+                k: (v.get("precision"), v.get("recall"))
+                for k, v in pseudo_summary["per_class"].items()
+            }
+        )
     )
     print(f"minutes per step (this run; reused steps not timed): {timings}")
     for row, metrics in results.items():

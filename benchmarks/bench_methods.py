@@ -212,7 +212,10 @@ def main(argv: list[str] | None = None) -> dict[str, dict]:
     args = parser.parse_args(argv)
     trained: dict[str, Path] = {}
     results: dict[str, dict] = {}
-    title = f"CamVid val, tiny models, {args.iters} iterations per training stage on {args.device}, tiny random CLIP text space"
+    title = (
+        f"CamVid val, tiny models, {args.iters} iterations per training stage on {args.device}, "
+        "tiny random CLIP text space"
+    )
     for method in (m for m in METHODS if m.name in args.methods):
         weights = None
         for stage in method.stages:

@@ -7,8 +7,9 @@ For each setting the same CamVid training images go through
   ``PSEUDO_LABEL.CROP_BATCH_SIZE``.
 Overhead = pass / (model + CLIP) - 1: everything else (decoding, proposals, cropping, resizing,
 I/O, bookkeeping) on top of the networks; reported against the networks timed alone, and against
-the time the same pass spent inside the two networks ("in_pass", robust to a loaded machine). Settings: the tiny test model with the tiny random
-CLIP, and R-50 + ViT-B-16, both with random weights. Prints one JSON object per line.
+the time the same pass spent inside the two networks ("in_pass", robust to other work on the
+machine). Settings: the tiny test model with the tiny random CLIP, and R-50 + ViT-B-16, both with
+random weights. Prints one JSON object per line.
 """
 
 from __future__ import annotations
@@ -28,10 +29,10 @@ from detectron2.data import transforms as T
 
 import zsseg_d2  # noqa: F401  (registers data sets and model parts)
 from zsseg_d2.engine import load_config
-from zsseg_d2.modeling.clip import ClipCropClassifier
 from zsseg_d2.methods.cel.pseudo_labels.loading import PassImages, resized_size, same_size_batches
 from zsseg_d2.methods.cel.pseudo_labels.records import PassLayout, RecordFile
 from zsseg_d2.methods.cel.pseudo_labels.runner import build_proposal_model, run_shard
+from zsseg_d2.modeling.clip import ClipCropClassifier
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SOURCE_DATASET = "camvid_train"
