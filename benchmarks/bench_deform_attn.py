@@ -9,6 +9,7 @@ object per line.
 
 from __future__ import annotations
 
+import argparse
 import json
 import statistics
 import time
@@ -142,4 +143,5 @@ def main() -> None:
 
 
 if __name__ == "__main__":
+    argparse.ArgumentParser(description=__doc__).parse_args()
     main()

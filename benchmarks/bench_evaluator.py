@@ -9,6 +9,7 @@ baseline's zero-shot evaluator needs ~2.1 s for these 101 images on the 2-core C
 
 from __future__ import annotations
 
+import argparse
 import json
 import statistics
 import sys
@@ -85,4 +86,5 @@ def main() -> None:
 
 
 if __name__ == "__main__":
+    argparse.ArgumentParser(description=__doc__).parse_args()
     main()

@@ -6,6 +6,7 @@ Shapes: batch 2, 100 queries, 171 classes, 8 ground-truth masks per image, mask 
 
 from __future__ import annotations
 
+import argparse
 import json
 import statistics
 import time
@@ -114,4 +115,5 @@ def main() -> None:
 
 
 if __name__ == "__main__":
+    argparse.ArgumentParser(description=__doc__).parse_args()
     main()

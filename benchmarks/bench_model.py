@@ -8,6 +8,7 @@ Random weights everywhere (nothing can be downloaded); the text embeddings come 
 
 from __future__ import annotations
 
+import argparse
 import json
 import resource
 import statistics
@@ -105,8 +106,11 @@ def measure(what: str) -> dict:
 
 
 def main() -> None:
-    if len(sys.argv) == 3 and sys.argv[1] == "--measure":
-        print(json.dumps(measure(sys.argv[2])))
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--measure", choices=("train", "infer"), help="one measurement (internal)")
+    args = parser.parse_args()
+    if args.measure:
+        print(json.dumps(measure(args.measure)))
         return
     settings = {
         "config": "Base-CEL.yaml (R-50, 100 queries, 9 layers)",

@@ -4,9 +4,6 @@ whole batch, a diverging run stops in every process, and evaluation equals one p
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -24,40 +21,23 @@ SMALL = [
 ]
 
 
-def _train_net(env: dict, processes: int, out: Path, *opts: str) -> None:
-    command = [
-        sys.executable,
-        "tools/train_net.py",
-        "--num-gpus",
-        str(processes),
-        "--config-file",
-        str(TINY),
-        *opts,
-        "MODEL.DEVICE",
-        "cpu",
-        "OUTPUT_DIR",
-        str(out),
-        *SMALL,
-    ]
-    result = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True)
-    assert result.returncode == 0, result.stderr[-3000:]
+def _train_net(run_tool, processes: int, out: Path, *opts: str, check: bool = True):
+    return run_tool(
+        "tools/train_net.py", "--num-gpus", processes, "--config-file", TINY, *opts,
+        "MODEL.DEVICE", "cpu", "OUTPUT_DIR", out, *SMALL, check=check,
+    )  # fmt: skip
 
 
 @pytest.mark.slow
-def test_two_cpu_processes_train_and_evaluate_like_one(tmp_path, shared_data):
-    env = {
-        **os.environ,
-        "ZSSEG_CACHE": str(tmp_path / "cache"),
-        "ZSSEG_SHARED_DATA": str(shared_data),
-    }
+def test_two_cpu_processes_train_and_evaluate_like_one(tmp_path, shared_data, run_tool):
     train = tmp_path / "train"
-    _train_net(env, 2, train, "SOLVER.MAX_ITER", "3", "DATASETS.TEST", "()")
+    _train_net(run_tool, 2, train, "SOLVER.MAX_ITER", "3", "DATASETS.TEST", "()")
     assert (train / "model_final.pth").is_file() and (train / "log.txt.rank1").is_file()
     metrics = {}
     for processes in (1, 2):
         out = tmp_path / f"eval{processes}"
         _train_net(
-            env,
+            run_tool,
             processes,
             out,
             "--eval-only",
@@ -74,21 +54,14 @@ def test_two_cpu_processes_train_and_evaluate_like_one(tmp_path, shared_data):
 
 @pytest.mark.slow
 def test_two_processes_with_one_image_each_get_the_gradients_of_the_whole_batch(
-    tmp_path, shared_data
+    tmp_path, shared_data, run_tool
 ):
     """DDP averages gradients; the loss divides by counts averaged over processes (masks, matched
     and unmatched queries, labelled images), so splitting a batch must not change the step."""
-    env = {
-        **os.environ,
-        "ZSSEG_CACHE": str(tmp_path / "cache"),
-        "ZSSEG_SHARED_DATA": str(shared_data),
-    }
     results = {}
     for processes in (1, 2):
         out = tmp_path / f"grads{processes}.pt"
-        command = [sys.executable, "tests/ddp_gradients.py", str(processes), str(out)]
-        result = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True)
-        assert result.returncode == 0, result.stderr[-3000:]
+        run_tool("tests/ddp_gradients.py", processes, out)
         results[processes] = torch.load(out, weights_only=True)
     assert results[1]["masks"] == [7, 6]  # unequal: per-process means would give other gradients
     whole, split = results[1]["grads"], results[2]["grads"]
@@ -99,17 +72,12 @@ def test_two_processes_with_one_image_each_get_the_gradients_of_the_whole_batch(
 
 
 @pytest.mark.slow
-def test_two_processes_stop_together_when_training_diverges(tmp_path, shared_data):
-    env = {
-        **os.environ,
-        "ZSSEG_CACHE": str(tmp_path / "cache"),
-        "ZSSEG_SHARED_DATA": str(shared_data),
-    }
+def test_two_processes_stop_together_when_training_diverges(tmp_path, shared_data, run_tool):
     out = tmp_path / "diverged"
-    command = [sys.executable, "tools/train_net.py", "--num-gpus", "2", "--config-file", str(TINY), "MODEL.DEVICE",
-               "cpu", "OUTPUT_DIR", str(out), *SMALL, "SOLVER.MAX_ITER", "20", "SOLVER.BASE_LR", "1e30",
-               "SOLVER.CHECKPOINT_PERIOD", "1", "DATASETS.TEST", "()"]  # fmt: skip
-    result = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
+    result = _train_net(
+        run_tool, 2, out, "SOLVER.MAX_ITER", "20", "SOLVER.BASE_LR", "1e30",
+        "SOLVER.CHECKPOINT_PERIOD", "1", "DATASETS.TEST", "()", check=False,
+    )  # fmt: skip
     assert result.returncode != 0
     assert result.stderr.count("training stopped at iteration 1: the loss is not finite") >= 1
     assert "SOLVER.BASE_LR" in result.stderr

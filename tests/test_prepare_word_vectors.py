@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import gzip
 import importlib.util
-import subprocess
 import sys
 from pathlib import Path
 
@@ -306,32 +305,15 @@ def test_shipped_embeddings_have_one_unit_row_per_name():
         np.testing.assert_allclose(np.linalg.norm(vectors, axis=1), 1, atol=2e-3, err_msg=path.name)
 
 
-def test_command_line(tmp_path):
-    shown = subprocess.run(
-        [sys.executable, str(SCRIPT), "--help"], capture_output=True, text=True, check=True
-    )
+def test_command_line(tmp_path, run_tool):
+    shown = run_tool(SCRIPT, "--help")
     assert "--vectors" in shown.stdout and "--allow-missing" in shown.stdout
     vectors = write_text(tmp_path / "v.vec")
     classes = write_classes(tmp_path / "c.txt", ["traffic light", "potted plant"])
     out = tmp_path / "wv" / "mine"
-    done = subprocess.run(
-        [
-            sys.executable,
-            str(SCRIPT),
-            "--vectors",
-            str(vectors),
-            "--classes",
-            str(classes),
-            "--kind",
-            "fasttext",
-            "--output",
-            str(out),
-        ],
-        capture_output=True,
-        text=True,
-        cwd=tmp_path,
+    done = run_tool(
+        SCRIPT, "--vectors", vectors, "--classes", classes, "--kind", "fasttext", "--output", out
     )
-    assert done.returncode == 0, done.stderr
     assert "potted plant <- mean of ['potted', 'plant']" in done.stdout
     names, rows = read_embedding_file(tmp_path / "wv" / "mine.fasttext.npy")
     assert names == ["traffic light", "potted plant"]

@@ -6,8 +6,6 @@ from __future__ import annotations
 
 import importlib.util
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -50,7 +48,9 @@ def _tool():
 
 
 @pytest.mark.slow
-def test_pass_on_camvid_one_process_and_two_cpu_processes(camvid_subset, tmp_path, monkeypatch):
+def test_pass_on_camvid_one_process_and_two_cpu_processes(
+    camvid_subset, tmp_path, monkeypatch, run_tool
+):
     monkeypatch.setenv("ZSSEG_SHARED_DATA", str(camvid_subset))
     single = tmp_path / "single" / "camvid_pseudo.json"
     tool = _tool()
@@ -79,12 +79,8 @@ def test_pass_on_camvid_one_process_and_two_cpu_processes(camvid_subset, tmp_pat
 
     # Two CPU processes through launch: one shard each, rank 0 merges; the same final file.
     launched = tmp_path / "launched" / "camvid_pseudo.json"
-    command = [
-        sys.executable,
-        str(REPO_ROOT / "tools/generate_pseudo_labels.py"),
-        *_arguments(camvid_subset, launched, "--num-gpus", "2"),
-    ]
-    result = subprocess.run(command, cwd=REPO_ROOT, capture_output=True, text=True, timeout=300)
-    assert result.returncode == 0, result.stderr[-3000:]
+    run_tool(
+        "tools/generate_pseudo_labels.py", *_arguments(camvid_subset, launched, "--num-gpus", "2")
+    )
     assert launched.read_bytes() == single.read_bytes()
     assert (launched.parent / "camvid_pseudo.work" / "shard-001-of-002.jsonl").is_file()

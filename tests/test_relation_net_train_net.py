@@ -4,9 +4,6 @@ spaces (slow)."""
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -15,27 +12,15 @@ REPO = Path(__file__).resolve().parents[1]
 TINY = REPO / "configs" / "relation_net" / "tiny" / "camvid.yaml"
 
 
-def _run(env: dict, *args: str) -> str:
-    run = subprocess.run(
-        [sys.executable, "tools/train_net.py", "--config-file", str(TINY), *args],
-        cwd=REPO,
-        env=env,
-        capture_output=True,
-        text=True,
-    )
-    assert run.returncode == 0, run.stderr[-3000:]
-    return run.stdout + run.stderr
-
-
 @pytest.mark.slow
-def test_relation_net_trains_on_camvid_and_evaluates_zlss_and_gzlss(tmp_path, shared_data):
-    env = {
-        **os.environ,
-        "ZSSEG_CACHE": str(tmp_path / "cache"),
-        "ZSSEG_SHARED_DATA": str(shared_data),
-    }
+def test_relation_net_trains_on_camvid_and_evaluates_zlss_and_gzlss(
+    tmp_path, shared_data, run_tool
+):
+    def _run(*args: str) -> str:
+        return run_tool("tools/train_net.py", "--config-file", TINY, *args).log
+
     out = tmp_path / "train"
-    _run(env, "OUTPUT_DIR", str(out), "SOLVER.MAX_ITER", "40", "DATASETS.TEST", "()")
+    _run("OUTPUT_DIR", str(out), "SOLVER.MAX_ITER", "40", "DATASETS.TEST", "()")
     # A single loss is logged as total_loss, every 20 iterations.
     losses = [
         json.loads(line)["total_loss"]
@@ -45,12 +30,9 @@ def test_relation_net_trains_on_camvid_and_evaluates_zlss_and_gzlss(tmp_path, sh
     assert len(losses) == 2
     assert losses[-1] < losses[0], losses
     weights = str(out / "model_final.pth")
-    gzlss = _run(
-        env, "--eval-only", "OUTPUT_DIR", str(tmp_path / "gzlss"), "MODEL.WEIGHTS", weights
-    )
+    gzlss = _run("--eval-only", "OUTPUT_DIR", str(tmp_path / "gzlss"), "MODEL.WEIGHTS", weights)
     assert "mIoU(S) | mIoU(U) | hIoU" in gzlss
     _run(
-        env,
         "--eval-only",
         "OUTPUT_DIR",
         str(tmp_path / "zlss"),

@@ -37,27 +37,16 @@ def _opts(out: Path, max_iter: int) -> list:
     ]
 
 
-def _train(out: Path, max_iter: int, *extra: str) -> list:
-    return [
-        sys.executable,
-        "tools/train_net.py",
-        "--config-file",
-        str(TINY),
-        *extra,
-        *_opts(out, max_iter),
-    ]
-
-
 @pytest.mark.slow
-def test_sigkill_then_resume(tmp_path, shared_data):
+def test_sigkill_then_resume(tmp_path, shared_data, run_tool):
     env = {
         **os.environ,
         "ZSSEG_CACHE": str(tmp_path / "cache"),
         "ZSSEG_SHARED_DATA": str(shared_data),
     }
     out = tmp_path / "run"
-    process = subprocess.Popen(
-        _train(out, 1000),
+    process = subprocess.Popen(  # killed mid-run: a background process, not run_tool
+        [sys.executable, "tools/train_net.py", "--config-file", str(TINY), *_opts(out, 1000)],
         cwd=REPO,
         env=env,
         stdout=subprocess.DEVNULL,
@@ -93,11 +82,9 @@ def test_sigkill_then_resume(tmp_path, shared_data):
     assert resumed.scheduler.state_dict() == trainer_state["hooks"]["LRScheduler"]
     assert resumed.scheduler.last_epoch == done + 1
 
-    log = subprocess.run(
-        _train(out, done + 3, "--resume"), cwd=REPO, env=env, capture_output=True, text=True
-    )
-    assert log.returncode == 0, log.stderr[-2000:]
-    text = log.stdout + log.stderr
+    text = run_tool(
+        "tools/train_net.py", "--config-file", TINY, "--resume", *_opts(out, done + 3)
+    ).log
     assert f"Starting training from iteration {done + 1}" in text
     assert "Loading trainer from" in text
     final = torch.load(out / "model_final.pth", map_location="cpu", weights_only=True)

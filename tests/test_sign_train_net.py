@@ -3,30 +3,12 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 TINY = REPO / "configs" / "sign" / "tiny"
-
-
-def _train(config: str, out: Path, env: dict, *opts: str) -> str:
-    command = [
-        sys.executable,
-        "tools/train_net.py",
-        "--config-file",
-        str(TINY / config),
-        "OUTPUT_DIR",
-        str(out),
-        *opts,
-    ]
-    run = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True)
-    assert run.returncode == 0, run.stderr[-3000:]
-    return run.stdout + run.stderr
 
 
 def _losses(out: Path, key: str) -> list:
@@ -38,20 +20,19 @@ def _losses(out: Path, key: str) -> list:
 
 
 @pytest.mark.slow
-def test_every_sign_step_runs_on_camvid(tmp_path, shared_data):
-    env = {
-        **os.environ,
-        "ZSSEG_CACHE": str(tmp_path / "cache"),
-        "ZSSEG_SHARED_DATA": str(shared_data),
-    }
+def test_every_sign_step_runs_on_camvid(tmp_path, shared_data, run_tool):
+    def _train(config: str, out: Path, *opts: str) -> str:
+        return run_tool(
+            "tools/train_net.py", "--config-file", TINY / config, "OUTPUT_DIR", out, *opts
+        ).log
+
     steps = tmp_path / "train", tmp_path / "transfer"
-    _train("camvid.yaml", steps[0], env, "SOLVER.MAX_ITER", "60", "DATASETS.TEST", "()")
+    _train("camvid.yaml", steps[0], "SOLVER.MAX_ITER", "60", "DATASETS.TEST", "()")
     ce = _losses(steps[0], "loss_ce")
     assert ce[-1] < ce[0], ce  # the classifier learns the seen classes
     _train(
         "camvid_transfer.yaml",
         steps[1],
-        env,
         "SOLVER.MAX_ITER",
         "20",
         "DATASETS.TEST",
@@ -64,7 +45,6 @@ def test_every_sign_step_runs_on_camvid(tmp_path, shared_data):
         log = _train(
             f"camvid_{mode}.yaml",
             tmp_path / mode,
-            env,
             "SOLVER.MAX_ITER",
             "5",
             "MODEL.WEIGHTS",

@@ -4,10 +4,7 @@ checked, and trained with two processes."""
 from __future__ import annotations
 
 import importlib.util
-import os
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -90,17 +87,13 @@ def test_spec_file_in_the_config_registers_the_splits(tmp_path, shared_data):
     register_spec_file(spec)  # the same file again: nothing happens
 
 
-def test_spec_file_from_the_environment_is_registered_on_import(tmp_path, shared_data):
+def test_spec_file_from_the_environment_is_registered_on_import(tmp_path, shared_data, run_tool):
     spec = _own_data(tmp_path, shared_data, "own_env")
     code = (
         "import zsseg_d2; from detectron2.data import DatasetCatalog as C; "
         "print(len(C.get('own_env_train')), len(C.get('own_env_val')))"
     )
-    env = {**os.environ, "ZSSEG_DATASET_SPECS": str(spec), "PYTHONPATH": str(REPO)}
-    result = subprocess.run(
-        [sys.executable, "-c", code], env=env, capture_output=True, text=True, cwd=tmp_path
-    )
-    assert result.returncode == 0, result.stderr[-2000:]
+    result = run_tool("-c", code, env={"ZSSEG_DATASET_SPECS": str(spec)})
     assert result.stdout.split() == ["3", "2"]
 
 
@@ -150,17 +143,16 @@ def test_missing_folder_and_taken_name_are_errors_naming_the_spec(tmp_path):
 
 
 @pytest.mark.slow
-def test_spec_file_data_set_trains_and_evaluates_with_two_processes(tmp_path, shared_data):
+def test_spec_file_data_set_trains_and_evaluates_with_two_processes(
+    tmp_path, shared_data, run_tool
+):
     spec = _own_data(tmp_path / "data", shared_data, "own_ddp", per_split=4)
     out = tmp_path / "run"
-    command = [sys.executable, "tools/train_net.py", "--num-gpus", "2", "--config-file", TINY,
+    run_tool("tools/train_net.py", "--num-gpus", "2", "--config-file", TINY,
                "DATASETS.SPEC_FILES", f"('{spec}',)", "DATASETS.TRAIN", "('own_ddp_train',)",
                "DATASETS.TEST", "('own_ddp_val',)", "MODEL.DEVICE", "cpu", "OUTPUT_DIR", str(out),
                "SOLVER.MAX_ITER", "2", "INPUT.CROP.SIZE", "(64, 64)", "INPUT.SIZE_DIVISIBILITY", "64",
-               "INPUT.MIN_SIZE_TEST", "96"]  # fmt: skip
-    env = {**os.environ, "ZSSEG_CACHE": str(tmp_path / "cache")}
-    result = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
-    assert result.returncode == 0, result.stderr[-3000:]
+               "INPUT.MIN_SIZE_TEST", "96")  # fmt: skip
     assert (out / "model_final.pth").is_file() and (out / "log.txt.rank1").is_file()
     assert (out / "inference" / "own_ddp_val" / "gzs3_metrics.json").is_file()
 

@@ -4,7 +4,6 @@ training steps and the variants on a tiny model with real CamVid images."""
 from __future__ import annotations
 
 import math
-from pathlib import Path
 
 import pytest
 import torch
@@ -205,20 +204,11 @@ def test_szn_scores_feed_the_zlss_evaluator(val_input):
 
 
 @pytest.mark.slow
-def test_train_net_runs_both_steps_and_evaluates_all_metrics(tmp_path, shared_data):
+def test_train_net_runs_both_steps_and_evaluates_all_metrics(tmp_path, shared_data, run_tool):
     import json
-    import os
-    import subprocess
-    import sys
-
-    repo = Path(__file__).resolve().parents[1]
-    env = {**os.environ, "ZSSEG_CACHE": str(tmp_path / "cache"), "PYTHONPATH": str(repo)}
 
     def train_net(config, *opts):
-        command = [sys.executable, "tools/train_net.py", "--config-file", config, *opts]
-        return subprocess.run(
-            command, cwd=repo, env=env, check=True, capture_output=True, text=True
-        )
+        return run_tool("tools/train_net.py", "--config-file", config, *opts)
 
     step1, step2 = tmp_path / "step1", tmp_path / "step2"
     train_net(TINY, "SOLVER.MAX_ITER", "40", "DATASETS.TEST", "()", "OUTPUT_DIR", str(step1))

@@ -4,9 +4,6 @@ from __future__ import annotations
 
 import importlib.util
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -69,45 +66,16 @@ def test_demo_segments_real_images_and_reports_bad_inputs(tmp_path, shared_data,
 
 
 @pytest.mark.slow
-def test_train_net_trains_tiny_camvid_then_evaluates(tmp_path, shared_data):
-    env = {
-        **os.environ,
-        "ZSSEG_CACHE": str(tmp_path / "cache"),
-        "ZSSEG_SHARED_DATA": str(shared_data),
-    }
+def test_train_net_trains_tiny_camvid_then_evaluates(tmp_path, shared_data, run_tool):
     out = tmp_path / "run"
-    train = [
-        sys.executable,
-        "tools/train_net.py",
-        "--config-file",
-        str(TINY),
-        "OUTPUT_DIR",
-        str(out),
-        "SOLVER.MAX_ITER",
-        "120",
-        "DATASETS.TEST",
-        "()",
-        "SOLVER.CHECKPOINT_PERIOD",
-        "60",
-    ]
-    subprocess.run(train, cwd=REPO, env=env, check=True, capture_output=True)
+    run_tool("tools/train_net.py", "--config-file", TINY, "OUTPUT_DIR", out, "SOLVER.MAX_ITER", "120",
+             "DATASETS.TEST", "()", "SOLVER.CHECKPOINT_PERIOD", "60")  # fmt: skip
     losses = [
         json.loads(line)["total_loss"]
         for line in (out / "metrics.json").read_text().splitlines()
         if "total_loss" in line
     ]
     assert len(losses) >= 5 and losses[-1] < 0.8 * losses[0], losses
-    evaluate = [
-        sys.executable,
-        "tools/train_net.py",
-        "--config-file",
-        str(TINY),
-        "--eval-only",
-        "OUTPUT_DIR",
-        str(tmp_path / "eval"),
-        "MODEL.WEIGHTS",
-        str(out / "model_final.pth"),
-    ]
-    log = subprocess.run(evaluate, cwd=REPO, env=env, check=True, capture_output=True, text=True)
-    text = log.stdout + log.stderr
+    text = run_tool("tools/train_net.py", "--config-file", TINY, "--eval-only", "OUTPUT_DIR",
+                    tmp_path / "eval", "MODEL.WEIGHTS", out / "model_final.pth").log  # fmt: skip
     assert "mIoU(S) | mIoU(U) | hIoU" in text and "camvid_val" in text

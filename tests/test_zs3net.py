@@ -249,36 +249,18 @@ def test_full_label_mapper_keeps_unseen_pixels_where_the_standard_one_ignores_th
 
 
 @pytest.mark.slow
-def test_every_stage_trains_through_train_net_and_evaluates_on_camvid(tmp_path, shared_data):
+def test_every_stage_trains_through_train_net_and_evaluates_on_camvid(
+    tmp_path, shared_data, run_tool
+):
     import json
-    import os
-    import subprocess
-    import sys
 
-    env = {
-        **os.environ,
-        "ZSSEG_CACHE": str(tmp_path / "cache"),
-        "ZSSEG_SHARED_DATA": str(shared_data),
-    }
     tiny = REPO / "configs" / "zs3net" / "tiny"
     previous = ""
     for stage in ("1_segmentation", "2_zs3net", "3_zs_mmd"):
         out = tmp_path / stage
-        command = [
-            sys.executable,
-            "tools/train_net.py",
-            "--config-file",
-            str(tiny / f"camvid_{stage}.yaml"),
-            "OUTPUT_DIR",
-            str(out),
-            "SOLVER.MAX_ITER",
-            "8",
-            "DATASETS.TEST",
-            "()",
-        ]
-        if previous:
-            command += ["MODEL.WEIGHTS", previous]
-        subprocess.run(command, cwd=REPO, env=env, check=True, capture_output=True)
+        weights = ["MODEL.WEIGHTS", previous] if previous else []
+        run_tool("tools/train_net.py", "--config-file", tiny / f"camvid_{stage}.yaml", "OUTPUT_DIR", out,
+                 "SOLVER.MAX_ITER", "8", "DATASETS.TEST", "()", *weights)  # fmt: skip
         logged = set().union(
             *(json.loads(line) for line in (out / "metrics.json").read_text().splitlines())
         )
@@ -292,36 +274,11 @@ def test_every_stage_trains_through_train_net_and_evaluates_on_camvid(tmp_path, 
             "total_loss" in logged and {k for k in logged if k.startswith("loss_")} == expected
         ), logged
         previous = str(out / "model_final.pth")
-    evaluate = [
-        sys.executable,
-        "tools/train_net.py",
-        "--config-file",
-        str(tiny / "camvid_3_zs_mmd.yaml"),
-        "--eval-only",
-        "OUTPUT_DIR",
-        str(tmp_path / "eval"),
-        "MODEL.WEIGHTS",
-        previous,
-    ]
-    log = subprocess.run(evaluate, cwd=REPO, env=env, check=True, capture_output=True, text=True)
-    text = log.stdout + log.stderr
+    text = run_tool("tools/train_net.py", "--config-file", tiny / "camvid_3_zs_mmd.yaml", "--eval-only",
+                    "OUTPUT_DIR", tmp_path / "eval", "MODEL.WEIGHTS", previous).log  # fmt: skip
     assert "mIoU(S) | mIoU(U) | hIoU" in text and "camvid_val" in text
-    missing = subprocess.run(
-        [
-            sys.executable,
-            "tools/train_net.py",
-            "--config-file",
-            str(tiny / "camvid_2_zs3net.yaml"),
-            "OUTPUT_DIR",
-            str(tmp_path / "x"),
-            "MODEL.WEIGHTS",
-            str(tmp_path / "none.pth"),
-        ],
-        cwd=REPO,
-        env=env,
-        capture_output=True,
-        text=True,
-    )
+    missing = run_tool("tools/train_net.py", "--config-file", tiny / "camvid_2_zs3net.yaml", "OUTPUT_DIR",
+                       tmp_path / "x", "MODEL.WEIGHTS", tmp_path / "none.pth", check=False)  # fmt: skip
     assert (
         missing.returncode != 0
         and "run `python tools/train_net.py --config-file configs/zs3net/tiny/camvid_1_segmentation.yaml` first"

@@ -21,7 +21,7 @@ JSON, ``index-url``) and fetched through pip's ``proxy`` / ``cert`` settings. Pa
 requirements.txt; ``torch.load``'s ``weights_only=True`` default needs no patch: the checkpoints
 this project writes hold only tensors and plain containers.
 
-GPU users should instead build the official detectron2 from source (see README); the project code
+GPU users should instead build the official detectron2 from source (see docs/install.md); the project code
 runs unchanged on it.
 """
 

@@ -2,7 +2,7 @@
 
 ZS3Net's classifier retraining puts generated unseen-class features where the ground truth has
 unseen pixels, so its training mapper must keep those labels. This leaks where unseen objects are
-(not what they look like) into training; README ("ZS3Net and recursive training") discusses it.
+(not what they look like) into training; configs/zs3net/README.md discusses it.
 Select it with ``INPUT.DATASET_MAPPER_NAME "zs_full_label"``.
 """
 

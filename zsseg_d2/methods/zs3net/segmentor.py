@@ -15,7 +15,7 @@ each, every stage starting from the previous stage's weights (``MODEL.STAGE``):
   generator through the confidence-weighted ZS-MMD (eq. 2), scaled by gamma.
 
 Where unseen pixels are comes from the ground truth (ZS3Net's protocol): the data set mapper
-``"zs_full_label"`` keeps unseen labels; see README for the critique of this protocol.
+``"zs_full_label"`` keeps unseen labels; configs/zs3net/README.md discusses this protocol.
 """
 
 from __future__ import annotations
