@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
 import statistics
 import subprocess
 import sys
@@ -124,6 +125,7 @@ def main() -> None:
     parser.add_argument("--warmup", type=int, default=2, help="untimed steps first")
     parser.add_argument("--methods", nargs="*", default=list(METHOD_CONFIGS))
     args = parser.parse_args()
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(1))  # a killed run still removes its worktree
     with tempfile.TemporaryDirectory() as folder:
         old = _worktree(args.old, Path(folder))
         try:
