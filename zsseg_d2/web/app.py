@@ -89,7 +89,7 @@ def build_app(
     with gr.Blocks(title=TITLE, analytics_enabled=False) as app:
         gr.Markdown(f"# {TITLE}\n{INTRO}")
         with gr.Row(equal_height=True):
-            image = gr.Image(
+            image = UploadedImage(
                 label="Your picture",
                 type="filepath",
                 sources=["upload", "clipboard"],

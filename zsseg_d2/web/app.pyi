@@ -46,11 +46,8 @@ class UploadedImage(gr.Image):
         if payload is None or payload.path is None:
             return super().preprocess(payload)
         return payload.path
-    from collections.abc import Sequence
-    from typing import TYPE_CHECKING, Any, Callable, Literal
-
+    from typing import Callable, Literal, Sequence, Any, TYPE_CHECKING
     from gradio.blocks import Block
-
     if TYPE_CHECKING:
         from gradio.components import Timer
         from gradio.components.base import Component
