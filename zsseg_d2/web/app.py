@@ -37,18 +37,6 @@ THEME = gr.themes.Default(
 )
 
 
-class UploadedImage(gr.Image):
-    """An image input that hands the uploaded file's path over unread (``gr.Image`` would decode
-    it first and fail on a bad file with its own trace), so that the app says what is wrong."""
-
-    is_template = True  # drawn by the browser as gr.Image
-
-    def preprocess(self, payload):
-        if payload is None or payload.path is None:
-            return super().preprocess(payload)
-        return payload.path
-
-
 def build_app(
     segmenter: Segmenter,
     checkpoints: Sequence[str],
@@ -59,9 +47,10 @@ def build_app(
     """The page; ``checkpoints[0]`` is selected, ``vocabulary`` typed in, ``examples`` offered."""
 
     def segment(image, vocabulary_text, checkpoint, ensemble, unseen_only, overrides_text):
+        image_path = image["path"] if image else None  # the upload, unread (preprocess=False)
         try:
             result = segmenter.segment(
-                image, vocabulary_text, checkpoint, ensemble, unseen_only, overrides_text
+                image_path, vocabulary_text, checkpoint, ensemble, unseen_only, overrides_text
             )
         except UserError as error:
             return None, "", None, status_html(str(error), error=True)
@@ -89,7 +78,7 @@ def build_app(
     with gr.Blocks(title=TITLE, analytics_enabled=False) as app:
         gr.Markdown(f"# {TITLE}\n{INTRO}")
         with gr.Row(equal_height=True):
-            image = UploadedImage(
+            image = gr.Image(
                 label="Your picture",
                 type="filepath",
                 sources=["upload", "clipboard"],
@@ -146,6 +135,9 @@ def build_app(
             [overlay, legend, label_png, status],
             concurrency_limit=1,
             api_name="segment",
+            # the inputs as sent: gr.Image would decode the upload first and answer a bad file
+            # with its own trace; the app reads it and says what is wrong
+            preprocess=False,
         )
         chosen_list.input(
             fill_class_list, [chosen_list, checkpoint], [vocabulary_box, status], api_name=False
