@@ -70,11 +70,12 @@ def find_checkpoints(selected: str) -> list[str]:
 
 def find_examples(patterns: list[str] | None, count: int = 8) -> list[Path]:
     """The images of ``patterns``; by default the first validation scenes `make demo` drew."""
-    if patterns is None:
-        return sorted(DEMO.glob("datasets/*/val/images/*.png"))[:count]
     sys.path.insert(0, str(REPO / "tools"))
     from demo import expand_inputs  # tools/demo.py
 
+    if patterns is None:
+        folders = sorted(DEMO.glob("datasets/*/val/images"))
+        return expand_inputs([str(folders[0])])[:count] if folders else []
     return expand_inputs(patterns)
 
 

@@ -75,7 +75,8 @@ def build_app(
         except UserError as error:
             return gr.update(), status_html(str(error), error=True)
 
-    with gr.Blocks(title=TITLE, analytics_enabled=False) as app:
+    # uploads and results are deleted from Gradio's cache an hour after they were made
+    with gr.Blocks(title=TITLE, analytics_enabled=False, delete_cache=(3600, 3600)) as app:
         gr.Markdown(f"# {TITLE}\n{INTRO}")
         with gr.Row(equal_height=True):
             image = gr.Image(

@@ -191,7 +191,10 @@ class Segmenter:
         self.config_file = config_file
         self.opts = list(opts)
         self.max_pixels = max_pixels
-        self.output_dir = Path(output_dir or tempfile.mkdtemp(prefix="zsseg_web_"))
+        if output_dir is None:  # removed when the segmenter goes (at the latest, at exit)
+            self._temporary = tempfile.TemporaryDirectory(prefix="zsseg_web_")
+            output_dir = self._temporary.name
+        self.output_dir = Path(output_dir)
         self.output_dir.mkdir(parents=True, exist_ok=True)
         self._predictors: OrderedDict[tuple, VocabularyPredictor] = OrderedDict()
         self._lock = threading.Lock()
