@@ -113,7 +113,8 @@ def main(argv=None) -> int:
     app = build_app(segmenter, checkpoints, vocabulary, examples, " ".join(args.opts))
     url = launch(app, args.port or free_port(), {p.parent for p in examples})
     print(
-        f"web demo running at {url} (started in {time.monotonic() - START:.1f} s); Ctrl+C stops it",
+        f"web demo running at {url} (started in {time.monotonic() - START:.1f} s, "
+        f"{time.process_time():.1f} s of CPU); Ctrl+C stops it",
         flush=True,
     )
     try:
