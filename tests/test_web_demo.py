@@ -266,10 +266,10 @@ class WebDemo:
             self.process.kill()
 
 
-def chromium_driver(download_dir: Path):
-    webdriver = pytest.importorskip(
-        "selenium.webdriver", reason="selenium not installed: pip install -r requirements-web.txt"
-    )
+def chromium_driver():
+    """Headless Debian Chromium through its chromedriver, recording network requests."""
+    from selenium import webdriver
+
     if not (CHROMIUM and CHROMEDRIVER):
         pytest.skip("no Chromium here: apt-get install chromium chromium-driver (.ci/run does)")
     options = webdriver.ChromeOptions()
@@ -289,11 +289,14 @@ def chromium_driver(download_dir: Path):
 def test_web_page_in_chromium(demo_run, tmp_path):
     """Upload a picture, type a vocabulary, see the overlay and the legend; errors show in the
     page; two requests at once are both answered; the page loads nothing from outside."""
-    pytest.importorskip("gradio", reason="the web extra is not installed: pip install -e .[web]")
+    for module in ("gradio", "selenium"):
+        pytest.importorskip(
+            module, reason="the web extra is not installed: pip install -r requirements-web.txt"
+        )
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support.ui import WebDriverWait
 
-    driver = chromium_driver(tmp_path)
+    driver = chromium_driver()
     picture = scene(tmp_path / "scene.png", size=(160, 120))
     not_image = tmp_path / "holiday.jpg"
     not_image.write_text("this is text")
