@@ -15,6 +15,7 @@ has a box for more. Needs the web extra: pip install -e .[web] (docs/web_demo.md
 from __future__ import annotations
 
 import argparse
+import os
 import socket
 import sys
 import time
@@ -87,6 +88,10 @@ def free_port() -> int:
 
 def main(argv=None) -> int:
     args = parse_args(argv)
+    if args.max_megapixels <= 0:
+        print(f"error: --max-megapixels must be > 0, got {args.max_megapixels}", file=sys.stderr)
+        return 2
+    os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # no telemetry, no version check
     try:
         from zsseg_d2.web.app import build_app, launch
     except ImportError as error:
@@ -110,8 +115,16 @@ def main(argv=None) -> int:
     except UserError as error:  # the page opens anyway and shows the error on the first request
         vocabulary = []
         print(f"warning: {error}", file=sys.stderr)
-    app = build_app(segmenter, checkpoints, vocabulary, examples, " ".join(args.opts))
-    url = launch(app, args.port or free_port(), {p.parent for p in examples})
+    app = build_app(segmenter, checkpoints, vocabulary, examples)
+    port = args.port or free_port()
+    try:
+        url = launch(app, port, {p.parent for p in examples})
+    except OSError as error:
+        print(
+            f"error: cannot serve on 127.0.0.1:{port} ({error}); pass another --port, or 0",
+            file=sys.stderr,
+        )
+        return 2
     print(
         f"web demo running at {url} (started in {time.monotonic() - START:.1f} s, "
         f"{time.process_time():.1f} s of CPU); Ctrl+C stops it",

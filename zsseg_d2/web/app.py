@@ -42,7 +42,6 @@ def build_app(
     checkpoints: Sequence[str],
     vocabulary: Sequence[str] = (),
     examples: Sequence[Path] = (),
-    overrides: str = "",
 ) -> gr.Blocks:
     """The page; ``checkpoints[0]`` is selected, ``vocabulary`` typed in, ``examples`` offered."""
 
@@ -119,8 +118,8 @@ def build_app(
                     )
                 with gr.Accordion("Config overrides", open=False, elem_id="overrides-panel"):
                     overrides_box = gr.Textbox(
-                        label="KEY VALUE pairs, e.g. MODEL.CLIP.PRETRAINED /path/to/clip.bin",
-                        value=overrides,
+                        label="KEY VALUE pairs for this request, on top of the command line's, "
+                        "e.g. MODEL.CLIP.PRETRAINED /path/to/clip.bin",
                         elem_id="overrides",
                     )
                 button = gr.Button("Segment", variant="primary", elem_id="segment")
