@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
 
-.PHONY: demo test lint bench install clean-venv
+.PHONY: demo test lint bench install clean-venv web
 
 install: $(STAMP)
 
@@ -19,6 +19,11 @@ $(STAMP): requirements.txt pyproject.toml tools/install_detectron2.py
 
 demo: $(STAMP)
 	$(PY) tools/run_demo.py
+
+# the web demo on http://127.0.0.1:7860 (docs/web_demo.md); WEB_ARGS="--checkpoint X.pth ..." for others
+web: $(STAMP)
+	$(PY) -m pip install -q -r requirements-web.txt
+	$(PY) tools/web_demo.py $(WEB_ARGS)
 
 test: $(STAMP) lint
 	$(PY) -m pytest -q $(PYTEST_ARGS) tests

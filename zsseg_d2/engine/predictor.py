@@ -26,11 +26,15 @@ class VocabularyPredictor:
         load_trained_weights(
             self.model, cfg.MODEL.WEIGHTS, cfg.MODEL.SEMANTIC.ACCEPT_CHECKPOINT_MISMATCH
         )
-        self.model.set_vocabulary(vocabulary)
-        self.model.test_class_vectors  # noqa: B018  (encode the requested names now)
+        self.set_vocabulary(vocabulary)
         self.model.label_map_only = True
         self.resize = T.ResizeShortestEdge(cfg.INPUT.MIN_SIZE_TEST, cfg.INPUT.MAX_SIZE_TEST)
         self.input_format = cfg.INPUT.FORMAT
+
+    def set_vocabulary(self, vocabulary: Sequence[str]) -> None:
+        """Segment ``vocabulary`` from now on; its names are encoded here, so a bad one fails at once."""
+        self.model.set_vocabulary(vocabulary)
+        self.model.test_class_vectors  # noqa: B018  (encode the requested names now)
 
     @property
     def vocabulary(self) -> list:
