@@ -18,7 +18,7 @@ from method_reference import REPO, write_fixture_images
 from torch import nn
 from torch.nn import functional as F
 
-from zsseg_d2.config import register_method_config
+from zsseg_d2 import config as zsseg_config
 from zsseg_d2.data.class_lists import load_class_list
 from zsseg_d2.engine import Trainer, load_config
 from zsseg_d2.engine.checkpoint import Checkpointer, load_trained_weights
@@ -187,7 +187,6 @@ def test_old_keys_name_their_replacement():
 # ---- a sixth method, defined here ------------------------------------------------------------
 
 
-@register_method_config
 def add_toy_config(cfg: CfgNode) -> None:
     cfg.MODEL.TOY = CfgNode()
     cfg.MODEL.TOY.TEMPERATURE = 0.1
@@ -235,6 +234,9 @@ def _train_net():
 
 def test_a_new_method_is_a_module_and_trains_through_train_net(data, tmp_path, monkeypatch):
     monkeypatch.setenv("ZSSEG_CACHE", str(tmp_path / "cache"))
+    # registered for this test only: configs other tests write must not carry MODEL.TOY
+    monkeypatch.setattr(zsseg_config, "_METHOD_CONFIGS", list(zsseg_config._METHOD_CONFIGS))
+    zsseg_config.register_method_config(add_toy_config)
     config = tmp_path / "toy.yaml"
     config.write_text(
         f'_BASE_: "{REPO / "configs" / "szn" / "tiny" / "Base-SZN-Tiny.yaml"}"\n'
