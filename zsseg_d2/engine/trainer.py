@@ -1,6 +1,7 @@
 """``Trainer``: Detectron2's ``DefaultTrainer`` with zsseg_d2's data, optimizer and evaluation.
 
 Differences from ``DefaultTrainer``: the zero-shot training mapper and an image-only test mapper,
+an epoch schedule (``SOLVER.EPOCHS``),
 AdamW with a backbone multiplier and a poly schedule, DDP that also works on CPU processes (gloo),
 atomically written checkpoints that include the optimizer, a stop naming the iteration on a NaN
 loss, and evaluation that switches the model's vocabulary to each evaluated data set's class names
@@ -29,7 +30,7 @@ from torch.nn.parallel import DistributedDataParallel
 from ..data import InferenceImageMapper, build_dataset_mapper, training_dataset_dicts
 from ..evaluation import TRANSFER_SETS, build_evaluator, format_gzs3_table, format_transfer_table
 from .checkpoint import Checkpointer
-from .solver import build_lr_scheduler, build_optimizer
+from .solver import build_lr_scheduler, build_optimizer, with_epoch_schedule
 from .stage_weights import check_stage_weights
 
 logger = logging.getLogger(__name__)
@@ -52,6 +53,8 @@ class Trainer(DefaultTrainer):
     def __init__(self, cfg: CfgNode):
         TrainerBase.__init__(self)
         cfg = DefaultTrainer.auto_scale_workers(cfg, comm.get_world_size())
+        if cfg.SOLVER.EPOCHS > 0:  # SOLVER.MAX_ITER from the training images left by the protocol
+            cfg = with_epoch_schedule(cfg, len(training_dataset_dicts(cfg)))
         model = self.build_model(cfg)
         optimizer = self.build_optimizer(cfg, model)
         data_loader = self.build_train_loader(cfg)
