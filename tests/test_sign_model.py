@@ -10,7 +10,6 @@ from pathlib import Path
 
 import pytest
 import torch
-import torch.nn.functional as F
 from detectron2.modeling import build_model
 
 from zsseg_d2.engine import load_config
@@ -133,7 +132,10 @@ def test_discriminator_sees_real_features_against_the_generators_and_each_player
     # the reference objective, -L_adv of eq. 7 written out, on the same samples
     fake_again = model.generator.__class__.forward(model.generator, embeddings, latent)
     torch.testing.assert_close(fake_again, fake)
-    d_real, d_fake = torch.sigmoid(model.discriminator(real)), torch.sigmoid(model.discriminator(fake_again))
+    d_real, d_fake = (
+        torch.sigmoid(model.discriminator(real)),
+        torch.sigmoid(model.discriminator(fake_again)),
+    )
     minus_l_adv = -(torch.log(d_real).mean() + torch.log(1 - d_fake).mean())
     d_params, g_params = list(model.discriminator.parameters()), list(model.generator.parameters())
     reference = torch.autograd.grad(minus_l_adv, d_params + g_params)

@@ -150,7 +150,9 @@ def test_st_thresholds_keep_the_top_fraction_of_each_unseen_class_over_batches()
     assert fraction_thresholds(first, 0.5)[0].item() == pytest.approx(0.8)  # the top 1 of 2
     assert fraction_thresholds(torch.zeros(1, 10, dtype=torch.long), 0.75).item() == math.inf
     st = pseudo_label_unseen(probs, labels, unseen, "st", thresholds=torch.tensor([0.7, 0.5]))
-    assert st.labels.tolist() == [[[1, 255, 2, 255, 255]]]  # 0.6 < 0.7 for class 1; 3 seen; 4 labelled
+    assert st.labels.tolist() == [
+        [[1, 255, 2, 255, 255]]
+    ]  # 0.6 < 0.7 for class 1; 3 seen; 4 labelled
     assert st.weights.tolist() == [[[1.0, 0.0, 1.0, 0.0, 0.0]]]
     ast = pseudo_label_unseen(probs, labels, unseen, "ast", temperature=2.0)
     assert ast.labels.tolist() == [[[1, 1, 2, 255, 255]]]
@@ -175,9 +177,7 @@ def test_weighted_cross_entropy_by_hand():
     )
 
 
-@pytest.mark.parametrize(
-    "sim_type", ["multihead_attention", "self_attention", "attention", "conv"]
-)
+@pytest.mark.parametrize("sim_type", ["multihead_attention", "self_attention", "attention", "conv"])
 def test_sim_shapes_and_deterministic_latent_at_inference(sim_type):
     sim = SpatialInformationModule(
         8,
@@ -199,7 +199,9 @@ def test_sim_shapes_and_deterministic_latent_at_inference(sim_type):
 
 def test_sim_variants_differ_where_the_paper_says():
     def sim(sim_type, pe="relative", **kwargs):
-        return SpatialInformationModule(8, PositionalEncoder(pe, dim=4), 16, 3, sim_type, 2, 32, 1, 8)
+        return SpatialInformationModule(
+            8, PositionalEncoder(pe, dim=4), 16, 3, sim_type, 2, 32, 1, 8
+        )
 
     def count(module):
         return sum(p.numel() for p in module.parameters())

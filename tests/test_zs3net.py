@@ -4,9 +4,8 @@ the equal-weight ablation, inference, errors, the paper configs' chain."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import math
+from pathlib import Path
 
 import pytest
 import torch
@@ -142,7 +141,7 @@ def test_unseen_classes_weigh_100_in_the_classifier_cross_entropy():
     assert counts == [16 * 24, 16 * 24, 32 * 8 - 1, 0]  # road, sky, tree (one void pixel), car
     nll = -torch.log_softmax(bias, dim=0)
     weights = [1.0, 1.0, 100.0, 100.0]
-    expected = sum(w * n * l for w, n, l in zip(weights, counts, nll.tolist())) / sum(
+    expected = sum(w * n * x for w, n, x in zip(weights, counts, nll.tolist())) / sum(
         w * n for w, n in zip(weights, counts)
     )
     loss = model(batch)["loss_sem_seg"].item()
@@ -225,7 +224,9 @@ def test_zs_mmd_is_the_mean_over_unseen_classes_of_eq2(equal_weight):
             if equal_weight:
                 a, conf = model.generator(emb), torch.ones(16)
             else:
-                probs = torch.softmax(b @ model.classifier.weight.flatten(1).t() + model.classifier.bias, 1)
+                probs = torch.softmax(
+                    b @ model.classifier.weight.flatten(1).t() + model.classifier.bias, 1
+                )
                 keep = (probs.argmax(1) == c) & (probs[:, c] > tau)
                 a, conf = b[keep], probs[keep, c]
             selected.append(len(a))

@@ -19,7 +19,8 @@ steps, chosen by ``MODEL.STAGE`` (each step starts from the previous one's weigh
 from __future__ import annotations
 
 import logging
-from typing import Callable, Iterable
+from collections.abc import Iterable
+from typing import Callable
 
 import torch
 import torch.nn.functional as F
@@ -164,9 +165,7 @@ class SIGN(ZeroShotSegmentor):
         ids = [self.train_vocabulary.index(name) for name in self.test_vocabulary]
         self.test_class_ids = torch.tensor(ids, dtype=torch.long, device=self.device)
 
-    def _features_and_labels(
-        self, batched_inputs: list[dict]
-    ) -> tuple[torch.Tensor, torch.Tensor]:
+    def _features_and_labels(self, batched_inputs: list[dict]) -> tuple[torch.Tensor, torch.Tensor]:
         """E(x) and the labels nearest-resized to its resolution (where the losses are taken)."""
         images = self.preprocess(batched_inputs)
         features = self.backbone(images.tensor)[self.in_feature]

@@ -170,7 +170,9 @@ class SpatialInformationModule(nn.Module):
 
     def forward(self, image_features: torch.Tensor) -> SIMOutput:
         features = self.blocks(self.input_proj(self.positional_encoder(image_features)))
-        if self.sim_type == "none":  # no reparameterisation: z ~ N(0, I), KL(N(0, I) || N(0, I)) = 0
+        if (
+            self.sim_type == "none"
+        ):  # no reparameterisation: z ~ N(0, I), KL(N(0, I) || N(0, I)) = 0
             b, _, h, w = features.shape
             zeros = features.new_zeros(b, self.latent_dim, h, w)
             return SIMOutput(features, torch.randn_like(zeros), zeros, zeros)
