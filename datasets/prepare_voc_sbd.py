@@ -4,6 +4,7 @@ Reads  <root>/VOCdevkit/VOC2012/{SegmentationClass/*.png, ImageSets/Segmentation
        <root>/benchmark_RELEASE/dataset/{cls/*.mat, train.txt, val.txt}   (SBD)
 and writes
   <root>/VOCdevkit/VOC2012/SegmentationClassZS/train_aug/*.png   VOC train + SBD train/val - VOC val
+  <root>/VOCdevkit/VOC2012/SegmentationClassZS/train/*.png       VOC train (1464, no SBD)
   <root>/VOCdevkit/VOC2012/SegmentationClassZS/val/*.png         VOC val (1449)
   <root>/VOCdevkit/VOC2012/SegmentationClassZS_seen/train_aug/*.png   the 5 unseen set to 255
   <root>/VOCdevkit/VOC2012/SegmentationClass21/{train_aug,val}/*.png  21-way: background 0, 1..20
@@ -58,7 +59,8 @@ def split_ids(voc_dir: Path, sbd_dir: Path) -> dict[str, list[str]]:
     voc_val = read_list(voc_dir / "ImageSets/Segmentation/val.txt")
     train = set(read_list(voc_dir / "ImageSets/Segmentation/train.txt"))
     train |= set(read_list(sbd_dir / "train.txt")) | set(read_list(sbd_dir / "val.txt"))
-    return {"train_aug": sorted(train - set(voc_val)), "val": voc_val}
+    voc_train = read_list(voc_dir / "ImageSets/Segmentation/train.txt")
+    return {"train_aug": sorted(train - set(voc_val)), "train": voc_train, "val": voc_val}
 
 
 def main(argv: Optional[list[str]] = None) -> None:

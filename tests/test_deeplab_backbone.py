@@ -1,4 +1,4 @@
-"""DeepLab-v2 and DeepLab-v3+ backbones: strides, dilations, shapes, ImageNet-checkpoint names."""
+"""DeepLab-v2, -v3 and -v3+ backbones: strides, dilations, shapes, dropout, ImageNet-checkpoint names."""
 
 from __future__ import annotations
 
@@ -58,6 +58,45 @@ def test_v3plus_gives_the_decoder_map_at_stride_4_with_multigrid_dilations():
     with torch.no_grad():
         out = backbone(torch.randn(2, 3, 64, 96))
     assert list(out) == ["dense"] and out["dense"].shape == (2, 24, 16, 24)
+
+
+def test_v3plus_decoder_dropout_after_each_decoder_convolution_in_training_only():
+    cfg = _tiny_cfg("build_deeplab_v3plus_backbone")
+    cfg.MODEL.DEEPLAB.DECODER_DROPOUT = [0.5, 0.1]
+    backbone = build_backbone(cfg)
+    rates = [m.p for m in backbone.fuse if isinstance(m, torch.nn.Dropout)]
+    assert rates == [0.5, 0.1]  # ZS3Net's decoder: conv, dropout 0.5, conv, dropout 0.1
+    assert isinstance(backbone.fuse[1], torch.nn.Dropout)  # right after the first convolution
+    x = torch.randn(1, 3, 64, 64)
+    with torch.no_grad():
+        backbone.eval()
+        assert torch.equal(backbone(x)["dense"], backbone(x)["dense"])
+        backbone.train()
+        zeros = (backbone(x)["dense"] == 0).float().mean().item()
+    # ReLU then dropout 0.1: about 10% more zeros than the ReLU alone gives in eval mode.
+    backbone.eval()
+    with torch.no_grad():
+        eval_zeros = (backbone(x)["dense"] == 0).float().mean().item()
+    assert zeros > eval_zeros + 0.03
+    cfg.MODEL.DEEPLAB.DECODER_DROPOUT = [0.5]
+    with pytest.raises(ValueError, match="DECODER_DROPOUT"):
+        build_backbone(cfg)
+
+
+def test_v3_is_aspp_on_the_trunk_at_the_output_stride_without_decoder():
+    cfg = _tiny_cfg("build_deeplab_v3_backbone")
+    cfg.MODEL.DEEPLAB.OUTPUT_STRIDE = 8
+    cfg.MODEL.DEEPLAB.MULTI_GRID = [1]
+    cfg.MODEL.DEEPLAB.ASPP_DILATIONS = [12, 24, 36]  # torchvision's DeepLab-v3 head
+    backbone = build_backbone(cfg).eval()
+    assert backbone.output_shape()["dense"] == ShapeSpec(channels=32, stride=8)
+    assert not hasattr(backbone, "fuse") and not hasattr(backbone, "low_level_project")
+    assert [block.conv2.dilation for block in backbone.trunk.res5] == [(4, 4)] * 3
+    assert backbone.trunk.res4[0].conv2.dilation == (2, 2)
+    assert [c.dilation for c in backbone.aspp.convs[1:4]] == [(12, 12), (24, 24), (36, 36)]
+    with torch.no_grad():
+        out = backbone(torch.randn(2, 3, 64, 96))
+    assert out["dense"].shape == (2, 32, 8, 12)
 
 
 def test_v2_sums_four_dilated_branches_at_stride_8_without_multigrid():

@@ -13,9 +13,10 @@ from zsseg_d2.methods.sign import (
     PositionalEncoder,
     SpatialInformationModule,
     annealed_weights,
+    confidence_histogram,
+    fraction_thresholds,
     positional_encoding,
     pseudo_label_unseen,
-    top_fraction_mask,
 )
 from zsseg_d2.methods.sign.losses import (
     SIGN_BANDWIDTHS,
@@ -130,25 +131,30 @@ def test_ast_weights_max_one_ordering_and_infinite_temperature():
     assert annealed_weights(p, temperature=0.01)[1].item() < 1e-20  # sharp: low confidences vanish
 
 
-def test_st_keeps_the_top_fraction_of_each_unseen_class():
-    assert top_fraction_mask(torch.tensor([0.2, 0.9, 0.5, 0.7]), 0.75).tolist() == [
-        False,
-        True,
-        True,
-        True,
-    ]
-    # classes 0 seen, 1 and 2 unseen; 4 unlabeled pixels, one labelled (0)
+def test_st_thresholds_keep_the_top_fraction_of_each_unseen_class_over_batches():
+    # classes 0 seen, 1 and 2 unseen; batch 1: 4 unlabeled pixels, one labelled (0)
     probs = torch.tensor(
         [[0.1, 0.8, 0.1], [0.1, 0.6, 0.3], [0.2, 0.2, 0.6], [0.7, 0.2, 0.1], [0.1, 0.9, 0.0]]
     )
     probs = probs.t().reshape(1, 3, 1, 5)
     labels = torch.tensor([[[255, 255, 255, 255, 0]]])
-    st = pseudo_label_unseen(probs, labels, torch.tensor([1, 2]), "st", fraction=0.5)
+    unseen = torch.tensor([1, 2])
+    first = confidence_histogram(probs, labels, unseen, bins=10)
+    # class 1: 0.8 (bin 8) and 0.6 (bin 6); pixel 4 is labelled; class 2: 0.6; pixel 3 is seen
+    assert first[0].nonzero().flatten().tolist() == [6, 8] and first[1].tolist()[6] == 1
+    second = torch.tensor([[0.05, 0.95, 0.0], [0.1, 0.45, 0.45]]).t().reshape(1, 3, 1, 2)
+    total = first + confidence_histogram(second, torch.full((1, 1, 2), 255), unseen, bins=10)
+    # over both batches class 1 has 0.95, 0.8, 0.6, 0.45: the top 75% (3 of 4) are >= 0.6
+    thresholds = fraction_thresholds(total, 0.75)
+    assert thresholds[0].item() == pytest.approx(0.6) and thresholds[1].item() == pytest.approx(0.6)
+    assert fraction_thresholds(first, 0.5)[0].item() == pytest.approx(0.8)  # the top 1 of 2
+    assert fraction_thresholds(torch.zeros(1, 10, dtype=torch.long), 0.75).item() == math.inf
+    st = pseudo_label_unseen(probs, labels, unseen, "st", thresholds=torch.tensor([0.7, 0.5]))
     assert st.labels.tolist() == [
         [[1, 255, 2, 255, 255]]
-    ]  # pixel 3 is predicted seen, pixel 4 is labelled
+    ]  # 0.6 < 0.7 for class 1; 3 seen; 4 labelled
     assert st.weights.tolist() == [[[1.0, 0.0, 1.0, 0.0, 0.0]]]
-    ast = pseudo_label_unseen(probs, labels, torch.tensor([1, 2]), "ast", temperature=2.0)
+    ast = pseudo_label_unseen(probs, labels, unseen, "ast", temperature=2.0)
     assert ast.labels.tolist() == [[[1, 1, 2, 255, 255]]]
     torch.testing.assert_close(
         ast.weights[0, 0, :3], annealed_weights(torch.tensor([0.8, 0.6, 0.6]), 2.0)
@@ -171,7 +177,7 @@ def test_weighted_cross_entropy_by_hand():
     )
 
 
-@pytest.mark.parametrize("sim_type", ["multihead_attention", "conv"])
+@pytest.mark.parametrize("sim_type", ["multihead_attention", "self_attention", "attention", "conv"])
 def test_sim_shapes_and_deterministic_latent_at_inference(sim_type):
     sim = SpatialInformationModule(
         8,
@@ -181,6 +187,7 @@ def test_sim_shapes_and_deterministic_latent_at_inference(sim_type):
         sim_type=sim_type,
         heads=2,
         feedforward=32,
+        hidden=8,
     )
     out = sim(torch.randn(2, 8, 5, 7))
     assert out.features.shape == (2, 16, 5, 7) and out.latent.shape == (2, 3, 5, 7)
@@ -188,6 +195,30 @@ def test_sim_shapes_and_deterministic_latent_at_inference(sim_type):
     sim.eval()
     x = torch.randn(1, 8, 4, 4)
     torch.testing.assert_close(sim(x).latent, sim(x).mean)
+
+
+def test_sim_variants_differ_where_the_paper_says():
+    def sim(sim_type, pe="relative", **kwargs):
+        return SpatialInformationModule(
+            8, PositionalEncoder(pe, dim=4), 16, 3, sim_type, 2, 32, 1, 8
+        )
+
+    def count(module):
+        return sum(p.numel() for p in module.parameters())
+
+    # (D) minus (C): the multi-head block's output projection, d x d + d (both have Q, K, V maps)
+    assert count(sim("multihead_attention")) - count(sim("self_attention")) == 16 * 16 + 16
+    # (B): three scales of dilation 1, 2, 5 and three attention maps
+    attention = sim("attention").blocks[0]
+    assert [c.dilation for c in attention.scales] == [(1, 1), (2, 2), (5, 5)]
+    assert attention.attention.out_channels == 3
+    # w/o SIM: no positional encoding, no reparameterisation, z ~ N(0, I), KL of zero
+    none = sim("none", pe="none")
+    out = none(torch.randn(2, 8, 5, 7))
+    assert out.latent.shape == (2, 3, 5, 7) and not hasattr(none, "mean")
+    assert (out.mean == 0).all() and (out.log_var == 0).all()
+    with pytest.raises(ValueError, match="POSITIONAL_ENCODING 'none'"):
+        sim("none")
 
 
 def test_random_relabel_keeps_regions_and_ignore():

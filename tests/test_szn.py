@@ -1,17 +1,24 @@
 """Seenmask Zero-shot Network: hand-derived losses (eq. 3, 4, 6), bilinear heads, SEI, the two
-training steps and the variants on a tiny model with real CamVid images."""
+training steps, the variants' label spaces on a tiny model with real CamVid images, the epoch
+schedule and the thesis's VOC data (section 6.1.1)."""
 
 from __future__ import annotations
 
+import importlib.util
 import math
+from pathlib import Path
 
+import numpy as np
 import pytest
+import scipy.io
 import torch
 import torch.nn.functional as F
 from detectron2.data import DatasetCatalog
+from PIL import Image
 
 from zsseg_d2.data import InferenceImageMapper, load_sem_seg
 from zsseg_d2.engine import load_config
+from zsseg_d2.engine.solver import iterations_for_epochs
 from zsseg_d2.engine.trainer import Trainer
 from zsseg_d2.methods.szn import (
     UpsamplingHead,
@@ -23,6 +30,9 @@ from zsseg_d2.methods.szn import (
 from zsseg_d2.methods.szn.segmentor import sei_scores
 
 TINY = "configs/szn/tiny/camvid_step1.yaml"
+CAMVID = ["sky", "building", "pole", "road", "pavement", "tree", "sign symbol", "fence", "car",
+          "pedestrian", "bicyclist"]  # fmt: skip
+TRAIN_SEEN = ["sky", "building", "pole", "road", "pavement", "sign symbol"]  # seen - train_unseen
 # two labelled pixels and one ignored: v = (1, 0) of class 0, v = (0, 2) of class 1
 EMBEDDINGS = torch.tensor([[1.0, 0.0, 9.0], [0.0, 2.0, 9.0]]).view(1, 2, 1, 3)
 LABELS = torch.tensor([[[0, 1, 255]]])
@@ -239,3 +249,118 @@ def test_train_net_runs_both_steps_and_evaluates_all_metrics(tmp_path, shared_da
     assert not torch.equal(
         first["head.heads.seenmask.score.weight"], second["head.heads.seenmask.score.weight"]
     )
+
+
+def _constant_head(head, bias: torch.Tensor) -> None:
+    """A head whose 1x1 convolution outputs ``bias`` at every pixel (before the upsampling)."""
+    with torch.no_grad():
+        head.score.weight.zero_()
+        head.score.bias.copy_(bias)
+
+
+def test_sei_unseen_group_is_u_and_train_unseen_by_name(val_input):
+    model = _model().eval()
+    assert model.test_vocabulary == CAMVID
+    seen_group = [name for name, s in zip(CAMVID, model.test_seen_group.tolist()) if s]
+    # section 5.1.1: "the unseen label set U should be appended with train_unseen"
+    assert seen_group == TRAIN_SEEN
+
+
+@pytest.mark.parametrize("seen_channel_wins", [True, False])
+def test_seenmask_channel_1_means_seen_at_inference(seen_channel_wins, val_input):
+    """Section 4.2: "a 1 indicates that a pixel belongs to a seen class": with the seenmask head
+    preferring channel 1 everywhere SEI picks the nearest train_seen class, with channel 0 the
+    nearest class of U and train_unseen."""
+    model = _model().eval()
+    vectors = model.test_class_vectors
+    road = vectors[CAMVID.index("road")]
+    _constant_head(model.head.heads["embedding"], road)
+    _constant_head(
+        model.head.heads["seenmask"], torch.tensor([0.0, 5.0] if seen_channel_wins else [5.0, 0.0])
+    )
+    with torch.no_grad():
+        label = model([val_input])[0]["sem_seg"].argmax(dim=0)
+    cosine = F.cosine_similarity(vectors, road[None], dim=1)
+    group = [n for n in CAMVID if (n in TRAIN_SEEN) == seen_channel_wins]
+    expected = max(group, key=lambda n: cosine[CAMVID.index(n)].item())
+    assert expected == "road" if seen_channel_wins else expected != "road"
+    assert (label == CAMVID.index(expected)).all()
+
+
+def test_fcn_s_outputs_are_the_seen_classes_in_vocabulary_order(camvid_batch, val_input):
+    """FCN-S is a softmax over S (train_seen and train_unseen, 8 classes) in the data set's order:
+    output k is the k-th seen class; U gets no score."""
+    model = _model(["MODEL.SZN.VARIANT", "fcn_s"]).eval()
+    seen = [n for n in CAMVID if n not in ("tree", "car", "bicyclist")]
+    assert model.head.heads["class_logits"].score.out_channels == len(seen) == 8
+    # training targets: data-set id -> position among the seen classes; U and void ignored
+    lut = model.softmax_lut[:11].tolist()
+    assert lut == [0, 1, 2, 3, 4, 255, 5, 6, 255, 7, 255]
+    for k in (0, 5, 7):  # sky, fence, pedestrian
+        _constant_head(model.head.heads["class_logits"], 10.0 * F.one_hot(torch.tensor(k), 8))
+        with torch.no_grad():
+            scores = model([val_input])[0]["sem_seg"]
+        assert (scores.argmax(dim=0) == CAMVID.index(seen[k])).all()
+        for name in ("tree", "car", "bicyclist"):
+            assert (scores[CAMVID.index(name)] == 0).all()
+
+
+def test_fcn_je_infers_among_all_classes(val_input):
+    """FCN-JE: the nearest class embedding over the whole evaluation vocabulary, U included."""
+    model = _model(["MODEL.SZN.VARIANT", "fcn_je"]).eval()
+    car = model.test_class_vectors[CAMVID.index("car")]
+    _constant_head(model.head.heads["embedding"], car)
+    with torch.no_grad():
+        label = model([val_input])[0]["sem_seg"].argmax(dim=0)
+    assert (label == CAMVID.index("car")).all()
+
+
+def test_epoch_schedule_counts_the_images_the_protocol_keeps(shared_data):
+    # "30 epochs with a batch size of 1 image": iterations = ceil(epochs x images / batch)
+    assert iterations_for_epochs(30, 8498, 1) == 254940
+    assert iterations_for_epochs(3, 367, 4) == 276  # 275.25 rounded up
+    # CamVid with "drop": 5 of the 367 training images hold no tree, car or bicyclist pixel
+    opts = ["MODEL.SZN.VARIANT", "fcn_s", "DATASETS.UNSEEN_IMAGES", "drop", "SOLVER.EPOCHS", 2,
+            "SOLVER.IMS_PER_BATCH", 1, "DATASETS.TEST", "()"]  # fmt: skip
+    trainer = Trainer(load_config(TINY, opts))
+    assert trainer.max_iter == trainer.cfg.SOLVER.MAX_ITER == 10
+
+
+def _prepare_voc_szn():
+    path = Path(__file__).resolve().parents[1] / "datasets" / "prepare_voc_szn.py"
+    spec = importlib.util.spec_from_file_location("prepare_voc_szn", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_prepare_voc_szn_writes_sbd_train_and_the_voc2011_val_without_sbd(tmp_path):
+    sbd, voc11 = tmp_path / "benchmark_RELEASE/dataset", tmp_path / "VOCdevkit/VOC2011"
+    (sbd / "cls").mkdir(parents=True)
+    (voc11 / "ImageSets/Segmentation").mkdir(parents=True)
+    (voc11 / "SegmentationClass").mkdir()
+    (sbd / "train.txt").write_text("2008_000001\n2008_000002\n")
+    (sbd / "val.txt").write_text("2008_000003\n")
+    # VOC 2011 val: one image in SBD train, one in SBD val, two in neither
+    (voc11 / "ImageSets/Segmentation/val.txt").write_text(
+        "2008_000002\n2008_000003\n2009_000004\n2010_000005\n"
+    )
+    for image_id, seg in (("2008_000001", [[0, 17], [255, 19]]), ("2008_000002", [[1, 1], [1, 1]])):
+        struct = {"Segmentation": np.array(seg, np.uint8), "Boundaries": np.zeros(1)}
+        scipy.io.savemat(sbd / "cls" / f"{image_id}.mat", {"GTcls": struct})
+    for image_id in ("2009_000004", "2010_000005", "2008_000002", "2008_000003"):
+        Image.fromarray(np.array([[0, 20], [255, 17]], np.uint8)).save(
+            voc11 / "SegmentationClass" / f"{image_id}.png"
+        )
+    counts = _prepare_voc_szn().main(["--root", str(tmp_path)])
+    assert counts == {"sbd_train": 2, "voc11_val": 2}
+    out = tmp_path / "VOCdevkit/VOC2012/SegmentationClass21"
+    assert sorted(p.stem for p in (out / "voc11_val").glob("*.png")) == [
+        "2009_000004",
+        "2010_000005",
+    ]
+    # 21-way: background 0 stays a class, sheep 17, void 255
+    assert np.asarray(Image.open(out / "sbd_train/2008_000001.png")).tolist() == [
+        [0, 17],
+        [255, 19],
+    ]

@@ -1,7 +1,10 @@
-"""ZS3Net stages: losses per stage, what trains, confident-sample selection, inference, errors."""
+"""ZS3Net stages: losses per stage with hand-derived values (weighted CE, ZS-MMD over unseen classes,
+which pixels get generated features), what trains, confident-sample selection, the ZS-MMD start,
+the equal-weight ablation, inference, errors, the paper configs' chain."""
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import pytest
@@ -124,17 +127,127 @@ def test_images_with_unseen_pixels_train_the_classifier_on_generated_features_on
     )
 
 
-def test_unseen_classes_weigh_more_in_the_classifier_loss():
-    torch.manual_seed(1)
-    heavy = _model("generator", unseen_class_weight=100.0).train()
-    torch.manual_seed(1)
-    light = _model("generator", unseen_class_weight=1.0).train()
-    light.load_state_dict(heavy.state_dict())
-    torch.manual_seed(2)
-    heavy_loss = heavy(_batch(with_unseen=True))["loss_sem_seg"]
-    torch.manual_seed(2)
-    light_loss = light(_batch(with_unseen=True))["loss_sem_seg"]
-    assert heavy_loss.item() != pytest.approx(light_loss.item(), rel=1e-3)
+def test_unseen_classes_weigh_100_in_the_classifier_cross_entropy():
+    """With a constant classifier (weights 0, biases b) every pixel has p = softmax(b): the loss is
+    sum_i w(y_i) (-log p(y_i)) / sum_i w(y_i), w = 100 for unseen classes and 1 for seen ones."""
+    model = _model("generator", unseen_class_weight=100.0).train()
+    bias = torch.tensor([0.5, -1.0, 2.0, 0.0])
+    with torch.no_grad():
+        model.classifier.weight.zero_()
+        model.classifier.bias.copy_(bias)
+    batch = _batch(with_unseen=True)  # per image: 24x16 road, 24x16 sky, 8x32 tree (unseen), 1 void
+    label = batch[0]["sem_seg"]
+    counts = [int((label == c).sum()) for c in range(4)]
+    assert counts == [16 * 24, 16 * 24, 32 * 8 - 1, 0]  # road, sky, tree (one void pixel), car
+    nll = -torch.log_softmax(bias, dim=0)
+    weights = [1.0, 1.0, 100.0, 100.0]
+    expected = sum(w * n * x for w, n, x in zip(weights, counts, nll.tolist())) / sum(
+        w * n for w, n in zip(weights, counts)
+    )
+    loss = model(batch)["loss_sem_seg"].item()
+    assert loss == pytest.approx(expected, rel=1e-5)
+
+
+class _EmbeddingProjection(torch.nn.Module):
+    """A deterministic stand-in for the GMMN: feature = 10 * embedding[:8] + 1 (no noise)."""
+
+    embed_dim = EMBED_DIM
+
+    def forward(self, embeddings, noise=None):
+        padded = torch.nn.functional.pad(embeddings, (0, 8 - embeddings.shape[1]))
+        return 10.0 * padded + 1.0
+
+
+def test_every_labelled_pixel_of_an_image_with_unseen_pixels_gets_its_class_feature():
+    """ZS3Net's step: an image holding unseen pixels is classified on generated features only, at
+    every labelled pixel from the pixel's own class (seen pixels too); ignored pixels are 0; an
+    image without unseen pixels keeps its real features."""
+    model = _model("generator").train()
+    model.generator = _EmbeddingProjection()
+    seen_only, with_unseen = _batch(with_unseen=False)[0], _batch(with_unseen=True)[0]
+    captured = {}
+
+    def capture(features, size):
+        captured["features"] = features
+        return torch.zeros(features.shape[0], 4, *size)
+
+    model._logits = capture
+    model([seen_only, with_unseen])
+    images = model.preprocess([seen_only, with_unseen])
+    real = model.backbone(images.tensor)["dense"]
+    used = captured["features"]
+    assert torch.equal(used[0], real[0])  # no unseen pixel: real features
+    small = torch.nn.functional.interpolate(
+        with_unseen["sem_seg"][None, None].float(), size=used.shape[-2:], mode="nearest"
+    )[0, 0].long()
+    class_feature = 10.0 * torch.eye(4, 8) + 1.0  # embeddings are the rows of eye(4, 6)
+    for y in range(used.shape[-2]):
+        for x in range(used.shape[-1]):
+            c = int(small[y, x])
+            expected = torch.zeros(8) if c == 255 else class_feature[c]
+            assert torch.equal(used[1, :, y, x], expected), (y, x, c)
+    assert (small == 0).any() and (small == 2).any()
+
+
+def _zs_mmd_by_eq2(a, c, b, bandwidths):
+    """Eq. 2 as the paper writes it, with explicit double sums."""
+
+    def k(x, y):
+        return sum(math.exp(-float(((x - y) ** 2).sum()) / (2 * s)) for s in bandwidths)
+
+    q, p, total = len(a), len(b), float(c.sum())
+    aa = sum(c[i] * c[j] * k(a[i], a[j]) for i in range(q) for j in range(q)) / total**2
+    ab = sum(c[i] * k(a[i], b[j]) for i in range(q) for j in range(p)) * 2 / (p * total)
+    bb = sum(k(b[i], b[j]) for i in range(p) for j in range(p)) / p**2
+    return float(aa - ab + bb)
+
+
+@pytest.mark.parametrize("equal_weight", [False, True])
+def test_zs_mmd_is_the_mean_over_unseen_classes_of_eq2(equal_weight):
+    """The ZS-MMD term: the mean over the unseen classes (tree, car) of eq. 2, with a = the
+    generated features predicted as their class with c_i > tau and b = the generated batch; in
+    the equal-weight ablation a is an independent second batch, all weights 1 (nonzero loss)."""
+    tau = 0.4
+    model = _model("recursive", confidence_threshold=tau,
+                   equal_weight=equal_weight).train()  # fmt: skip
+    model.generator.eval()  # no dropout: the noise alone is random
+    _class2_classifier(model, 3.0)
+    bandwidths = model.bandwidths
+    torch.manual_seed(5)
+    loss = model._recursive_loss()
+    torch.manual_seed(5)  # the same draws, by hand
+    terms, selected = [], []
+    with torch.no_grad():
+        for c in (2, 3):
+            emb = model.class_embeddings[c].expand(16, -1)
+            b = model.generator(emb)
+            if equal_weight:
+                a, conf = model.generator(emb), torch.ones(16)
+            else:
+                probs = torch.softmax(
+                    b @ model.classifier.weight.flatten(1).t() + model.classifier.bias, 1
+                )
+                keep = (probs.argmax(1) == c) & (probs[:, c] > tau)
+                a, conf = b[keep], probs[keep, c]
+            selected.append(len(a))
+            terms.append(_zs_mmd_by_eq2(a, conf, b, bandwidths) if len(a) else 0.0)
+    if not equal_weight:
+        assert selected[0] > 0 and selected[1] == 0  # only class 2 is ever predicted
+    assert loss.item() == pytest.approx(sum(terms) / 2, rel=1e-4, abs=1e-7)
+    assert loss.item() > 1e-6
+    loss.backward()
+    assert _grads(model.generator) and model.classifier.weight.grad is None
+
+
+def test_zs_mmd_joins_after_the_start_iteration_and_the_count_is_saved():
+    model = _model("recursive", zs_mmd_start_iter=2, confidence_threshold=0.5).train()
+    _class2_classifier(model, 3.0)
+    values = [model(_batch(with_unseen=False))["loss_zs_mmd"].item() for _ in range(3)]
+    assert values[0] == values[1] == 0.0 and values[2] > 0  # ZS3Net's training, then ZS-MMD
+    assert int(model.stage_iteration) == 3 and "stage_iteration" in model.state_dict()
+    resumed = _model("recursive", zs_mmd_start_iter=2, confidence_threshold=0.5)
+    resumed.load_state_dict(model.state_dict())
+    assert int(resumed.stage_iteration) == 3  # a resumed run does not restart the count
 
 
 def _class2_classifier(model: ZS3Net, scale: float) -> None:
@@ -159,30 +272,16 @@ def test_recursive_stage_adds_zs_mmd_scaled_by_gamma_and_training_only_the_gener
     assert _grads(model.generator) and model.classifier.weight.grad is None
 
 
-def test_all_samples_confident_with_equal_weights_gives_no_gradient():
-    # a = b and every c_i = 1: eq. 2 is MMD(b, b) = 0 with a zero gradient, which is why the
-    # "equal weight" ablation (Table III) keeps the confident selection and only drops the weights.
-    model = _model("recursive", confidence_threshold=0.0, equal_weight=True).train()
+def test_equal_weight_selects_every_feature_of_an_independent_batch():
+    # Table III "Equal Weight": all generated features, weights 1. Taken from the batch b itself,
+    # eq. 2 would be MMD(b, b) = 0 with no gradient; a is drawn independently, so it trains G.
+    model = _model("recursive", confidence_threshold=0.99, equal_weight=True).train()
     with torch.no_grad():
         model.classifier.weight.zero_()
-        model.classifier.bias.copy_(torch.tensor([0.0, 0.0, 20.0, 40.0]))  # class 3 always wins
-    loss = model._recursive_loss()  # class 2: nothing selected; class 3: everything selected
+        model.classifier.bias.copy_(torch.tensor([0.0, 0.0, 20.0, 40.0]))  # tau never passed by 2
+    loss = model._recursive_loss()
     loss.backward()
-    assert loss.item() == pytest.approx(0.0, abs=1e-6) and not _grads(model.generator)
-
-
-def test_equal_weight_changes_the_loss_only_through_the_weights():
-    model = _model("recursive", confidence_threshold=0.0).train()
-    model.generator.eval()  # no dropout: the same generated batch for both calls
-    with torch.no_grad():
-        model.classifier.weight.zero_()
-        model.classifier.weight[2, :, 0, 0] = 1.0  # confidences vary with the features
-    torch.manual_seed(4)
-    weighted = model._recursive_loss()
-    model.equal_weight = True
-    torch.manual_seed(4)
-    equal = model._recursive_loss()
-    assert weighted.item() != pytest.approx(equal.item(), rel=1e-4)
+    assert loss.item() > 1e-6 and _grads(model.generator)
 
 
 def test_inference_returns_dense_probabilities_at_the_output_size():
@@ -329,8 +428,12 @@ def test_paper_configs_chain_the_stages_with_the_papers_split_tau_and_gamma(data
         for name in ("1_segmentation", "2_zs3net", "3_zs_mmd")
     ]
     assert [c.MODEL.STAGE for c in stages] == ["segmentation", "generator", "recursive"]
-    for previous, current in zip(stages, stages[1:]):
-        assert current.MODEL.WEIGHTS == f"{previous.OUTPUT_DIR}/model_final.pth"
+    # both the ZS3Net row (stage 2) and the ZS-MMD row (stage 3) start from stage 1's weights and
+    # train the classifier equally long; stage 3 adds ZS-MMD after ZS_MMD_START_ITER iterations
+    for current in stages[1:]:
+        assert current.MODEL.WEIGHTS == f"{stages[0].OUTPUT_DIR}/model_final.pth"
+    assert stages[1].SOLVER.MAX_ITER == stages[2].SOLVER.MAX_ITER
+    assert 0 < stages[2].MODEL.ZS3NET.ZS_MMD_START_ITER < stages[2].SOLVER.MAX_ITER
     assert (
         stages[0].DATASETS.UNSEEN_IMAGES == "drop"
         and stages[1].INPUT.DATASET_MAPPER_NAME == "zs_full_label"

@@ -123,6 +123,12 @@ def _add_input_config(cfg: CN) -> None:
     cfg.INPUT.COLOR_AUG_SSD = True
     cfg.INPUT.SIZE_DIVISIBILITY = -1  # pad training crops to this size (-1: no padding)
     cfg.INPUT.CROP.SINGLE_CATEGORY_MAX_AREA = 1.0
+    # Random Gaussian blur of training images (ZS3Net's augmentation): with probability PROB, a
+    # blur of standard deviation drawn uniformly in [0, MAX_SIGMA) pixels.
+    blur = cfg.INPUT.GAUSSIAN_BLUR = CN()
+    blur.ENABLED = False
+    blur.PROB = 0.5
+    blur.MAX_SIGMA = 1.0
     # True: training skips an image/label pair that cannot be read (logged and counted) and takes
     # another image; False: the first one stops training with an error naming the file.
     cfg.INPUT.SKIP_UNREADABLE = False
@@ -142,6 +148,9 @@ def _add_solver_config(cfg: CN) -> None:
     cfg.SOLVER.BACKBONE_MULTIPLIER = 0.1
     cfg.SOLVER.WEIGHT_DECAY_EMBED = 0.0
     cfg.SOLVER.POLY_LR_POWER = 0.9  # for SOLVER.LR_SCHEDULER_NAME "WarmupPolyLR"
+    # > 0: train this many epochs; SOLVER.MAX_ITER becomes ceil(EPOCHS x images / IMS_PER_BATCH),
+    # the images of DATASETS.TRAIN counted after DATASETS.UNSEEN_IMAGES (0: SOLVER.MAX_ITER as set).
+    cfg.SOLVER.EPOCHS = 0
     # A second optimizer for the parameters of the named top-level modules (e.g. SIGN's
     # ["generator", "discriminator"]): its own algorithm and a constant learning rate; the
     # schedule applies to the first one only. [] = one optimizer for everything.
@@ -180,7 +189,8 @@ def _add_vgg_config(cfg: CN) -> None:
 
 
 def _add_deeplab_config(cfg: CN) -> None:
-    # DeepLab backbones (build_deeplab_v3plus_backbone, build_deeplab_v2_backbone); the ResNet
+    # DeepLab backbones (build_deeplab_v3plus_backbone, build_deeplab_v3_backbone,
+    # build_deeplab_v2_backbone); the ResNet
     # trunk reads MODEL.RESNETS (DEPTH 50/101/152, widths, NORM) and MODEL.BACKBONE.FREEZE_AT.
     deeplab = cfg.MODEL.DEEPLAB = CN()
     # Bottleneck blocks of res2..res5 ([]: from MODEL.RESNETS.DEPTH); for tiny models.
@@ -196,6 +206,10 @@ def _add_deeplab_config(cfg: CN) -> None:
     deeplab.ASPP_DROPOUT = 0.1
     deeplab.LOW_LEVEL_CHANNELS = 48
     deeplab.OUT_CHANNELS = 256
+    # Dropout after each of the decoder's two 3x3 convolutions ([]: none; ZS3Net's code: [0.5, 0.1]).
+    deeplab.DECODER_DROPOUT = []
+    # DeepLab-v3 (build_deeplab_v3_backbone): the trunk at OUTPUT_STRIDE and ASPP (ASPP_CHANNELS,
+    # ASPP_DILATIONS, ASPP_DROPOUT, MULTI_GRID); the ASPP output is the feature, no decoder.
     # DeepLab-v2: trunk at output stride 8, ASPP-L summing 3x3 convolutions with these dilations.
     deeplab.V2_OUTPUT_STRIDE = 8
     deeplab.V2_DILATIONS = [6, 12, 18, 24]

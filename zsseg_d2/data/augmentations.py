@@ -75,6 +75,27 @@ class ColorAugSSD(T.Augmentation):
         return T.ColorTransform(op)
 
 
+class RandomGaussianBlur(T.Augmentation):
+    """With probability ``prob``, a Gaussian blur of the image (not the label) whose standard
+    deviation is drawn uniformly in [0, ``max_sigma``) pixels."""
+
+    def __init__(self, prob: float = 0.5, max_sigma: float = 1.0):
+        super().__init__()
+        if not 0.0 <= prob <= 1.0 or max_sigma <= 0:
+            raise ValueError(
+                f"INPUT.GAUSSIAN_BLUR needs PROB in [0, 1] and MAX_SIGMA > 0, got {prob}, {max_sigma}"
+            )
+        self._init(locals())
+
+    def get_transform(self, image: np.ndarray) -> T.Transform:
+        if np.random.rand() >= self.prob:
+            return T.NoOpTransform()
+        sigma = float(np.random.uniform(0.0, self.max_sigma))
+        if sigma == 0.0:
+            return T.NoOpTransform()
+        return T.ColorTransform(functools.partial(cv2.GaussianBlur, ksize=(0, 0), sigmaX=sigma))
+
+
 def build_augmentations(cfg: CfgNode, is_train: bool, ignore_label: int) -> list[T.Augmentation]:
     """Training: resize shortest edge (INPUT.MIN_SIZE_TRAIN, sampled by
     INPUT.MIN_SIZE_TRAIN_SAMPLING), crop with at most INPUT.CROP.SINGLE_CATEGORY_MAX_AREA of one
@@ -98,5 +119,8 @@ def build_augmentations(cfg: CfgNode, is_train: bool, ignore_label: int) -> list
         )
     if cfg.INPUT.COLOR_AUG_SSD:
         augs.append(ColorAugSSD(cfg.INPUT.FORMAT))
+    blur = cfg.INPUT.GAUSSIAN_BLUR
+    if blur.ENABLED:
+        augs.append(RandomGaussianBlur(blur.PROB, blur.MAX_SIGMA))
     augs.append(T.RandomFlip())
     return augs

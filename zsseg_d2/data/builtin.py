@@ -6,12 +6,17 @@ the metadata as prompt names (``unseen_classes`` is a subset of ``stuff_classes`
 - COCO-Stuff-164k, 171 classes, 156 seen / 15 unseen (the GZS3 split of the paper);
 - Pascal VOC 2012 + SBD, 20 classes (background ignored), 15 seen / 5 unseen;
 - Pascal VOC 2012 + SBD, 21 classes (background a class, as ZS3Net and SZN), with the SZN thesis's
-  unseen sets U of its (9, 2, 10) and (17, 2, 2) splits; Pascal Context 33 with U of (31, 2, 2);
+  unseen sets U of its (9, 2, 10) and (17, 2, 2) splits, also on the thesis's own data (section
+  6.1.1: SBD train, 8498 images; VOC 2011 val minus SBD train and val); Pascal Context 33 with U of
+  (31, 2, 2), and with no unseen class (the thesis's Table 2 baselines);
 - Pascal VOC 2012 + SBD (21 classes) and Pascal Context 60 (59 + background) with ZS3Net's
   K = 2, 4, 6, 8, 10 unseen classes;
 - CamVid (local, 11 classes), 8 seen / 3 unseen: tree (a stuff class, 9.7% of training pixels),
   car (a frequent thing, 5.9%) and bicyclist (a rare thing, 0.3%), so that the unseen side mixes
   stuff, frequent and rare classes as COCO-Stuff's does;
+- COCO-Stuff with all 182 ids, 167 seen / 15 unseen (the Relation Network's label space);
+- CUB-200-2011, background and 200 species, 150 seen / 50 unseen species (the Relation Network's
+  binary ZLSS; written by datasets/prepare_cub.py);
 - open-vocabulary evaluation sets without a split: Pascal Context 59 / 459, ADE20K 150 / 847,
   VOC-20.
 """
@@ -54,6 +59,9 @@ SZN_UNSEEN = {
     "szn_17-2-2": ("sheep", "train"),
     "szn_21-0-0": (),  # no unseen class: the supervised baselines of Table 2
 }
+# Evaluation-only split of Table 6: the (9, 2, 10) model scored with "the unseen metrics only
+# apply to the two unseen classes of sheep and train".
+SZN_EVAL_UNSEEN = {"szn_9-2-2": ("sheep", "train")}
 PASCAL_CONTEXT_33_UNSEEN = ("sheep", "train")  # U of the thesis's (31, 2, 2) split
 PASCAL_CONTEXT_33_SIGN_UNSEEN = ("cow", "motorbike", "sofa", "cat")  # SIGN's / CaGNet's 4 unseen
 # ZS3Net's and the recursive-training paper's splits: the first K of this list unseen, K = 2..10.
@@ -101,12 +109,15 @@ def _synthetic_fields() -> dict:
 def _register_prepared() -> None:
     """Data sets under $DETECTRON2_DATASETS, in the layout of datasets/README.md."""
     coco = class_fields(load_class_list("coco_stuff_171"), COCO_STUFF_UNSEEN)
+    coco_182 = class_fields(load_class_list("coco_stuff_182"), COCO_STUFF_UNSEEN)
     for split in ("train2017", "val2017"):
         files = SplitFiles(DATASETS_ENV, f"coco/{split}", f"coco/stuffthingmaps_zsseg/{split}")
         register_sem_seg(f"coco_stuff_171_{split[:-4]}", files, coco)
+        raw = SplitFiles(DATASETS_ENV, f"coco/{split}", f"coco/stuffthingmaps_trainval2017/{split}")
+        register_sem_seg(f"coco_stuff_182_{split[:-4]}", raw, coco_182)  # as downloaded
 
     voc = load_class_list("voc_20")
-    for split in ("train_aug", "val"):
+    for split in ("train", "train_aug", "val"):
         files = SplitFiles(
             DATASETS_ENV,
             "VOCdevkit/VOC2012/JPEGImages",
@@ -118,6 +129,7 @@ def _register_prepared() -> None:
 
     _register_voc21()
     _register_zs3net_splits()
+    _register_cub()
 
     pc_images = "VOCdevkit/VOC2010/JPEGImages"
     pc33 = class_fields(load_class_list("pascal_context_33"), PASCAL_CONTEXT_33_UNSEEN)
@@ -128,6 +140,8 @@ def _register_prepared() -> None:
             load_class_list("pascal_context_33"), PASCAL_CONTEXT_33_SIGN_UNSEEN
         )
         register_sem_seg(f"pascal_context_33_sign_{split}", files, pc33_sign, **VOC_LABEL_FIELDS)
+        pc33_all = class_fields(load_class_list("pascal_context_33"))
+        register_sem_seg(f"pascal_context_33_all_{split}", files, pc33_all, **VOC_LABEL_FIELDS)
     register_sem_seg(
         "pascal_context_59_val",
         SplitFiles(DATASETS_ENV, pc_images, "pascal_context/labels_59/val"),
@@ -167,17 +181,50 @@ def _register_prepared() -> None:
 
 
 def _register_voc21() -> None:
-    """VOC with background as class 0 (21-way): ``voc21_<split key>_{train_aug,val}`` per key of
-    :data:`SZN_UNSEEN` (labels written by datasets/prepare_voc_sbd.py)."""
+    """VOC with background as class 0 (21-way), per key of :data:`SZN_UNSEEN`:
+    ``voc21_<key>_{train_aug,val}`` (VOC 2012 + SBD, datasets/prepare_voc_sbd.py) and the SZN
+    thesis's own data ``voc21_<key>_sbd_train`` (SBD train) and ``voc21_<key>_voc11_val`` (VOC 2011
+    val minus SBD train and val), written by datasets/prepare_voc_szn.py."""
     voc21 = load_class_list("voc_21")
-    for key, unseen in SZN_UNSEEN.items():
-        for split in ("train_aug", "val"):
+    folders = {
+        "train_aug": "train_aug",
+        "val": "val",
+        "sbd_train": "sbd_train",
+        "voc11_val": "voc11_val",
+    }
+    splits = [(key, unseen, list(folders)) for key, unseen in SZN_UNSEEN.items()]
+    splits += [(key, unseen, ["voc11_val"]) for key, unseen in SZN_EVAL_UNSEEN.items()]
+    for key, unseen, names in splits:
+        for split in names:
             files = SplitFiles(
                 DATASETS_ENV,
                 "VOCdevkit/VOC2012/JPEGImages",
-                f"VOCdevkit/VOC2012/SegmentationClass21/{split}",
+                f"VOCdevkit/VOC2012/SegmentationClass21/{folders[split]}",
             )
             register_sem_seg(f"voc21_{key}_{split}", files, class_fields(voc21, unseen))
+
+
+def _cub_fields() -> dict:
+    """CUB's classes (background and the 200 species) and its 50 unseen species, from the files
+    datasets/prepare_cub.py writes."""
+    root = data_root(DATASETS_ENV) / "cub"
+    paths = [root / "class_names.txt", root / "unseen_classes.txt"]
+    for path in paths:
+        if not path.is_file():
+            raise missing_data_error(path, DATASETS_ENV, "CUB class list (datasets/prepare_cub.py)")
+    names, unseen = (read_names_file(path) for path in paths)
+    unknown = [n for n in unseen if n not in names]
+    if unknown:
+        raise ValueError(f"unseen CUB classes {unknown} of {paths[1]} are not in {paths[0]}")
+    return {"stuff_classes": names, "raw_class_names": names, "unseen_classes": unseen}
+
+
+def _register_cub() -> None:
+    """``cub_{train,test}``: CUB-200-2011 images of the seen (train) and unseen (test) species,
+    label 0 background and k the k-th species (datasets/prepare_cub.py)."""
+    for split in ("train", "test"):
+        files = SplitFiles(DATASETS_ENV, f"cub/images/{split}", f"cub/labels/{split}")
+        register_sem_seg(f"cub_{split}", files, _cub_fields)
 
 
 def _register_zs3net_splits() -> None:

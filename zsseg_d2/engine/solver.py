@@ -3,6 +3,8 @@ optionally with a second optimizer for some modules (``SOLVER.SECOND_OPTIMIZER``
 
 from __future__ import annotations
 
+import logging
+import math
 from collections.abc import Sequence
 
 import torch
@@ -14,6 +16,8 @@ from fvcore.common.param_scheduler import PolynomialDecayParamScheduler
 from torch import nn
 
 from .joint_optimizer import JointOptimizer
+
+logger = logging.getLogger(__name__)
 
 _NORM_TYPES = (
     nn.modules.batchnorm._BatchNorm,
@@ -132,3 +136,30 @@ def build_lr_scheduler(cfg: CfgNode, optimizer: torch.optim.Optimizer):
         cfg.SOLVER.WARMUP_METHOD,
     )
     return LRMultiplier(optimizer, multiplier=schedule, max_iter=cfg.SOLVER.MAX_ITER)
+
+
+def iterations_for_epochs(epochs: float, num_images: int, images_per_batch: int) -> int:
+    """Iterations that show each of ``num_images`` images ``epochs`` times at the batch size."""
+    if epochs <= 0 or num_images <= 0 or images_per_batch <= 0:
+        raise ValueError(
+            f"an epoch schedule needs positive SOLVER.EPOCHS, images and SOLVER.IMS_PER_BATCH, got "
+            f"{epochs}, {num_images}, {images_per_batch}"
+        )
+    return math.ceil(epochs * num_images / images_per_batch)
+
+
+def with_epoch_schedule(cfg: CfgNode, num_images: int) -> CfgNode:
+    """``cfg`` with SOLVER.MAX_ITER set from SOLVER.EPOCHS (> 0) and the training image count."""
+    if cfg.SOLVER.EPOCHS <= 0:
+        return cfg
+    cfg = cfg.clone()
+    cfg.defrost()
+    cfg.SOLVER.MAX_ITER = iterations_for_epochs(
+        cfg.SOLVER.EPOCHS, num_images, cfg.SOLVER.IMS_PER_BATCH
+    )
+    logger.info(
+        f"SOLVER.EPOCHS {cfg.SOLVER.EPOCHS} x {num_images} training images / "
+        f"{cfg.SOLVER.IMS_PER_BATCH} per batch: SOLVER.MAX_ITER = {cfg.SOLVER.MAX_ITER}"
+    )
+    cfg.freeze()
+    return cfg

@@ -1,6 +1,7 @@
 """``Trainer``: Detectron2's ``DefaultTrainer`` with zsseg_d2's data, optimizer and evaluation.
 
 Differences from ``DefaultTrainer``: the zero-shot training mapper and an image-only test mapper,
+an epoch schedule (``SOLVER.EPOCHS``), a model's ``before_training`` pass over the training images,
 AdamW with a backbone multiplier and a poly schedule, DDP that also works on CPU processes (gloo),
 atomically written checkpoints that include the optimizer, a stop naming the iteration on a NaN
 loss, and evaluation that switches the model's vocabulary to each evaluated data set's class names
@@ -21,7 +22,7 @@ from detectron2.data import (
     build_detection_train_loader,
 )
 from detectron2.engine import AMPTrainer, DefaultTrainer, SimpleTrainer, create_ddp_model
-from detectron2.engine.train_loop import TrainerBase
+from detectron2.engine.train_loop import HookBase, TrainerBase
 from detectron2.evaluation import inference_on_dataset, print_csv_format
 from detectron2.utils import comm
 from torch.nn.parallel import DistributedDataParallel
@@ -29,7 +30,7 @@ from torch.nn.parallel import DistributedDataParallel
 from ..data import InferenceImageMapper, build_dataset_mapper, training_dataset_dicts
 from ..evaluation import TRANSFER_SETS, build_evaluator, format_gzs3_table, format_transfer_table
 from .checkpoint import Checkpointer
-from .solver import build_lr_scheduler, build_optimizer
+from .solver import build_lr_scheduler, build_optimizer, with_epoch_schedule
 from .stage_weights import check_stage_weights
 
 logger = logging.getLogger(__name__)
@@ -48,10 +49,26 @@ def use_amp(cfg: CfgNode) -> bool:
     return cfg.SOLVER.AMP.ENABLED
 
 
+class BeforeTraining(HookBase):
+    """Calls the model's ``before_training(data_loader)``, if it has one, once the weights are
+    loaded: a method that needs a pass over the training data first (SIGN's ST thresholds) gets
+    a function returning a loader of the training images (test-time resizing, training labels)."""
+
+    def __init__(self, cfg: CfgNode):
+        self.cfg = cfg
+
+    def before_train(self) -> None:
+        prepare = getattr(unwrap(self.trainer.model), "before_training", None)
+        if prepare is not None:
+            prepare(lambda: Trainer.build_data_pass_loader(self.cfg))
+
+
 class Trainer(DefaultTrainer):
     def __init__(self, cfg: CfgNode):
         TrainerBase.__init__(self)
         cfg = DefaultTrainer.auto_scale_workers(cfg, comm.get_world_size())
+        if cfg.SOLVER.EPOCHS > 0:  # SOLVER.MAX_ITER from the training images left by the protocol
+            cfg = with_epoch_schedule(cfg, len(training_dataset_dicts(cfg)))
         model = self.build_model(cfg)
         optimizer = self.build_optimizer(cfg, model)
         data_loader = self.build_train_loader(cfg)
@@ -115,6 +132,17 @@ class Trainer(DefaultTrainer):
         return build_detection_train_loader(
             cfg, mapper=build_dataset_mapper(cfg, is_train=True), dataset=dataset
         )
+
+    @classmethod
+    def build_data_pass_loader(cls, cfg: CfgNode):
+        """One pass over the training images (this process's share), one image per batch, with
+        the training mapper's labels and the test-time resizing."""
+        return build_detection_test_loader(
+            dataset=training_dataset_dicts(cfg), mapper=build_dataset_mapper(cfg, is_train=False)
+        )
+
+    def build_hooks(self) -> list[HookBase]:
+        return [BeforeTraining(self.cfg), *super().build_hooks()]
 
     @classmethod
     def build_test_loader(cls, cfg: CfgNode, dataset_name: str):

@@ -1,23 +1,39 @@
 """The Relation Network (Zhang & Khriyenko): the meta-architecture ``RelationNet``
 (``segmentor.py``), its options (``config.py``), the word-embedding and relation modules, episode
-sampling, binary ZLSS and the BCE of eq. 5 (``loss.py``)."""
+sampling (multi-class episodes, binary ZLSS pairs) and the BCE of eq. 5 (``loss.py``)."""
 
-from .binary import binary_intersection_union, binary_prediction
 from .config import add_relation_net_config
-from .episodes import EPISODE_POOLS, EpisodeTargets, episode_targets, sample_episode
-from .modules import RelationHead, RelationModule, WordEmbeddingModule
+from .episodes import (
+    EPISODE_POOLS,
+    BinaryTargets,
+    EpisodeTargets,
+    binary_targets,
+    episode_targets,
+    sample_episode,
+)
+from .modules import (
+    RELATION_MODULES,
+    ConvRelationModule,
+    RelationHead,
+    UNetRelationModule,
+    WordEmbeddingModule,
+    build_relation_head,
+)
 from .segmentor import RelationNet
 
 __all__ = [
     "RelationNet",
     "add_relation_net_config",
-    "binary_intersection_union",
-    "binary_prediction",
     "EPISODE_POOLS",
+    "BinaryTargets",
     "EpisodeTargets",
+    "binary_targets",
     "episode_targets",
     "sample_episode",
+    "RELATION_MODULES",
+    "ConvRelationModule",
     "RelationHead",
-    "RelationModule",
+    "UNetRelationModule",
     "WordEmbeddingModule",
+    "build_relation_head",
 ]

@@ -11,7 +11,11 @@ from ...config import register_method_config
 @register_method_config
 def add_relation_net_config(cfg: CN) -> None:
     rn = cfg.MODEL.RELATION_NET = CN()
-    rn.IN_FEATURE = "dense"  # image embedding module output (U-Net VGG-16 or DeepLab-v3)
+    # "unet_decoder": a U-Net decoder per (image, class) pair on the VGG-16 encoder's maps (Fig. 6,
+    # backbone build_vgg16_encoder_backbone); "conv": convolutions on one dense map IN_FEATURE
+    # (Fig. 7, DeepLab-v3), the logits upsampled.
+    rn.RELATION_MODULE = "unet_decoder"
+    rn.IN_FEATURE = "dense"  # the "conv" relation module's input map
     rn.WORD_HIDDEN = (
         256  # FC word-embedding module: embedding -> hidden -> hidden, tiled over H x W
     )
@@ -20,6 +24,10 @@ def add_relation_net_config(cfg: CN) -> None:
     # "all": drawn from all classes, then the unseen dropped (the paper's Sec. IV-D); "seen": drawn
     # from the seen classes only (always EPISODE_CLASSES classes).
     rn.EPISODE_POOL = "all"
-    rn.BINARY = False  # binary ZLSS mode: inference also returns "binary_sem_seg" (r >= BINARY_THRESHOLD per class)
+    # Binary ZLSS (the CUB protocol): one pair per image, its target class against the background,
+    # in training and at inference (the target read from the image's label file); a pixel is the
+    # target when r >= BINARY_THRESHOLD, else BINARY_BACKGROUND (a class of the data set).
+    rn.BINARY = False
     rn.BINARY_THRESHOLD = 0.5
+    rn.BINARY_BACKGROUND = "background"
     rn.CLASS_CHUNK = 32  # classes scored per relation-module pass at inference (memory bound)

@@ -1,19 +1,32 @@
-"""The Relation Network's modules for segmentation (Zhang & Khriyenko, Sec. III-B, Fig. 7-9).
+"""The Relation Network's modules for segmentation (Zhang & Khriyenko, Sec. III-B, Fig. 6-9).
 
 r_{i,j,k,c} = g(f_1(v_c) ⊕ f_2(x_{i,j,k})) (eq. 4): the word-embedding module f_1 (FC layers on the
 class vector, tiled over the feature map), the image-embedding module f_2 (a backbone), and the
-relation module g (convolutions on the concatenation, one sigmoid score per pixel and class).
+relation module g, one sigmoid score per pixel and (image, class) pair. Two relation modules:
 
-g starts with a 1x1 convolution of the concatenation [f_2(x); tiled f_1(v_c)]. That convolution is
-linear, so it equals W_x f_2(x) + W_v f_1(v_c): the visual part is computed once per image and the
-class part once per class, and the (image, class) pairs are formed by a broadcast sum instead of
-materialising B x C concatenated maps (the same numbers, far less memory at U-Net's stride 1).
+- "unet_decoder" (Fig. 6, the U-Net rows): "relation module uses the same structure as the decoder
+  of U-Net": for each pair, the VGG-16 encoder's pool5 map ⊕ the tiled class features goes through
+  a U-Net decoder with the encoder's skip connections, up to the input resolution, then a 1x1
+  convolution to the logit;
+- "conv" (Fig. 7, the DeepLab rows: "FC layers as word embeddings and upsampling and CNN layers
+  as relation module"): on one dense map, a 1x1 convolution of the concatenation, a 3x3
+  convolution and a 1x1 convolution to the logit; the model upsamples the logits. The first
+  1x1 convolution is linear, so it is computed as W_x f_2(x) + W_v f_1(v_c): the visual part once
+  per image, the class part once per class (the same numbers, no B x C concatenated maps).
+
+A pair is (image ``image_index[p]``, class features ``semantic[p]``): all B x C pairs at
+inference and in a multi-class episode, one pair per image in binary ZLSS.
 """
 
 from __future__ import annotations
 
 import torch
+from detectron2.layers import ShapeSpec
 from torch import nn
+
+from ...modeling.backbone import UNetDecoder
+
+RELATION_MODULES = ("unet_decoder", "conv")
 
 
 class WordEmbeddingModule(nn.Module):
@@ -32,14 +45,14 @@ class WordEmbeddingModule(nn.Module):
         return self.net(class_vectors)
 
 
-class RelationModule(nn.Module):
-    """g: (visual map, class features) pairs -> one relation logit per pixel and pair.
+class ConvRelationModule(nn.Module):
+    """g on one dense map ``in_feature``: logits ``[P, h, w]`` at that map's stride."""
 
-    1x1 convolution of the concatenation (as the sum of its two parts), then 3x3 convolutions with
-    batch norm and ReLU, then a 1x1 convolution to the logit (sigmoid gives r in (0, 1))."""
-
-    def __init__(self, visual_channels: int, semantic_channels: int, channels: int):
+    def __init__(
+        self, in_feature: str, visual_channels: int, semantic_channels: int, channels: int
+    ):
         super().__init__()
+        self.in_feature = in_feature
         self.visual_proj = nn.Conv2d(visual_channels, channels, 1)
         self.semantic_proj = nn.Linear(semantic_channels, channels, bias=False)
         self.body = nn.Sequential(
@@ -51,28 +64,95 @@ class RelationModule(nn.Module):
             nn.Conv2d(channels, 1, 1),
         )
 
-    def fused_pairs(self, visual: torch.Tensor, semantic: torch.Tensor) -> torch.Tensor:
-        """The first 1x1 convolution on every (image, class) concatenation: ``[B * C, R, h, w]``."""
-        pairs = (
-            self.visual_proj(visual)[:, None] + self.semantic_proj(semantic)[None, :, :, None, None]
+    def fused_pairs(
+        self, visual: torch.Tensor, semantic: torch.Tensor, image_index: torch.Tensor
+    ) -> torch.Tensor:
+        """The first 1x1 convolution on each pair's concatenation: ``[P, R, h, w]``."""
+        return (
+            self.visual_proj(visual)[image_index] + self.semantic_proj(semantic)[:, :, None, None]
         )
-        return pairs.flatten(0, 1)
 
-    def forward(self, visual: torch.Tensor, semantic: torch.Tensor) -> torch.Tensor:
-        logits = self.body(self.fused_pairs(visual, semantic))[:, 0]
-        return logits.view(visual.shape[0], semantic.shape[0], *logits.shape[-2:])
+    def forward(
+        self, features: dict[str, torch.Tensor], semantic: torch.Tensor, image_index: torch.Tensor
+    ) -> torch.Tensor:
+        return self.body(self.fused_pairs(features[self.in_feature], semantic, image_index))[:, 0]
+
+
+class UNetRelationModule(nn.Module):
+    """g as a U-Net decoder per pair over the VGG-16 encoder's maps: logits ``[P, H, W]``."""
+
+    def __init__(self, shapes: dict[str, ShapeSpec], semantic_channels: int):
+        super().__init__()
+        missing = [k for k in ("pool5", *(f"block{i}" for i in range(1, 6))) if k not in shapes]
+        if missing:
+            raise ValueError(
+                f"MODEL.RELATION_NET.RELATION_MODULE 'unet_decoder' needs the VGG-16 encoder's maps "
+                f"(MODEL.BACKBONE.NAME build_vgg16_encoder_backbone); the backbone lacks {missing}"
+            )
+        self.skip_names = [f"block{i}" for i in range(5, 0, -1)]
+        self.decoder = UNetDecoder(
+            shapes["pool5"].channels + semantic_channels,
+            [shapes[name].channels for name in self.skip_names],
+        )
+        self.score = nn.Conv2d(shapes["block1"].channels, 1, 1)
+
+    def forward(
+        self, features: dict[str, torch.Tensor], semantic: torch.Tensor, image_index: torch.Tensor
+    ) -> torch.Tensor:
+        bottom = features["pool5"][image_index]
+        tiled = semantic[:, :, None, None].expand(-1, -1, *bottom.shape[-2:])
+        skips = [features[name][image_index] for name in self.skip_names]
+        return self.score(self.decoder(torch.cat([bottom, tiled], dim=1), skips))[:, 0]
 
 
 class RelationHead(nn.Module):
-    """f_1 and g together: visual ``[B, V, h, w]`` and class vectors ``[C, E]`` -> relation logits
-    ``[B, C, h, w]`` (r = their sigmoid)."""
+    """f_1 and g together: backbone maps and class vectors -> relation logits (r = sigmoid)."""
 
-    def __init__(
-        self, visual_channels: int, embed_dim: int, word_hidden: int, relation_channels: int
-    ):
+    def __init__(self, word_embedding: WordEmbeddingModule, relation: nn.Module):
         super().__init__()
-        self.word_embedding = WordEmbeddingModule(embed_dim, word_hidden)
-        self.relation = RelationModule(visual_channels, word_hidden, relation_channels)
+        self.word_embedding, self.relation = word_embedding, relation
 
-    def forward(self, visual: torch.Tensor, class_vectors: torch.Tensor) -> torch.Tensor:
-        return self.relation(visual, self.word_embedding(class_vectors))
+    def forward(
+        self, features: dict[str, torch.Tensor], class_vectors: torch.Tensor
+    ) -> torch.Tensor:
+        """Every (image, class) pair: ``[B, C, h, w]``."""
+        batch = next(iter(features.values())).shape[0]
+        classes = len(class_vectors)
+        semantic = self.word_embedding(class_vectors)
+        image_index = torch.arange(batch, device=semantic.device).repeat_interleave(classes)
+        logits = self.relation(features, semantic.repeat(batch, 1), image_index)
+        return logits.view(batch, classes, *logits.shape[-2:])
+
+    def paired(
+        self, features: dict[str, torch.Tensor], class_vectors: torch.Tensor
+    ) -> torch.Tensor:
+        """Image b with class vector b only (binary ZLSS): ``[B, 1, h, w]``."""
+        semantic = self.word_embedding(class_vectors)
+        image_index = torch.arange(len(class_vectors), device=semantic.device)
+        return self.relation(features, semantic, image_index)[:, None]
+
+
+def build_relation_head(
+    relation_module: str,
+    shapes: dict[str, ShapeSpec],
+    in_feature: str,
+    embed_dim: int,
+    word_hidden: int,
+    relation_channels: int,
+) -> RelationHead:
+    """The head of ``MODEL.RELATION_NET.RELATION_MODULE`` over a backbone of ``shapes``."""
+    if relation_module not in RELATION_MODULES:
+        raise ValueError(
+            f"MODEL.RELATION_NET.RELATION_MODULE must be one of {RELATION_MODULES}, got {relation_module!r}"
+        )
+    if relation_module == "unet_decoder":
+        relation = UNetRelationModule(shapes, word_hidden)
+    else:
+        if in_feature not in shapes:
+            raise ValueError(
+                f"MODEL.RELATION_NET.IN_FEATURE {in_feature!r} is not a backbone output; it has {sorted(shapes)}"
+            )
+        relation = ConvRelationModule(
+            in_feature, shapes[in_feature].channels, word_hidden, relation_channels
+        )
+    return RelationHead(WordEmbeddingModule(embed_dim, word_hidden), relation)

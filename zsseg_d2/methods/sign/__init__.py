@@ -10,8 +10,9 @@ from .self_training import (
     SELF_TRAINING_MODES,
     PseudoLabels,
     annealed_weights,
+    confidence_histogram,
+    fraction_thresholds,
     pseudo_label_unseen,
-    top_fraction_mask,
 )
 from .sim import SIM_TYPES, SIMOutput, SpatialInformationModule, reparameterize
 from .transfer import random_relabel
@@ -29,7 +30,8 @@ __all__ = [
     "PseudoLabels",
     "annealed_weights",
     "pseudo_label_unseen",
-    "top_fraction_mask",
+    "confidence_histogram",
+    "fraction_thresholds",
     "random_relabel",
     "SIM_TYPES",
     "SIMOutput",

@@ -18,10 +18,13 @@ def add_sign_config(cfg: CN) -> None:
     sign.PE_DIM = 300  # d_model per direction (eq. 11-14); the encoding has 2 * PE_DIM channels
     sign.PE_SCALE = 512.0  # c of eq. 15-16
     sign.PE_TRAIN_SIZE = (41, 41)  # training feature size, for "absolute_interp" at test time
-    sign.SIM_TYPE = "multihead_attention"  # "multihead_attention" (Table 2 best) | "conv"
-    sign.SIM_BLOCKS = 1  # residual attention (or conv) blocks in the encoding module
+    # "multihead_attention" (Table 2 "Multi SA", the paper's) | "self_attention" | "attention" |
+    # "conv" | "none" (Table 4 "w/o SIM": no PE, z ~ N(0, I)); see sim.py
+    sign.SIM_TYPE = "multihead_attention"
+    sign.SIM_BLOCKS = 1  # residual blocks in the encoding module
     sign.SIM_HEADS = 8
-    sign.SIM_FEEDFORWARD = 1024
+    sign.SIM_FEEDFORWARD = 1024  # feed-forward width of the (multi-head) self-attention blocks
+    sign.SIM_HIDDEN = 256  # channels inside the conv / attention blocks
     sign.FEATURE_DIM = 600  # channels of F_x (and of the synthetic features)
     sign.LATENT_DIM = 300  # channels of z
     sign.GENERATOR_HIDDEN = 600
@@ -31,5 +34,11 @@ def add_sign_config(cfg: CN) -> None:
     sign.ADV_WEIGHT = 1.0  # weight of L_adv (eq. 8)
     sign.MMD_MAX_PIXELS = 512  # pixels per class sampled for the O(n^2) kernel sums of eq. 6
     sign.SELF_TRAINING = "none"  # "none" | "st" (top fraction, ZS3Net) | "ast" (eq. 17)
-    sign.ST_FRACTION = 0.75  # ST: the most confident fraction of each unseen class's pixels
+    # ST: the most confident fraction of each unseen class's pseudo labels over the training set
+    # ("uses only the most confident 75% pseudo labels", Sec. 1): a pass over the training images
+    # at the start of the stage gives a confidence threshold per unseen class.
+    sign.ST_FRACTION = 0.75
+    # ST thresholds, one per unseen class in vocabulary order ([]: computed by that pass; set them,
+    # e.g. from the pass's log line, to skip it).
+    sign.ST_THRESHOLDS = []
     sign.AST_TEMPERATURE = 2.0  # T of eq. 17

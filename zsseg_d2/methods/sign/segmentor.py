@@ -10,11 +10,17 @@ steps, chosen by ``MODEL.STAGE`` (each step starts from the previous one's weigh
   features, as the paper does ("the networks and losses do not overlap");
 - "transfer": E, SIM and G frozen; C learns from real features (seen ground truth) and synthetic
   features G(e ⊕ z) of a random pseudo ground truth including unseen classes (eq. 9-10);
-- "self_training": the transfer objective plus CE on unlabeled pixels that the model predicts as
-  unseen, weighted by ST (top fraction) or AST (eq. 17).
+- "self_training": the transfer objective plus CE on unlabeled pixels that the transfer model
+  predicts as unseen (its classifier kept frozen as the labeler), weighted by ST (the top fraction
+  of each unseen class's pseudo labels over the training set, thresholds from a pass over it at
+  the start: :meth:`SIGN.before_training`) or AST (eq. 17).
 """
 
 from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+from typing import Callable
 
 import torch
 import torch.nn.functional as F
@@ -26,9 +32,16 @@ from ...modeling.segmentor import ZeroShotSegmentor
 from .generator import FeatureDiscriminator, FeatureGenerator
 from .losses import adversarial_loss, kl_to_standard_normal, per_class_mmd, weighted_cross_entropy
 from .positional_encoding import PositionalEncoder
-from .self_training import SELF_TRAINING_MODES, pseudo_label_unseen
+from .self_training import (
+    SELF_TRAINING_MODES,
+    confidence_histogram,
+    fraction_thresholds,
+    pseudo_label_unseen,
+)
 from .sim import SpatialInformationModule
 from .transfer import random_relabel
+
+logger = logging.getLogger(__name__)
 
 
 def pixels_last(x: torch.Tensor) -> torch.Tensor:
@@ -57,6 +70,7 @@ class SIGN(ZeroShotSegmentor):
         adv_weight: float = 1.0,
         mmd_max_pixels: int = 512,
         st_fraction: float = 0.75,
+        st_thresholds: tuple[float, ...] = (),
         ast_temperature: float = 2.0,
         **base,
     ):
@@ -83,6 +97,18 @@ class SIGN(ZeroShotSegmentor):
         to_seen = torch.full((256,), self.ignore_value, dtype=torch.long)
         to_seen[seen] = torch.arange(len(seen))
         self.register_buffer("to_seen_index", to_seen, persistent=False)
+        # Self-training: the classifier the stage starts from, frozen, labels the unseen pixels
+        # (NaN until copied), and ST's per-class thresholds (NaN until the pass over the data).
+        nan = float("nan")
+        self.register_buffer("labeler_weight", torch.full_like(self.classifier.weight, nan))
+        self.register_buffer("labeler_bias", torch.full_like(self.classifier.bias, nan))
+        if st_thresholds and len(st_thresholds) != len(unseen):
+            raise ValueError(
+                f"MODEL.SIGN.ST_THRESHOLDS needs one value per unseen class {list(self.split.unseen)}, "
+                f"got {list(st_thresholds)}"
+            )
+        thresholds = torch.tensor(list(st_thresholds) or [nan] * len(unseen), dtype=torch.float)
+        self.register_buffer("st_thresholds", thresholds)
         if self.stage != "train":  # only C learns after the training step; SIM keeps sampling z
             self.freeze(self.backbone)
             self.freeze(self.sim, self.generator, self.discriminator, eval_mode=False)
@@ -109,6 +135,7 @@ class SIGN(ZeroShotSegmentor):
             sign.SIM_HEADS,
             sign.SIM_FEEDFORWARD,
             sign.SIM_BLOCKS,
+            sign.SIM_HIDDEN,
         )
         embed_dim = args["semantic_source"].dim
         return {
@@ -125,6 +152,7 @@ class SIGN(ZeroShotSegmentor):
             "adv_weight": sign.ADV_WEIGHT,
             "mmd_max_pixels": sign.MMD_MAX_PIXELS,
             "st_fraction": sign.ST_FRACTION,
+            "st_thresholds": tuple(sign.ST_THRESHOLDS),
             "ast_temperature": sign.AST_TEMPERATURE,
         }
 
@@ -137,16 +165,59 @@ class SIGN(ZeroShotSegmentor):
         ids = [self.train_vocabulary.index(name) for name in self.test_vocabulary]
         self.test_class_ids = torch.tensor(ids, dtype=torch.long, device=self.device)
 
-    def losses(self, batched_inputs: list[dict]) -> dict[str, torch.Tensor]:
-        """The stage's weighted losses."""
+    def _features_and_labels(self, batched_inputs: list[dict]) -> tuple[torch.Tensor, torch.Tensor]:
+        """E(x) and the labels nearest-resized to its resolution (where the losses are taken)."""
         images = self.preprocess(batched_inputs)
         features = self.backbone(images.tensor)[self.in_feature]
         labels = self.padded_labels(batched_inputs, images)
         labels = F.interpolate(labels[:, None].float(), size=features.shape[-2:], mode="nearest")
-        labels = labels[:, 0].long()
+        return features, labels[:, 0].long()
+
+    def losses(self, batched_inputs: list[dict]) -> dict[str, torch.Tensor]:
+        """The stage's weighted losses."""
+        features, labels = self._features_and_labels(batched_inputs)
         if self.stage == "train":
             return self._training_step_losses(features, labels)
         return self._transfer_losses(features, labels)
+
+    def before_training(self, data_loader: Callable[[], Iterable[list[dict]]]) -> None:
+        """Run by the trainer once the stage's weights are loaded: the self-training stage keeps
+        its starting classifier as the labeler and, for ST, computes the per-class thresholds
+        over one pass of ``data_loader()`` (the training images, unseen pixels unlabeled)."""
+        if self.stage != "self_training":
+            return
+        self._ensure_labeler()
+        if self.self_training != "st" or not self.st_thresholds.isnan().any():
+            return
+        histogram = None
+        with torch.no_grad():
+            for batched_inputs in data_loader():
+                features, labels = self._features_and_labels(batched_inputs)
+                probs = self._labeler_probs(self.sim(features).features)
+                counts = confidence_histogram(probs, labels, self.unseen_ids, self.ignore_value)
+                histogram = counts if histogram is None else histogram + counts
+        if histogram is None:
+            raise ValueError("ST thresholds: the training data loader gave no image")
+        if torch.distributed.is_available() and torch.distributed.is_initialized():
+            torch.distributed.all_reduce(histogram)
+        self.st_thresholds.copy_(fraction_thresholds(histogram, self.st_fraction).float())
+        logger.info(
+            f"ST thresholds (top {self.st_fraction:.0%} of each unseen class's "
+            f"{histogram.sum(1).tolist()} pseudo labels): MODEL.SIGN.ST_THRESHOLDS "
+            f"{[round(t, 4) for t in self.st_thresholds.tolist()]}"
+        )
+
+    def _ensure_labeler(self) -> None:
+        if self.labeler_weight.isnan().any():
+            with torch.no_grad():
+                self.labeler_weight.copy_(self.classifier.weight)
+                self.labeler_bias.copy_(self.classifier.bias)
+
+    def _labeler_probs(self, features: torch.Tensor) -> torch.Tensor:
+        """Softmax of the frozen starting classifier on F_x ``[B, D, h, w]``."""
+        self._ensure_labeler()
+        logits = pixels_last(features).matmul(self.labeler_weight.t()).add(self.labeler_bias)
+        return logits.permute(0, 3, 1, 2).softmax(dim=1)
 
     def inference(self, batched_inputs: list[dict]) -> list[dict]:
         """Per image ``sem_seg`` [C, H, W]: softmax over the evaluation vocabulary's classes."""
@@ -215,12 +286,20 @@ class SIGN(ZeroShotSegmentor):
             ),
         }
         if self.self_training != "none":
+            if self.self_training == "st" and self.st_thresholds.isnan().any():
+                raise ValueError(
+                    "SIGN's ST thresholds are not computed: train through tools/train_net.py (the "
+                    "trainer runs SIGN.before_training, a pass over the training images) or set "
+                    "MODEL.SIGN.ST_THRESHOLDS"
+                )
+            with torch.no_grad():
+                probs = self._labeler_probs(out.features)
             pseudo = pseudo_label_unseen(
-                logits.detach().softmax(dim=1),
+                probs,
                 labels,
                 self.unseen_ids,
                 self.self_training,
-                self.st_fraction,
+                self.st_thresholds,
                 self.ast_temperature,
                 self.ignore_value,
             )

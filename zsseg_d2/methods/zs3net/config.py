@@ -29,5 +29,11 @@ def add_zs3net_config(cfg: CN) -> None:
         0.7  # tau: generated features kept when predicted right with c_i > tau
     )
     zs3.ZS_MMD_WEIGHT = 0.0125  # gamma, the scale of the ZS-MMD loss (VOC K = 4, 6, 8: 1/80)
-    # Table III ablation: the same confident features, each with weight 1 instead of c_i.
+    # Stage "recursive": iterations of ZS3Net's training (no ZS-MMD) before the ZS-MMD loss joins,
+    # counted by the model from the stage's start ("We first train our proposed model following
+    # the original training procedure proposed by ZS3Net", sec. III). 0: ZS-MMD from the start.
+    zs3.ZS_MMD_START_ITER = 0
+    # Table III ablation "Equal Weight" ("we first select all pseudo-features and weigh them
+    # equally"): a of eq. 2 is a second generated batch, all selected, weights 1, drawn
+    # independently of b (with a = b the loss would be identically 0).
     zs3.EQUAL_WEIGHT = False

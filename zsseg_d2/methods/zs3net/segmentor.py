@@ -10,9 +10,11 @@ each, every stage starting from the previous stage's weights (``MODEL.STAGE``):
   an image, to match the real features of that class (MMD, eq. 1); the classifier is retrained
   over all classes on real features of images without unseen pixels and on generated features
   (at every labelled pixel) of images with unseen pixels;
-- ``"recursive"`` (ZS-MMD): as ``"generator"``, plus, per unseen class, generated features that
-  the classifier assigns to their class with confidence above tau are pseudo-labels for the
-  generator through the confidence-weighted ZS-MMD (eq. 2), scaled by gamma.
+- ``"recursive"`` (ZS-MMD): as ``"generator"``, plus, from iteration ``zs_mmd_start_iter`` of the
+  stage on, per unseen class, generated features that the classifier assigns to their class with
+  confidence above tau are pseudo-labels for the generator through the confidence-weighted ZS-MMD
+  (eq. 2), scaled by gamma. It starts from the segmentation stage's weights and runs as long as
+  the generator stage, so the ZS3Net and ZS-MMD rows train the classifier equally long.
 
 Where unseen pixels are comes from the ground truth (ZS3Net's protocol): the data set mapper
 ``"zs_full_label"`` keeps unseen labels; configs/zs3net/README.md discusses this protocol.
@@ -61,6 +63,7 @@ class ZS3Net(ZeroShotSegmentor):
         confidence_threshold: float = 0.7,
         zs_mmd_weight: float = 1.0 / 80,
         equal_weight: bool = False,
+        zs_mmd_start_iter: int = 0,
         generator_images: str = "unseen_free",
         **base,
     ):
@@ -82,7 +85,10 @@ class ZS3Net(ZeroShotSegmentor):
         self.confidence_threshold = confidence_threshold
         self.zs_mmd_weight = zs_mmd_weight
         self.equal_weight = equal_weight
+        self.zs_mmd_start_iter = zs_mmd_start_iter
         self.generator_images = generator_images
+        # training iterations of this stage so far (saved, so a resumed run keeps counting)
+        self.register_buffer("stage_iteration", torch.zeros((), dtype=torch.long))
         unseen = torch.zeros(len(self.train_vocabulary), dtype=torch.bool)
         unseen[self.split.unseen_ids] = True
         self.register_buffer("unseen", unseen, persistent=False)
@@ -111,6 +117,7 @@ class ZS3Net(ZeroShotSegmentor):
             "confidence_threshold": zs3.CONFIDENCE_THRESHOLD,
             "zs_mmd_weight": zs3.ZS_MMD_WEIGHT,
             "equal_weight": zs3.EQUAL_WEIGHT,
+            "zs_mmd_start_iter": zs3.ZS_MMD_START_ITER,
             "generator_images": zs3.GENERATOR_IMAGES,
         }
 
@@ -134,7 +141,13 @@ class ZS3Net(ZeroShotSegmentor):
             features = self.backbone(images.tensor)["dense"]
         losses = self._generative_losses(features, labels)
         if self.stage == "recursive":
-            losses["loss_zs_mmd"] = self.zs_mmd_weight * self._recursive_loss()
+            zs_mmd = (
+                self._recursive_loss()
+                if self.stage_iteration >= self.zs_mmd_start_iter
+                else self.zero_loss(self.generator)
+            )
+            losses["loss_zs_mmd"] = self.zs_mmd_weight * zs_mmd
+        self.stage_iteration += 1
         return losses
 
     def _logits(self, features: torch.Tensor, size) -> torch.Tensor:
@@ -208,19 +221,24 @@ class ZS3Net(ZeroShotSegmentor):
         return generated
 
     def _recursive_loss(self) -> torch.Tensor:
-        """Mean over unseen classes of the ZS-MMD (eq. 2) between the confident generated features
-        (weights c_i, or 1 with ``equal_weight``) and the generated batch they come from."""
+        """Mean over unseen classes of the ZS-MMD (eq. 2) between a = the confident generated
+        features (c_i > tau, predicted as their class) with weights c_i and b = the generated batch
+        they come from; with ``equal_weight`` (Table III), a = a second, independent generated
+        batch, all selected, weights 1."""
         terms = []
         for c in self.unseen.nonzero().flatten():
-            generated = self.generator(self.class_embeddings[c].expand(self.generator_batch, -1))
-            probs = F.linear(
-                generated, self.classifier.weight.flatten(1), self.classifier.bias
-            ).softmax(dim=1)
-            confident = select_confident(probs, int(c), self.confidence_threshold)
-            weights = (
-                torch.ones_like(probs[confident, c]) if self.equal_weight else probs[confident, c]
-            )
-            terms.append(zs_mmd_loss(generated[confident], weights, generated, self.bandwidths))
+            embeddings = self.class_embeddings[c].expand(self.generator_batch, -1)
+            generated = self.generator(embeddings)
+            if self.equal_weight:
+                pseudo = self.generator(embeddings)
+                weights = torch.ones(len(pseudo), device=self.device)
+            else:
+                probs = F.linear(
+                    generated, self.classifier.weight.flatten(1), self.classifier.bias
+                ).softmax(dim=1)
+                confident = select_confident(probs, int(c), self.confidence_threshold)
+                pseudo, weights = generated[confident], probs[confident, c]
+            terms.append(zs_mmd_loss(pseudo, weights, generated, self.bandwidths))
         return torch.stack(terms).mean()
 
     def inference(self, batched_inputs: list[dict]) -> list[dict]:

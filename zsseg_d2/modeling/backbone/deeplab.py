@@ -7,6 +7,10 @@ per-pixel feature that a 1x1 classifier (or a semantic projection) reads.
   ZS-MMD training (Wang et al., section III-A): ResNet at output stride 16, ASPP, and the decoder
   that fuses the stride-4 features; the output is the decoder's 256-channel map at stride 4, the
   feature before the final 1x1 pixel classifier.
+- DeepLab-v3 (Chen et al. 2017, "Rethinking atrous convolution"), the Relation Network's image
+  embedding (Zhang & Khriyenko, Fig. 7: torchvision's DeepLab-v3 "removing its last 4 classifier
+  layers", i.e. up to its ASPP): ResNet at output stride 8 or 16 and ASPP; the ASPP output is the
+  feature.
 - DeepLab-v2 (Chen et al. 2017): ResNet at output stride 8 and ASPP-L, four parallel 3x3
   convolutions with dilations 6, 12, 18, 24 whose outputs are summed; the sum is the feature.
 
@@ -129,8 +133,14 @@ class DeepLabV3PlusBackbone(Backbone):
         low_level_channels: int,
         out_channels: int,
         norm: str,
+        decoder_dropout: Sequence[float] = (),
     ):
         super().__init__()
+        if len(decoder_dropout) not in (0, 2):
+            raise ValueError(
+                "MODEL.DEEPLAB.DECODER_DROPOUT must be [] or one rate per decoder convolution "
+                f"(2), got {list(decoder_dropout)}"
+            )
         self.trunk = trunk
         shapes = trunk.output_shape()
         self.aspp = ASPP(
@@ -149,26 +159,23 @@ class DeepLabV3PlusBackbone(Backbone):
             norm=get_norm(norm, low_level_channels),
             activation=F.relu,
         )
-        self.fuse = nn.Sequential(
-            Conv2d(
-                aspp_channels + low_level_channels,
-                out_channels,
-                3,
-                padding=1,
-                bias=False,
-                norm=get_norm(norm, out_channels),
-                activation=F.relu,
-            ),
-            Conv2d(
-                out_channels,
-                out_channels,
-                3,
-                padding=1,
-                bias=False,
-                norm=get_norm(norm, out_channels),
-                activation=F.relu,
-            ),
-        )
+        fuse_in = [aspp_channels + low_level_channels, out_channels]
+        layers = []
+        for index, in_channels in enumerate(fuse_in):
+            layers.append(
+                Conv2d(
+                    in_channels,
+                    out_channels,
+                    3,
+                    padding=1,
+                    bias=False,
+                    norm=get_norm(norm, out_channels),
+                    activation=F.relu,
+                )
+            )
+            if decoder_dropout:
+                layers.append(nn.Dropout(decoder_dropout[index]))
+        self.fuse = nn.Sequential(*layers)
         self._out_channels = out_channels
         self._stride = shapes["res2"].stride
 
@@ -185,6 +192,38 @@ class DeepLabV3PlusBackbone(Backbone):
 
     def output_shape(self) -> dict[str, ShapeSpec]:
         return {"dense": ShapeSpec(channels=self._out_channels, stride=self._stride)}
+
+
+class DeepLabV3Backbone(Backbone):
+    """ResNet (``output_stride``) -> ASPP -> ``"dense"`` at the trunk's output stride."""
+
+    def __init__(
+        self,
+        trunk: ResNet,
+        *,
+        aspp_channels: int,
+        aspp_dilations: Sequence[int],
+        aspp_dropout: float,
+        norm: str,
+    ):
+        super().__init__()
+        self.trunk = trunk
+        res5 = trunk.output_shape()["res5"]
+        self.aspp = ASPP(
+            res5.channels,
+            aspp_channels,
+            list(aspp_dilations),
+            norm=norm,
+            activation=F.relu,
+            dropout=aspp_dropout,
+        )
+        self._shape = ShapeSpec(channels=aspp_channels, stride=res5.stride)
+
+    def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        return {"dense": self.aspp(self.trunk(x)["res5"])}
+
+    def output_shape(self) -> dict[str, ShapeSpec]:
+        return {"dense": self._shape}
 
 
 class ASPPv2(nn.Module):
@@ -238,6 +277,28 @@ def build_deeplab_v3plus_backbone(cfg: CfgNode, input_shape: ShapeSpec) -> Backb
         aspp_dropout=deeplab.ASPP_DROPOUT,
         low_level_channels=deeplab.LOW_LEVEL_CHANNELS,
         out_channels=deeplab.OUT_CHANNELS,
+        norm=deeplab.NORM,
+        decoder_dropout=deeplab.DECODER_DROPOUT,
+    )
+
+
+@BACKBONE_REGISTRY.register()
+def build_deeplab_v3_backbone(cfg: CfgNode, input_shape: ShapeSpec) -> Backbone:
+    """DeepLab-v3 from ``MODEL.RESNETS`` (trunk) and ``MODEL.DEEPLAB`` (output stride, multi-grid,
+    ASPP); no decoder."""
+    deeplab = cfg.MODEL.DEEPLAB
+    if len(deeplab.ASPP_DILATIONS) != 3:
+        raise ValueError(
+            f"MODEL.DEEPLAB.ASPP_DILATIONS must hold 3 dilations, got {list(deeplab.ASPP_DILATIONS)}"
+        )
+    trunk = build_dilated_resnet(
+        cfg, input_shape, deeplab.OUTPUT_STRIDE, ("res5",), deeplab.MULTI_GRID
+    )
+    return DeepLabV3Backbone(
+        trunk,
+        aspp_channels=deeplab.ASPP_CHANNELS,
+        aspp_dilations=deeplab.ASPP_DILATIONS,
+        aspp_dropout=deeplab.ASPP_DROPOUT,
         norm=deeplab.NORM,
     )
 

@@ -5,6 +5,10 @@ The encoder is :class:`VGG16Encoder` (the 13 conv layers, no fc6/fc7); the decod
 from pool5 to the input resolution: at each of the 5 steps a 2x transposed convolution, the
 encoder map of that stride concatenated (the U-Net skip), and two 3x3 conv + ReLU layers of that
 map's width. One output, ``"dense"``: BASE_CHANNELS channels at stride 1.
+
+``build_vgg16_encoder_backbone`` gives the encoder alone, for a relation module that runs the
+U-Net decoder itself on every (image, class) pair (the Relation Network's Fig. 6): the block
+outputs ``"block1"`` .. ``"block5"`` (strides 1 .. 16) and ``"pool5"`` (stride 32).
 """
 
 from __future__ import annotations
@@ -73,6 +77,38 @@ class UNetVGG16(Backbone):
 def build_unet_vgg16_backbone(cfg: CfgNode, input_shape: ShapeSpec) -> UNetVGG16:
     """U-Net on VGG-16 (``MODEL.VGG``; ImageNet weights for the encoder only): ``"dense"``, stride 1."""
     model = UNetVGG16(cfg.MODEL.VGG.BASE_CHANNELS)
+    if cfg.MODEL.VGG.PRETRAINED:
+        load_torchvision_vgg16(model.encoder, cfg.MODEL.VGG.PRETRAINED)
+    return model
+
+
+class VGG16EncoderBackbone(Backbone):
+    """VGG-16's conv blocks: ``"block1"``.. ``"block5"`` before pooling and ``"pool5"``."""
+
+    def __init__(self, base_channels: int = 64):
+        super().__init__()
+        self.encoder = VGG16Encoder(base_channels)
+
+    def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        skips, bottom = self.encoder(x)
+        return {**{f"block{i + 1}": skip for i, skip in enumerate(skips)}, "pool5": bottom}
+
+    def output_shape(self) -> dict[str, ShapeSpec]:
+        channels = self.encoder.block_channels
+        shapes = {
+            f"block{i + 1}": ShapeSpec(channels=c, stride=2**i) for i, c in enumerate(channels)
+        }
+        return {**shapes, "pool5": ShapeSpec(channels=channels[-1], stride=32)}
+
+    @property
+    def size_divisibility(self) -> int:
+        return 32
+
+
+@BACKBONE_REGISTRY.register()
+def build_vgg16_encoder_backbone(cfg: CfgNode, input_shape: ShapeSpec) -> VGG16EncoderBackbone:
+    """VGG-16's 13 conv layers (``MODEL.VGG``, ImageNet weights): the multi-scale block outputs."""
+    model = VGG16EncoderBackbone(cfg.MODEL.VGG.BASE_CHANNELS)
     if cfg.MODEL.VGG.PRETRAINED:
         load_torchvision_vgg16(model.encoder, cfg.MODEL.VGG.PRETRAINED)
     return model
