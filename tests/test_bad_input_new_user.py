@@ -3,7 +3,8 @@ key and the value. Cases (issue section: test):
 
 Silent wrong results
 - test vocabulary not matched to the data set: ``test_evaluation_vocabulary_is_matched_by_name``
-  (any order gives the same numbers; missing, extra or repeated names are errors), all methods;
+  (any order gives the same numbers; missing, extra or repeated names are errors), all methods,
+  and ``test_evaluator_reads_scores_in_vocabulary_order`` (GZS3 and ZLSS);
 - checkpoints with other templates or another CLIP: ``test_text_record_mismatch_is_refused``,
   all methods;
 - a 12-bit image in a 16-bit file: ``test_image_bit_depth_is_read_from_the_data``;
@@ -40,7 +41,7 @@ import numpy as np
 import pytest
 import torch
 from detectron2.data import DatasetCatalog, MetadataCatalog
-from method_reference import REPO, write_fixture_images
+from method_reference import REPO, seeded_init, write_fixture_images
 from PIL import Image
 
 from zsseg_d2.data import build_dataset_mapper, load_sem_seg, register_spec_file
@@ -49,6 +50,7 @@ from zsseg_d2.data.sem_seg_io import read_image
 from zsseg_d2.engine import Trainer, argument_parser, load_config, setup
 from zsseg_d2.engine.checkpoint import Checkpointer, load_trained_weights
 from zsseg_d2.engine.output_dir import evaluation_folder
+from zsseg_d2.evaluation import GZS3Evaluator
 from zsseg_d2.modeling.clip import create_clip_model
 from zsseg_d2.modeling.semantic import validate_class_names
 
@@ -127,6 +129,10 @@ def _config(method: str, data: dict, *opts):
     return load_config(str(REPO / "configs" / METHODS[method]), [*data["opts"], *opts])
 
 
+def _file_source(data: dict, name: str) -> list:
+    return ["MODEL.SEMANTIC.SOURCE", "file", "MODEL.SEMANTIC.FILES", f"('{data['root'] / name}',)"]
+
+
 @pytest.fixture(scope="module")
 def checkpoints(data) -> dict[str, Path]:
     """One checkpoint per method, random weights, its config's text settings."""
@@ -140,30 +146,48 @@ def checkpoints(data) -> dict[str, Path]:
 
 # ------------------------------------------------------------------ every method
 @pytest.mark.parametrize("method", METHODS)
-def test_evaluation_vocabulary_is_matched_by_name(method, data, checkpoints, tmp_path):
-    """Predicted ids index the evaluation vocabulary, labels the data set's classes: any order of
-    the names gives the same numbers; a missing, extra or repeated name is an error listing them."""
-    out = ["OUTPUT_DIR", str(tmp_path)]
-    model = Trainer.build_model(_config(method, data))
-    load_trained_weights(model, str(checkpoints[method]))
-    own = Trainer.test(_config(method, data, *out), model)["newuser_val"]["sem_seg"]
-    reordered = _config(method, data, *out, "MODEL.VOCABULARY.TEST", str(NAMES[::-1]))
-    reversed_names = Trainer.test(reordered, model)["newuser_val"]["sem_seg"]
-    assert model.test_vocabulary == NAMES[::-1]
-    assert json.dumps(reversed_names, sort_keys=True) == json.dumps(own, sort_keys=True)
+def test_evaluation_vocabulary_is_matched_by_name(method, data, tmp_path):
+    """Predicted ids index the evaluation vocabulary, labels the data set's classes: the names in
+    another order give the same numbers; a missing, extra or repeated name is an error listing
+    them. (Seeded weights and a word-vector file: no near-ties that the order could break.)"""
+    opts = [*_file_source(data, "all.npz"), "OUTPUT_DIR", str(tmp_path)]
+    model = Trainer.build_model(_config(method, data, *opts))
+    seeded_init(model)
+    own = Trainer.test(_config(method, data, *opts), model)["newuser_val"]["sem_seg"]
+    rotated = NAMES[1:] + NAMES[:1]  # every name moves
+    reordered = _config(method, data, *opts, "MODEL.VOCABULARY.TEST", str(rotated))
+    assert json.dumps(Trainer.test(reordered, model)["newuser_val"]["sem_seg"]) == json.dumps(own)
+    assert model.test_vocabulary == rotated
     ious = [own[f"IoU-{name}"] for name in NAMES]
-    assert json.dumps(ious) != json.dumps(ious[::-1])  # ids read in the wrong order would show
+    assert json.dumps(ious) != json.dumps(ious[1:] + ious[:1])  # ids read unmatched would show
     for vocabulary, problem in (
         (NAMES[:5], f"its classes missing: {NAMES[5:]}"),
         ([*NAMES, "giraffe"], "not classes of the data set: ['giraffe']"),
         ([*NAMES[:-1], "sky"], "its classes missing: ['bicyclist']"),
     ):
-        cfg = _config(method, data, *out, "MODEL.VOCABULARY.TEST", str(vocabulary))
+        cfg = _config(method, data, *opts, "MODEL.VOCABULARY.TEST", str(vocabulary))
         with pytest.raises(ValueError) as error:
             Trainer.test(cfg, model)
         message = str(error.value)
         assert "MODEL.VOCABULARY.TEST" in message and "'newuser_val'" in message
         assert problem in message
+
+
+def test_evaluator_reads_scores_in_vocabulary_order(data):
+    """Scores whose channels follow a reversed vocabulary: both label spaces read each channel as
+    the class it names (the ground truth as scores gives 100)."""
+    metadata = MetadataCatalog.get("newuser_val")
+    inputs, outputs = [], []
+    for record in DatasetCatalog.get("newuser_val"):
+        gt = torch.from_numpy(load_sem_seg(record["sem_seg_file_name"], metadata).astype(np.int64))
+        one_hot = torch.nn.functional.one_hot(torch.where(gt == 255, 0, gt), len(NAMES))
+        inputs.append({"file_name": record["file_name"]})
+        scores = one_hot.permute(2, 0, 1).flip(0).float()  # channel k: class NAMES[10 - k]
+        outputs.append({"sem_seg": scores})
+    for space, key in (("all", "mIoU"), ("unseen", "mIoU(U)")):
+        evaluator = GZS3Evaluator("newuser_val", False, label_space=space, vocabulary=NAMES[::-1])
+        evaluator.process(inputs, outputs)
+        assert evaluator.evaluate()["sem_seg"][key] == pytest.approx(100), space
 
 
 @pytest.mark.parametrize("method", METHODS)
@@ -215,10 +239,9 @@ def test_checkpoint_of_another_method_says_so_first(method, data, checkpoints, t
 @pytest.mark.parametrize("method", METHODS)
 def test_every_missing_word_vector_is_listed(method, data):
     """The first training step of each method, with a word-vector file that lacks three names."""
-    source = ["MODEL.SEMANTIC.SOURCE", "file", "MODEL.SEMANTIC.FILES"]
     small = ["INPUT.MIN_SIZE_TRAIN", "(64,)", "INPUT.CROP.SIZE", "(64, 64)"]
     small += ["INPUT.SIZE_DIVISIBILITY", 64] if method == "CEL" else []
-    cfg = _config(method, data, *source, f"('{data['root'] / 'short.npz'}',)", *small)
+    cfg = _config(method, data, *_file_source(data, "short.npz"), *small)
     mapper = build_dataset_mapper(cfg, is_train=True)
     batch = [mapper(record) for record in DatasetCatalog.get("newuser_train")]
     with pytest.raises(KeyError) as error:
@@ -264,8 +287,9 @@ def test_names_equal_up_to_case_and_spaces_are_errors(tmp_path, data):
         assert f"unique up to case and spaces (duplicates: {duplicates})" in str(error.value)
     with pytest.raises(ValueError, match=r"duplicate class names \['Sky', 'sky'\] in --vocab"):
         validate_class_names(["sky", "road", "Sky"], "--vocab")
-    cfg = _config("CEL", data, "MODEL.VOCABULARY.TEST", str([*NAMES[:-1], "bi cyclist", "Bicyclist"]))
-    with pytest.raises(ValueError, match="duplicate class names"):  # fmt: skip
+    vocabulary = [*NAMES[:-1], "bi cyclist", "Bicyclist"]
+    cfg = _config("CEL", data, "MODEL.VOCABULARY.TEST", str(vocabulary))
+    with pytest.raises(ValueError, match="duplicate class names"):
         Trainer.build_model(cfg)
 
 
@@ -282,7 +306,7 @@ def test_blank_line_in_a_class_file_is_an_error_naming_it(tmp_path):
     assert MetadataCatalog.get("blank_x").stuff_classes == ["sky", "road", "car"]
 
 
-def test_images_without_labels_are_counted(tmp_path, data, caplog, capsys):
+def test_images_without_labels_are_counted(tmp_path, data, caplog, capsys, monkeypatch):
     root = tmp_path / "own"
     shutil.copytree(data["root"] / "val", root / "val")
     shutil.copytree(data["root"] / "val", root / "train")
@@ -290,6 +314,9 @@ def test_images_without_labels_are_counted(tmp_path, data, caplog, capsys):
         Image.new("RGB", (8, 8)).save(root / "train" / "images" / f"{extra}.jpg")
     spec = _spec(root, "unlabelled")
     register_spec_file(spec)
+    monkeypatch.setattr(
+        logging.getLogger("zsseg_d2"), "propagate", True
+    )  # off once logged to files
     with caplog.at_level(logging.WARNING):
         assert len(DatasetCatalog.get("unlabelled_train")) == 2
     assert f"3 images in {root / 'train' / 'images'} have no label file" in caplog.text
@@ -306,11 +333,15 @@ def test_label_offset_needs_ignore_ids_and_says_so(tmp_path):
     label = tmp_path / "label.png"
     Image.fromarray(np.array([[0, 1, 2]], dtype=np.uint8)).save(label)
     spec = tmp_path / "ade.yaml"
-    spec.write_text("classes: [wall, floor]\nlabel_offset: 1\nsplits: {ade_x: {images: i, labels: l}}\n")  # fmt: skip
+    spec.write_text(
+        "classes: [wall, floor]\nlabel_offset: 1\nsplits: {ade_x: {images: i, labels: l}}"
+    )
     register_spec_file(spec)
-    with pytest.raises(ValueError, match=r"holds value 0.*list them in ignore_ids \(e.g. ignore_ids: \[0\]"):  # fmt: skip
+    with pytest.raises(ValueError) as error:
         load_sem_seg(label, MetadataCatalog.get("ade_x"))
-    spec.write_text(spec.read_text().replace("ade_x", "ade_y") + "ignore_ids: [0]\n")
+    message = str(error.value)
+    assert "holds value 0" in message and "list them in ignore_ids (e.g. ignore_ids: [0]" in message
+    spec.write_text(spec.read_text().replace("ade_x", "ade_y") + "\nignore_ids: [0]\n")
     register_spec_file(spec)
     assert load_sem_seg(label, MetadataCatalog.get("ade_y")).tolist() == [[255, 0, 1]]
 
@@ -377,7 +408,7 @@ def test_new_run_into_a_used_output_dir_refuses(tmp_path, data):
     assert "--resume" in message and "--overwrite" in message
     assert (out / "model_final.pth").read_text() == "earlier run"
     setup(_args("--config-file", config, "--overwrite", *opts))
-    assert sorted(p.name for p in out.iterdir()) == ["log.txt", "notes.txt"]  # the user's file stays
+    assert sorted(p.name for p in out.iterdir()) == ["log.txt", "notes.txt"]  # notes: the user's
     setup(_args("--config-file", config, "--resume", *opts))  # continuing a run: allowed
 
 

@@ -103,6 +103,8 @@ def _check_label_keys(path: Path, spec: dict) -> None:
 
 
 def _check_splits(path: Path, splits: Any) -> None:
+    if splits is None:
+        raise _spec_error(path, f"needs 'splits': {_KEY_TYPES['splits']}")
     if not isinstance(splits, dict) or not splits:
         raise _type_error(path, "splits", splits)
     for name, split in splits.items():

@@ -106,6 +106,10 @@ def check_architecture(checkpoint: dict, model: nn.Module, path: str) -> None:
         )
 
 
+def same_parameter_names(model: nn.Module, state: dict[str, torch.Tensor]) -> bool:
+    return set(model.state_dict()) == set(state)
+
+
 def compare_state_dicts(model: nn.Module, state: dict[str, torch.Tensor]) -> str:
     """Describe missing, unexpected and shape-mismatched parameters ('' when they all match)."""
     expected = model.state_dict()
@@ -132,9 +136,10 @@ def compare_state_dicts(model: nn.Module, state: dict[str, torch.Tensor]) -> str
 
 
 def load_trained_weights(model: nn.Module, path: str, accept_text_mismatch: bool = False) -> None:
-    """Load a zsseg_d2 checkpoint (``.pth``) strictly: its model class, then its parameters, then
-    its text settings checked against the model's (in this order, so that the first error names
-    the first thing that differs); other formats go through Detectron2."""
+    """Load a zsseg_d2 checkpoint (``.pth``) strictly, checked against the model in this order:
+    its model class; the names of its parameters (other names: another architecture); its text
+    settings (which also explain shape differences, e.g. another embedding width); the shapes.
+    Other formats go through Detectron2."""
     if not path:
         raise ValueError(
             "no trained weights given (MODEL.WEIGHTS is empty): pass MODEL.WEIGHTS path/to/model_final.pth"
@@ -147,12 +152,15 @@ def load_trained_weights(model: nn.Module, path: str, accept_text_mismatch: bool
     state = checkpoint["model"] if wrapped else checkpoint
     check_architecture(checkpoint if wrapped else {}, model, path)
     problems = compare_state_dicts(model, state)
-    if problems:
-        raise ValueError(
-            f"checkpoint {path!r} does not fit this model's architecture ({problems}); "
-            f"use the config file the checkpoint was trained with"
-        )
+    architecture_error = ValueError(
+        f"checkpoint {path!r} does not fit this model's architecture ({problems}); "
+        f"use the config file the checkpoint was trained with"
+    )
+    if not same_parameter_names(model, state):
+        raise architecture_error
     check_text_record(checkpoint if wrapped else {}, model, path, accept_text_mismatch)
+    if problems:
+        raise architecture_error
     model.load_state_dict(state)
 
 
