@@ -148,8 +148,6 @@ class EmbeddingFileSource:
             keys = (name, _normalised(name), alias, _normalised(alias))
             row = next((index[key] for key in keys if key in index), None)
             (missing.append(name) if row is None else rows.append(row))
-            if missing:
-                break
         if missing:
             raise KeyError(
                 f"{len(missing)} class names are not in {path}: {missing}. Add their vectors to the file "
