@@ -125,6 +125,20 @@ def _text_cache(data, monkeypatch):
     monkeypatch.setenv("ZSSEG_CACHE", str(data["cache"]))
 
 
+@pytest.fixture(autouse=True)
+def _loggers_as_they_were():
+    """``setup`` gives these loggers file handlers and stops their propagation (Detectron2's
+    ``setup_logger``); later tests' ``caplog`` needs them as they were."""
+    loggers = [logging.getLogger(name) for name in ("zsseg_d2", "detectron2", "fvcore")]
+    saved = [(logger.handlers[:], logger.propagate, logger.level) for logger in loggers]
+    yield
+    for logger, (handlers, propagate, level) in zip(loggers, saved):
+        for handler in logger.handlers:
+            if handler not in handlers:
+                handler.close()
+        logger.handlers[:], logger.propagate, logger.level = handlers, propagate, level
+
+
 def _config(method: str, data: dict, *opts):
     return load_config(str(REPO / "configs" / METHODS[method]), [*data["opts"], *opts])
 
@@ -317,9 +331,8 @@ def test_images_without_labels_are_counted(tmp_path, data, caplog, capsys, monke
         Image.new("RGB", (8, 8)).save(root / "train" / "images" / f"{extra}.jpg")
     spec = _spec(root, "unlabelled")
     register_spec_file(spec)
-    monkeypatch.setattr(
-        logging.getLogger("zsseg_d2"), "propagate", True
-    )  # off once logged to files
+    # off when an earlier test logged to files (Detectron2's setup_logger)
+    monkeypatch.setattr(logging.getLogger("zsseg_d2"), "propagate", True)
     with caplog.at_level(logging.WARNING):
         assert len(DatasetCatalog.get("unlabelled_train")) == 2
     assert f"3 images in {root / 'train' / 'images'} have no label file" in caplog.text
