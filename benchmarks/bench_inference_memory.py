@@ -2,9 +2,10 @@
 once (before) against chunks of queries (after), and whether the label maps are identical.
 
   python benchmarks/bench_inference_memory.py [--sizes 3000x2000 6000x4000] [--unchunked-up-to MPIX]
-      [--postprocess-only]
+      [--postprocess-only] [--queries 100]
 
-Each case runs in its own process: the tiny model with 100 queries (random weights; the network
+Each case runs in its own process: the tiny model with 100 queries (``--queries``; the model of
+``make demo``, configs/cel/tiny/shapes.yaml, has 16) (random weights; the network
 sees the image resized to 128 px, so the full-resolution post-processing is what costs memory), a
 3-name vocabulary, a random RGB photo of the given size, through :class:`VocabularyPredictor`.
 "before" is the path of earlier versions: MODEL.CEL.TEST.QUERY_CHUNK = 100 (all masks at once) and
@@ -47,7 +48,7 @@ def _rss_mb() -> float:
     raise RuntimeError("no VmRSS in /proc/self/status")
 
 
-def measure(mode: str, width: int, height: int, label_file: str) -> dict:
+def measure(mode: str, width: int, height: int, label_file: str, queries: int) -> dict:
     import torch
     from detectron2.modeling import build_model
 
@@ -58,7 +59,8 @@ def measure(mode: str, width: int, height: int, label_file: str) -> dict:
 
     torch.set_num_threads(2)
     torch.manual_seed(0)  # the same random model in every process
-    opts = ["MODEL.TRANSFORMER_DECODER.NUM_QUERIES", str(QUERIES), *MODES[mode]]
+    chunk = MODES[mode] if mode == "after" else ["MODEL.CEL.TEST.QUERY_CHUNK", str(queries)]
+    opts = ["MODEL.TRANSFORMER_DECODER.NUM_QUERIES", str(queries), *chunk]
     cfg = load_config(str(REPO / "configs" / "cel" / "tiny" / "camvid_8-3.yaml"), opts)
     with tempfile.TemporaryDirectory() as folder:
         Checkpointer(build_model(cfg), save_dir=folder).save("model")
@@ -82,20 +84,20 @@ def measure(mode: str, width: int, height: int, label_file: str) -> dict:
     }
 
 
-def measure_postprocess(mode: str, width: int, height: int, label_file: str) -> dict:
+def measure_postprocess(mode: str, width: int, height: int, label_file: str, queries: int) -> dict:
     import importlib.util
 
     import torch
 
     spec = importlib.util.spec_from_file_location(
-        "eq4", REPO / "zsseg_d2" / "modeling" / "semantic_inference.py"
+        "eq4", REPO / "zsseg_d2" / "methods" / "cel" / "semantic_inference.py"
     )
     eq4 = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(eq4)
     generator = torch.Generator().manual_seed(0)
-    mask_logits = torch.randn(QUERIES, 200, 300, generator=generator) * 4
-    probs = torch.randn(QUERIES, len(VOCABULARY), generator=generator).mul(3).softmax(-1)
-    chunk = int(MODES[mode][1])
+    mask_logits = torch.randn(queries, 200, 300, generator=generator) * 4
+    probs = torch.randn(queries, len(VOCABULARY), generator=generator).mul(3).softmax(-1)
+    chunk = queries if mode == "before" else int(MODES[mode][1])
     before = _rss_mb()
     start = time.perf_counter()
     masks = eq4.full_resolution_mask_chunks(mask_logits, (800, 1216), (800, 1200), (height, width))
@@ -113,9 +115,12 @@ def measure_postprocess(mode: str, width: int, height: int, label_file: str) -> 
     }
 
 
-def _run(mode: str, width: int, height: int, label_file: str, postprocess_only: bool) -> dict:
+def _run(
+    mode: str, width: int, height: int, label_file: str, postprocess_only: bool, queries: int
+) -> dict:
     what = "--measure-postprocess" if postprocess_only else "--measure"
     command = [sys.executable, __file__, what, mode, f"{width}x{height}", label_file]
+    command += ["--queries", str(queries)]
     result = subprocess.run(command, capture_output=True, text=True, cwd=REPO)
     if result.returncode != 0:
         raise RuntimeError(f"{mode} at {width}x{height} failed:\n{result.stderr[-2000:]}")
@@ -137,6 +142,7 @@ def main() -> None:
     parser.add_argument(
         "--postprocess-only", action="store_true", help="eq. 4 alone, torch and numpy only"
     )
+    parser.add_argument("--queries", type=int, default=QUERIES, help="NUM_QUERIES of the model")
     parser.add_argument("--measure", nargs=3, help=argparse.SUPPRESS)
     parser.add_argument("--measure-postprocess", nargs=3, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -144,7 +150,7 @@ def main() -> None:
         mode, size, label_file = args.measure or args.measure_postprocess
         width, height = map(int, size.split("x"))
         function = measure if args.measure else measure_postprocess
-        print(json.dumps(function(mode, width, height, label_file)))
+        print(json.dumps(function(mode, width, height, label_file, args.queries)))
         return
     with tempfile.TemporaryDirectory() as folder:
         for size in args.sizes:
@@ -155,10 +161,12 @@ def main() -> None:
             labels = {}
             for mode in modes:
                 labels[mode] = f"{folder}/{mode}_{size}.npy"
-                result = _run(mode, width, height, labels[mode], args.postprocess_only)
+                result = _run(
+                    mode, width, height, labels[mode], args.postprocess_only, args.queries
+                )
                 settings = {
                     "image": size,
-                    "queries": QUERIES,
+                    "queries": args.queries,
                     "classes": len(VOCABULARY),
                     "path": mode,
                     "measured": "eq. 4 alone" if args.postprocess_only else "predictor, tiny model",
@@ -168,7 +176,9 @@ def main() -> None:
                 _print("inference_seconds", result["seconds"], "s", **settings)
             if len(labels) == 2:
                 same = bool(np.array_equal(np.load(labels["before"]), np.load(labels["after"])))
-                _print("labels_identical_before_after", same, "bool", image=size, queries=QUERIES)
+                _print(
+                    "labels_identical_before_after", same, "bool", image=size, queries=args.queries
+                )
 
 
 if __name__ == "__main__":

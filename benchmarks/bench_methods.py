@@ -157,7 +157,7 @@ def run_stage(
     if stage.weights_from:
         opts += ["MODEL.WEIGHTS", str(trained[stage.weights_from])]
     start = time.perf_counter()
-    _train_net(["--config-file", stage.config, *opts], folder / "train.log")
+    _train_net(["--config-file", stage.config, "--overwrite", *opts], folder / "train.log")
     print(f"# trained {stage.name} in {time.perf_counter() - start:.0f} s", file=sys.stderr)
     trained[stage.name] = folder / "model_final.pth"
     return trained[stage.name]
@@ -179,7 +179,9 @@ def evaluate(method: Method, out: Path, weights: Path, device: str) -> dict:
         str(weights),
     ]
     folder.mkdir(parents=True, exist_ok=True)
-    _train_net(["--config-file", last.config, "--eval-only", *opts], folder / "eval.log")
+    _train_net(
+        ["--config-file", last.config, "--eval-only", "--overwrite", *opts], folder / "eval.log"
+    )
     return json.loads((folder / "inference" / TEST_SET / "gzs3_metrics.json").read_text())
 
 

@@ -12,7 +12,6 @@ import numpy as np
 import pytest
 import torch
 from detectron2.config import CfgNode
-from detectron2.engine import default_argument_parser
 from detectron2.modeling import META_ARCH_REGISTRY
 from method_reference import REPO, write_fixture_images
 from torch import nn
@@ -20,7 +19,7 @@ from torch.nn import functional as F
 
 from zsseg_d2 import config as zsseg_config
 from zsseg_d2.data.class_lists import load_class_list
-from zsseg_d2.engine import Trainer, load_config
+from zsseg_d2.engine import Trainer, argument_parser, load_config
 from zsseg_d2.engine.checkpoint import Checkpointer, load_trained_weights
 from zsseg_d2.engine.stage_weights import check_stage_weights
 from zsseg_d2.modeling.segmentor import ZeroShotSegmentor
@@ -245,7 +244,7 @@ def test_a_new_method_is_a_module_and_trains_through_train_net(data, tmp_path, m
     train_net = _train_net()
     opts = [str(o) for o in data["opts"]] + ["OUTPUT_DIR", str(tmp_path / "toy")]
     opts += _file_source(data["files"][0])
-    parser = default_argument_parser()
+    parser = argument_parser()
     train_net.main(parser.parse_args(["--config-file", str(config), *opts]))
     weights = tmp_path / "toy" / "model_final.pth"
     assert weights.is_file()

@@ -61,7 +61,7 @@ def test_demo_segments_real_images_and_reports_bad_inputs(tmp_path, shared_data,
     assert demo.main([*common, "--vocab", " , ", "MODEL.WEIGHTS", str(weights)]) == 2
     assert "empty vocabulary" in capsys.readouterr().err
     other = _tiny_checkpoint(tmp_path, "MODEL.TRANSFORMER_DECODER.NUM_QUERIES", "8")
-    assert demo.main([*common, "--vocab", "cat", "MODEL.WEIGHTS", str(other)]) == 2
+    assert demo.main([*common, "--overwrite", "--vocab", "cat", "MODEL.WEIGHTS", str(other)]) == 2
     assert "does not fit this model's architecture" in capsys.readouterr().err
 
 

@@ -6,8 +6,9 @@
   python tools/check_dataset.py --spec-file my_data.yaml            # every split of a spec file
 
 Each pair is decoded as training reads it (image, label values against the class list, sizes).
-Prints per data set the number of pairs, each bad pair with its error, the pixel share of each class
-and how many images show unseen classes. Exit status 1 when a pair is bad (train anyway with
+Prints per data set the number of pairs, each bad pair with its error, how many images have no
+label file (they are left out of the split), the pixel share of each class and how many images
+show unseen classes. Exit status 1 when a pair is bad (train anyway with
 INPUT.SKIP_UNREADABLE True to skip and count them), 2 for a bad command line or data set.
 """
 
@@ -22,6 +23,7 @@ from detectron2.data import DatasetCatalog, MetadataCatalog
 import zsseg_d2  # noqa: F401  (registers the data sets)
 from zsseg_d2.data import register_spec_file, unseen_class_ids
 from zsseg_d2.data.dataset_check import check_records
+from zsseg_d2.data.registration import images_without_labels, split_files
 from zsseg_d2.engine import load_config
 
 
@@ -53,6 +55,7 @@ def check_dataset(name: str, workers: int) -> int:
     print(f"{name}: {len(records)} pairs, {len(records) - len(bad)} good, {len(bad)} bad")
     for record, error in bad:
         print(f"  BAD {record['file_name']}: {error}")
+    report_unlabelled(name)
     if counts:
         total = np.sum(counts, axis=0)
         shares = ", ".join(
@@ -64,6 +67,19 @@ def check_dataset(name: str, workers: int) -> int:
             showing = sum(int(c[unseen].sum() > 0) for c in counts)
             print(f"  images with unseen-class pixels: {showing} of {len(counts)}")
     return len(bad)
+
+
+def report_unlabelled(name: str, shown: int = 5) -> None:
+    """Print how many images of the split's image folder have no label (they are left out)."""
+    split = split_files(name)
+    unlabelled = images_without_labels(split) if split else []
+    if unlabelled:
+        examples = ", ".join(path.name for path in unlabelled[:shown])
+        more = ", ..." if len(unlabelled) > shown else ""
+        print(
+            f"  images without a label file (left out of the split): {len(unlabelled)} in "
+            f"{unlabelled[0].parent} ({examples}{more})"
+        )
 
 
 def dataset_names(args: argparse.Namespace) -> list[str]:
@@ -79,7 +95,11 @@ def dataset_names(args: argparse.Namespace) -> list[str]:
         )
     unknown = [name for name in names if name not in DatasetCatalog.list()]
     if unknown:
-        raise KeyError(f"data sets {unknown} are not registered (see datasets/README.md)")
+        raise KeyError(
+            f"data sets {unknown} are not registered: name the built-in sets of datasets/README.md, "
+            "or register your own with --spec-file FILE (or --config-file CFG naming it in "
+            "DATASETS.SPEC_FILES)"
+        )
     return list(dict.fromkeys(names))
 
 

@@ -2,12 +2,13 @@
 """Segment your own images with your own vocabulary.
 
   python tools/demo.py --config-file CFG --input a.jpg b.jpg | DIR | 'glob*' \\
-      --vocab "cat, grass, sky" [--vocab-file F] --output DIR [KEY VALUE ...]
+      --vocab "cat, grass, sky" [--vocab-file F] --output DIR [--overwrite] [KEY VALUE ...]
 
 Writes, per image, <name>_overlay.png (label map over the image, legend of the classes present),
 <name>_label.png (class ids into the vocabulary) and <name>_classes.json (pixel fraction per class).
 <name> is the image's path below the folder common to all inputs, without its suffix (a/x.jpg and
-b/x.jpg give a/x_* and b/x_*); two inputs that would share a name are an error before anything runs.
+b/x.jpg give a/x_* and b/x_*); two inputs that would share a name are an error before anything runs,
+and so is a result file that already exists in --output (an earlier run's), unless --overwrite.
 A bad image is reported on one line and the others are still processed; no image at all (an empty
 folder, a pattern without matches) is an error.
 """
@@ -45,6 +46,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--vocab", default="", help="comma-separated class names")
     parser.add_argument("--vocab-file", default="", help="a file with one class name per line")
     parser.add_argument("--output", required=True, help="folder for the results")
+    parser.add_argument(
+        "--overwrite", action="store_true", help="replace results of earlier runs in --output"
+    )
     parser.add_argument(
         "opts", nargs=argparse.REMAINDER, default=[], help="config overrides KEY VALUE ..."
     )
@@ -109,6 +113,25 @@ def output_names(paths: list[Path]) -> dict[Path, str]:
     return names
 
 
+OUTPUT_SUFFIXES = ("_overlay.png", "_label.png", "_classes.json")
+
+
+def check_not_overwriting(output: Path, names: list[str], overwrite: bool, shown: int = 5) -> None:
+    """Raise when a result file of ``names`` already exists in ``output`` (unless ``overwrite``)."""
+    taken = [
+        str(output / f"{name}{suffix}")
+        for name in names
+        for suffix in OUTPUT_SUFFIXES
+        if (output / f"{name}{suffix}").exists()
+    ]
+    if taken and not overwrite:
+        more = f" and {len(taken) - shown} more" if len(taken) > shown else ""
+        raise FileExistsError(
+            f"--output {output} holds results of an earlier run: {', '.join(taken[:shown])}{more}. "
+            "Pass --overwrite to replace them, or choose another --output folder"
+        )
+
+
 def segment_one(predictor: VocabularyPredictor, path: Path, output: Path, name: str) -> None:
     rgb = read_image(path, "RGB")
     label = predictor(rgb)
@@ -135,11 +158,12 @@ def main(argv=None) -> int:
         vocabulary = read_vocabulary(args)
         paths = expand_inputs(args.input)
         names = output_names(paths)
+        output = Path(args.output)
+        check_not_overwriting(output, list(names.values()), args.overwrite)
         predictor = VocabularyPredictor(load_config(args.config_file, args.opts), vocabulary)
-    except (ValueError, KeyError, FileNotFoundError, RuntimeError) as error:
+    except (ValueError, KeyError, FileNotFoundError, FileExistsError, RuntimeError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
-    output = Path(args.output)
     output.mkdir(parents=True, exist_ok=True)
     failures = 0
     for path in tqdm(paths, desc="segmenting", unit="image"):

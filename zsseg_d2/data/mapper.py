@@ -20,6 +20,7 @@ from detectron2.structures import Instances
 from .augmentations import build_augmentations
 from .build import register_dataset_mapper
 from .image_labels import load_caption_nouns, load_pseudo_labels
+from .registration import check_dataset_command
 from .sem_seg_io import load_sem_seg, read_image
 from .splits import seen_class_ids, unseen_class_ids
 from .vocabulary import training_vocabulary
@@ -170,7 +171,7 @@ class ZeroShotSemanticDatasetMapper:
                 dataset_dict = copy.deepcopy(records[np.random.randint(len(records))])
         raise RuntimeError(
             f"{_MAX_REPLACEMENTS} image/label pairs in a row of data set '{self.metadata.name}' could not be read; "
-            f"run tools/check_dataset.py --dataset {self.metadata.name}"
+            f"run `{check_dataset_command(self.metadata.name)}` to list every bad pair"
         )
 
     def _read(self, dataset_dict: dict) -> tuple[np.ndarray, np.ndarray]:

@@ -9,6 +9,7 @@ time, so tests and tools may set them after import.
 from __future__ import annotations
 
 import functools
+import logging
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,6 +23,8 @@ SHARED_DATA_ENV = "ZSSEG_SHARED_DATA"
 REPO_ROOT = Path(__file__).resolve().parents[2]
 README = "datasets/README.md"
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
+_SPLITS: dict[str, SplitFiles] = {}  # data-set name -> its files (see split_files)
+logger = logging.getLogger(__name__)
 
 
 def data_root(env: str) -> Path:
@@ -52,7 +55,8 @@ class SplitFiles:
     """Where one split lives. ``root_env`` is the *name* of the environment variable whose value
     is the root the folders are relative to (``DATASETS_ENV`` or ``SHARED_DATA_ENV``), or "" for
     folders given as full paths (spec files). Images and labels are paired by file stem; an
-    ``image_ext`` of "" accepts any of ``IMAGE_SUFFIXES``. ``defined_in`` is named by errors."""
+    ``image_ext`` of "" accepts any of ``IMAGE_SUFFIXES``. ``defined_in`` is named by errors;
+    ``spec_file`` is the data-set spec file of the split ("" for the built-in sets)."""
 
     root_env: str
     image_dir: str
@@ -60,6 +64,7 @@ class SplitFiles:
     image_ext: str = ".jpg"
     label_ext: str = ".png"
     defined_in: str = README
+    spec_file: str = ""
 
 
 def _image_finder(image_dir: Path, image_ext: str) -> Callable[[str], Path]:
@@ -77,16 +82,49 @@ def _image_finder(image_dir: Path, image_ext: str) -> Callable[[str], Path]:
     return lambda stem: by_stem.get(stem, image_dir / f"{stem}.*")
 
 
-def list_sem_seg_files(split: SplitFiles) -> list[dict]:
-    """Detectron2 dicts {file_name, sem_seg_file_name, height, width, image_id} of one split.
-
-    ``image_id`` is the file stem; height/width come from the label file's header.
-    """
+def _folders(split: SplitFiles) -> tuple[Path, Path]:
+    """(image folder, label folder) of ``split``; an error naming a missing one."""
     root = data_root(split.root_env)
-    label_dir, image_dir = root / split.label_dir, root / split.image_dir
+    image_dir, label_dir = root / split.image_dir, root / split.label_dir
     for folder, what in ((label_dir, "label folder"), (image_dir, "image folder")):
         if not folder.is_dir():
             raise missing_data_error(folder, split.root_env, what, split.defined_in)
+    return image_dir, label_dir
+
+
+def images_without_labels(split: SplitFiles) -> list[Path]:
+    """The images of ``split``'s image folder that have no label file: they are not in the split.
+    (For the built-in sets whose image folder serves several splits, e.g. VOC's JPEGImages, these
+    are mostly the other splits' images.)"""
+    image_dir, label_dir = _folders(split)
+    labelled = {path.stem for path in label_dir.glob(f"*{split.label_ext}")}
+    suffixes = (split.image_ext.lower(),) if split.image_ext else IMAGE_SUFFIXES
+    return sorted(
+        path
+        for path in image_dir.iterdir()
+        if path.suffix.lower() in suffixes and path.stem not in labelled
+    )
+
+
+@functools.cache
+def _warn_unlabelled(name: str, split: SplitFiles, count: int) -> None:
+    """Once per split and count: a spec-file split leaves out ``count`` images without labels."""
+    if count:
+        image_dir, label_dir = _folders(split)
+        logger.warning(
+            f"data set '{name}' ({split.defined_in}): {count} images in {image_dir} have no label "
+            f"file in {label_dir} and are left out of the split; `python tools/check_dataset.py "
+            f"--spec-file {split.spec_file}` lists them"
+        )
+
+
+def list_sem_seg_files(split: SplitFiles, name: str = "") -> list[dict]:
+    """Detectron2 dicts {file_name, sem_seg_file_name, height, width, image_id} of one split.
+
+    ``image_id`` is the file stem; height/width come from the label file's header. For a
+    spec-file split, images without a label file are counted in a warning (once).
+    """
+    image_dir, label_dir = _folders(split)
     label_files = sorted(label_dir.glob(f"*{split.label_ext}"))
     if not label_files:
         raise missing_data_error(
@@ -111,6 +149,8 @@ def list_sem_seg_files(split: SplitFiles) -> list[dict]:
                 "image_id": label_file.stem,
             }
         )
+    if split.spec_file:
+        _warn_unlabelled(name, split, len(images_without_labels(split)))
     return dicts
 
 
@@ -143,7 +183,8 @@ def register_sem_seg(
     ``classes``: {"stuff_classes", "raw_class_names", "unseen_classes"}, or a function returning
     it on first access. See :mod:`zsseg_d2.data.sem_seg_io` for the label fields.
     """
-    DatasetCatalog.register(name, functools.partial(list_sem_seg_files, split))
+    DatasetCatalog.register(name, functools.partial(list_sem_seg_files, split, name))
+    _SPLITS[name] = split
     if callable(classes):
         MetadataCatalog[name] = LazyClassMetadata(name=name, _class_loader=classes)
     else:
@@ -154,4 +195,19 @@ def register_sem_seg(
         label_offset=label_offset,
         raw_ignore_ids=list(raw_ignore_ids),
         data_root_env=split.root_env,
+        spec_file=split.spec_file,
     )
+
+
+def split_files(name: str) -> SplitFiles | None:
+    """Where the split ``name`` registered by :func:`register_sem_seg` lives (None for others)."""
+    return _SPLITS.get(name)
+
+
+def check_dataset_command(name: str) -> str:
+    """The ``tools/check_dataset.py`` command that checks data set ``name`` from a fresh process:
+    by its spec file for a spec-file set (registered only where the spec file is read)."""
+    spec_file = MetadataCatalog.get(name).get("spec_file", "")
+    if spec_file:
+        return f"python tools/check_dataset.py --spec-file {spec_file}"
+    return f"python tools/check_dataset.py --dataset {name}"

@@ -1,8 +1,11 @@
 """The one label reader: raw label files -> contiguous class ids, ignore = ``ignore_label``;
 and the image reader, whose errors name the file.
 
-Images with 16 bits per pixel (mode ``I;16``) are scaled to 8 bits, never clipped; 32-bit integer
-or float images are read only when their values already fit 0..255, else rejected.
+Images with 16 bits per pixel (mode ``I;16``) are scaled to 8 bits, never clipped, by the bit depth
+of their samples read from the data: a 12-bit image stored in a 16-bit file (values 0..4095) is
+scaled by 255/4095, not 255/65535 (:func:`stored_bit_depth`). 16-bit colour files, whose high bytes
+alone PIL would keep, are read with OpenCV and scaled the same way. 32-bit integer or float images
+are read only when their values already fit 0..255, else rejected.
 
 How raw values map to contiguous ids is described by three metadata fields:
 
@@ -19,6 +22,7 @@ import functools
 import os
 from typing import Union
 
+import cv2
 import numpy as np
 from detectron2.data import Metadata
 from detectron2.data import detection_utils as utils
@@ -27,13 +31,45 @@ from PIL import Image, ImageOps
 PathLike = Union[str, os.PathLike]
 
 _LABEL_MODES = ("L", "P", "I;16", "I")
+_SAMPLE_BITS = (8, 10, 12, 14, 16)
+_EXIF_ORIENTATION = 0x0112
+
+
+def stored_bit_depth(max_value: int) -> int:
+    """The bit depth a 16-bit image's samples were taken with, read from its largest value: the
+    smallest of 8, 10, 12, 14 and 16 bits that holds it (sensors store 10-, 12- or 14-bit samples
+    in 16-bit files unscaled; PNG gives no reliable record of it)."""
+    return next(bits for bits in _SAMPLE_BITS if max_value < 1 << bits)
+
+
+def _to_eight_bits(values: np.ndarray) -> np.ndarray:
+    """16-bit samples of b significant bits (:func:`stored_bit_depth`) scaled by 255 / (2^b - 1),
+    rounded."""
+    top = (1 << stored_bit_depth(int(values.max(initial=0)))) - 1
+    return ((values.astype(np.uint32) * 255 + top // 2) // top).astype(np.uint8)
+
+
+def _is_16_bit_colour(image: Image.Image) -> bool:
+    """A colour image stored with 16 bits per channel, which PIL decodes to its high bytes."""
+    return image.mode in ("RGB", "RGBA") and any(";16" in str(tile.args) for tile in image.tile)
+
+
+def _colour_from_16_bits(image: Image.Image, path: PathLike) -> Image.Image:
+    """The RGB image of a 16-bit colour file, read with all its bits (OpenCV), EXIF kept."""
+    values = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+    if values is None or values.dtype != np.uint16 or values.ndim != 3:
+        raise OSError(f"cannot read the 16-bit colour samples of {path}")
+    converted = Image.fromarray(_to_eight_bits(values[..., [2, 1, 0]]), mode="RGB")
+    orientation = image.getexif().get(_EXIF_ORIENTATION)
+    if orientation:
+        converted.getexif()[_EXIF_ORIENTATION] = orientation
+    return converted
 
 
 def _eight_bit(image: Image.Image, path: PathLike) -> Image.Image:
-    """``image`` with 8 bits per channel: 16-bit values scaled by 255/65535 (rounded)."""
+    """``image`` with 8 bits per channel (16-bit grey values scaled by :func:`_to_eight_bits`)."""
     if image.mode.startswith("I;16"):
-        values = np.asarray(image).astype(np.uint32)
-        return Image.fromarray(((values * 255 + 32767) // 65535).astype(np.uint8), mode="L")
+        return Image.fromarray(_to_eight_bits(np.asarray(image)), mode="L")
     if image.mode in ("I", "F"):
         values = np.asarray(image)
         if values.size and (values.min() < 0 or values.max() > 255):
@@ -47,9 +83,12 @@ def _eight_bit(image: Image.Image, path: PathLike) -> Image.Image:
 
 def read_image(path: PathLike, image_format: str) -> np.ndarray:
     """Detectron2's ``read_image`` (EXIF-rotated, ``image_format`` channels) that scales 16-bit
-    images instead of clipping them, with an error that names an undecodable file and what to do."""
+    images by their bit depth instead of clipping them or keeping their high bytes, with an error
+    that names an undecodable file and what to do."""
     try:
         with Image.open(path) as image:
+            if _is_16_bit_colour(image):
+                image = _colour_from_16_bits(image, path)
             image = ImageOps.exif_transpose(image)
             return utils.convert_PIL_to_numpy(_eight_bit(image, path), image_format)
     except (OSError, SyntaxError) as err:
@@ -124,10 +163,19 @@ def load_sem_seg(path: PathLike, metadata: Metadata) -> np.ndarray:
     )
     bad = _invalid_values(raw, valid)
     if bad.size:
+        offset = int(metadata.label_offset)
+        below = bad[bad < offset].tolist()
+        hint = (
+            f". Raw values below label_offset {offset} are no class: list them in ignore_ids "
+            f"(e.g. ignore_ids: {below} when they mark background or void)"
+            if below
+            else ""
+        )
         raise ValueError(
             f"label file {path} holds value {int(bad[0])}, outside data set '{metadata.name}' "
-            f"({len(metadata.stuff_classes)} classes, raw ids {metadata.label_offset}.."
-            f"{metadata.label_offset + len(metadata.stuff_classes) - 1}, ignore "
+            f"({len(metadata.stuff_classes)} classes, raw ids {offset}.."
+            f"{offset + len(metadata.stuff_classes) - 1}, ignore "
             f"{[metadata.ignore_label, *metadata.raw_ignore_ids]}); all bad values: {bad.tolist()}"
+            + hint
         )
     return np.take(lut, raw)

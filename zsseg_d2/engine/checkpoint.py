@@ -4,6 +4,10 @@ Detectron2's checkpointer skips mismatched parameters with a warning, which is r
 fine-tuning from ImageNet weights but silently wrong for evaluating a checkpoint. Here every
 parameter must be present with the right shape, or the error lists what differs.
 
+A checkpoint records the class of the model it holds (``meta_architecture``, e.g. "SZN"): every
+loader compares it first, so a checkpoint of another method is reported as such, before any
+parameter or text setting is compared.
+
 ``.pth`` files are read with ``torch.load(weights_only=True)``: tensors and plain containers only,
 never arbitrary objects. Detectron2-format ``.pkl`` files (its model-zoo ImageNet backbones, e.g.
 ``detectron2://ImageNetPretrained/torchvision/R-50.pkl``) are Python pickles and are read by
@@ -24,6 +28,7 @@ from ..utils.file_io import atomic_write
 from .text_record import RECORD_KEY, check_text_record, text_record
 
 _LISTED = 5
+ARCHITECTURE_KEY = "meta_architecture"
 
 
 def load_tensors_only(path: str) -> Any:
@@ -62,7 +67,11 @@ class Checkpointer(DetectionCheckpointer):
     def save(self, name: str, **kwargs: Any) -> None:
         if not self.save_dir or not self.save_to_disk:
             return
-        data = {"model": self.model.state_dict(), RECORD_KEY: text_record(self.model)}
+        data = {
+            "model": self.model.state_dict(),
+            ARCHITECTURE_KEY: type(self.model).__name__,
+            RECORD_KEY: text_record(self.model),
+        }
         data.update({key: obj.state_dict() for key, obj in self.checkpointables.items()})
         data.update(kwargs)
         basename = f"{name}.pth"
@@ -81,8 +90,24 @@ class Checkpointer(DetectionCheckpointer):
         loaded = load_tensors_only(filename)
         if "model" not in loaded:
             return {"model": loaded}
+        check_architecture(loaded, self.model, filename)
         check_text_record(loaded, self.model, filename, self.accept_text_mismatch)
         return loaded
+
+
+def check_architecture(checkpoint: dict, model: nn.Module, path: str) -> None:
+    """Raise when ``checkpoint`` (loaded from ``path``) records another model class than ``model``'s."""
+    saved, built = checkpoint.get(ARCHITECTURE_KEY), type(model).__name__
+    if saved is not None and saved != built:
+        raise ValueError(
+            f"checkpoint {path} holds a {saved} model (MODEL.META_ARCHITECTURE {saved!r}), but this "
+            f"config builds {built}: use the config file the checkpoint was trained with (the "
+            f"config.yaml beside it)"
+        )
+
+
+def same_parameter_names(model: nn.Module, state: dict[str, torch.Tensor]) -> bool:
+    return set(model.state_dict()) == set(state)
 
 
 def compare_state_dicts(model: nn.Module, state: dict[str, torch.Tensor]) -> str:
@@ -111,8 +136,10 @@ def compare_state_dicts(model: nn.Module, state: dict[str, torch.Tensor]) -> str
 
 
 def load_trained_weights(model: nn.Module, path: str, accept_text_mismatch: bool = False) -> None:
-    """Load a zsseg_d2 checkpoint (``.pth``) strictly, its text settings checked against the
-    model's; other formats go through Detectron2."""
+    """Load a zsseg_d2 checkpoint (``.pth``) strictly, checked against the model in this order:
+    its model class; the names of its parameters (other names: another architecture); its text
+    settings (which also explain shape differences, e.g. another embedding width); the shapes.
+    Other formats go through Detectron2."""
     if not path:
         raise ValueError(
             "no trained weights given (MODEL.WEIGHTS is empty): pass MODEL.WEIGHTS path/to/model_final.pth"
@@ -121,16 +148,19 @@ def load_trained_weights(model: nn.Module, path: str, accept_text_mismatch: bool
         Checkpointer(model).load(path)
         return
     checkpoint = load_tensors_only(path)
-    state = checkpoint.get("model", checkpoint) if isinstance(checkpoint, dict) else checkpoint
-    check_text_record(
-        checkpoint if "model" in checkpoint else {}, model, path, accept_text_mismatch
-    )
+    wrapped = isinstance(checkpoint, dict) and "model" in checkpoint
+    state = checkpoint["model"] if wrapped else checkpoint
+    check_architecture(checkpoint if wrapped else {}, model, path)
     problems = compare_state_dicts(model, state)
+    architecture_error = ValueError(
+        f"checkpoint {path!r} does not fit this model's architecture ({problems}); "
+        f"use the config file the checkpoint was trained with"
+    )
+    if not same_parameter_names(model, state):
+        raise architecture_error
+    check_text_record(checkpoint if wrapped else {}, model, path, accept_text_mismatch)
     if problems:
-        raise ValueError(
-            f"checkpoint {path!r} does not fit this model's architecture ({problems}); "
-            f"use the config file the checkpoint was trained with"
-        )
+        raise architecture_error
     model.load_state_dict(state)
 
 

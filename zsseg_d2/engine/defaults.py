@@ -7,26 +7,32 @@ import contextlib
 import difflib
 import logging
 import os
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 
 import torch
 from detectron2.config import CfgNode, get_cfg
 from detectron2.data import DatasetCatalog
-from detectron2.engine import default_setup
+from detectron2.engine import default_argument_parser
 from detectron2.utils import comm
+from detectron2.utils.collect_env import collect_env_info
+from detectron2.utils.env import seed_all_rng
 from detectron2.utils.logger import setup_logger
 
 from ..config import RENAMED_ARCHITECTURES, add_zsseg_config
 from ..data import register_spec_files
+from .output_dir import prepare_output_dir
 
 logger = logging.getLogger(__name__)
 
 
 def select_device(cfg: CfgNode) -> None:
-    """Use the CPU when ``MODEL.DEVICE`` asks for CUDA on a machine without a GPU."""
+    """Use the CPU when ``MODEL.DEVICE`` asks for CUDA on a machine without a GPU, with a warning
+    (in ``log.txt`` too when called after logging is set up, as :func:`setup` does)."""
     if cfg.MODEL.DEVICE.startswith("cuda") and not torch.cuda.is_available():
         logger.warning(
-            f"MODEL.DEVICE {cfg.MODEL.DEVICE} asked for but no GPU is available: using cpu"
+            f"MODEL.DEVICE {cfg.MODEL.DEVICE} asked for, but PyTorch sees no GPU "
+            f"(torch.cuda.is_available() is False): running on the cpu instead, much slower. Pass "
+            f"MODEL.DEVICE cpu to choose the CPU yourself"
         )
         cfg.MODEL.DEVICE = "cpu"
 
@@ -71,8 +77,10 @@ def _unknown_keys_named(cfg: CfgNode, source: str) -> Iterator[None]:
         raise KeyError(f"{message}{hint} (in {source})") from error
 
 
-def load_config(config_file: str, opts: list = ()) -> CfgNode:
-    """Defaults + zsseg_d2 options + ``config_file`` (``_BASE_`` chains) + ``KEY VALUE`` overrides.
+def load_config(config_file: str, opts: Sequence = (), device_fallback: bool = True) -> CfgNode:
+    """Defaults + zsseg_d2 options + ``config_file`` (``_BASE_`` chains) + ``KEY VALUE`` overrides;
+    with ``device_fallback``, the CPU when ``MODEL.DEVICE`` is CUDA and there is no GPU
+    (:func:`select_device`).
 
     The YAML is read with ``yaml.safe_load`` only (Detectron2 would fall back to unsafe loading);
     command-line values are parsed as literals, never evaluated.
@@ -99,16 +107,49 @@ def load_config(config_file: str, opts: list = ()) -> CfgNode:
             f"MODEL.META_ARCHITECTURE {cfg.MODEL.META_ARCHITECTURE!r} was renamed to {renamed!r}; "
             f"update {config_file} (or the option given on the command line)"
         )
-    select_device(cfg)
+    if device_fallback:
+        select_device(cfg)
     register_spec_files(cfg.DATASETS.SPEC_FILES)
     check_dataset_names(cfg)
     return cfg
 
 
+def argument_parser() -> argparse.ArgumentParser:
+    """Detectron2's command line (``--config-file``, ``--resume``, ``--eval-only``,
+    ``--num-gpus``, ...) plus ``--overwrite``."""
+    parser = default_argument_parser()
+    parser.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="train into an OUTPUT_DIR that holds another run: delete its checkpoints, config, "
+        "metrics, logs and inference results first (with --eval-only: replace the results in "
+        "OUTPUT_DIR/inference)",
+    )
+    return parser
+
+
 def setup(args: argparse.Namespace) -> CfgNode:
-    """The tools' set-up: config, output folder, logging (Detectron2's ``default_setup``)."""
-    cfg = load_config(args.config_file, args.opts)
+    """The tools' set-up: config; for training, an ``OUTPUT_DIR`` that holds no other run
+    (:func:`~zsseg_d2.engine.output_dir.prepare_output_dir`, checked by the main process);
+    logging to ``OUTPUT_DIR/log.txt`` (the CPU fallback included); the seed. Like Detectron2's
+    ``default_setup``, except that ``config.yaml`` is written later, by
+    :func:`~zsseg_d2.engine.output_dir.save_config`, once the weights are loaded."""
+    cfg = load_config(args.config_file, args.opts, device_fallback=False)
+    if comm.is_main_process() and not args.eval_only:
+        prepare_output_dir(cfg.OUTPUT_DIR, resume=args.resume, overwrite=args.overwrite)
+    comm.synchronize()
+    rank = comm.get_rank()
+    if comm.is_main_process():
+        os.makedirs(cfg.OUTPUT_DIR, exist_ok=True)
+    for name in ("fvcore", "detectron2", "zsseg_d2"):
+        setup_logger(output=cfg.OUTPUT_DIR, distributed_rank=rank, name=name)
+    select_device(cfg)
     cfg.freeze()
-    default_setup(cfg, args)
-    setup_logger(output=cfg.OUTPUT_DIR, distributed_rank=comm.get_rank(), name="zsseg_d2")
+    logger.info(f"Rank of current process: {rank}. World size: {comm.get_world_size()}")
+    logger.info("Environment info:\n" + collect_env_info())
+    logger.info(f"Command line arguments: {args}")
+    logger.info(f"Running with full config:\n{cfg.dump()}")
+    seed_all_rng(None if cfg.SEED < 0 else cfg.SEED + rank)
+    if not args.eval_only:
+        torch.backends.cudnn.benchmark = cfg.CUDNN_BENCHMARK
     return cfg

@@ -92,7 +92,8 @@ def launch_from_args(main_func: Callable[..., Any], args: argparse.Namespace) ->
         machine_rank=args.machine_rank,
         dist_url=args.dist_url,
         args=(args,),
-        use_cpu=load_config(args.config_file, args.opts).MODEL.DEVICE == "cpu",
+        use_cpu=load_config(args.config_file, args.opts, device_fallback=False).MODEL.DEVICE
+        == "cpu",
     )
 
 

@@ -16,11 +16,7 @@ from collections import OrderedDict
 
 import torch
 from detectron2.config import CfgNode
-from detectron2.data import (
-    MetadataCatalog,
-    build_detection_test_loader,
-    build_detection_train_loader,
-)
+from detectron2.data import build_detection_test_loader, build_detection_train_loader
 from detectron2.engine import AMPTrainer, DefaultTrainer, SimpleTrainer, create_ddp_model
 from detectron2.engine.train_loop import HookBase, TrainerBase
 from detectron2.evaluation import inference_on_dataset, print_csv_format
@@ -28,7 +24,13 @@ from detectron2.utils import comm
 from torch.nn.parallel import DistributedDataParallel
 
 from ..data import InferenceImageMapper, build_dataset_mapper, training_dataset_dicts
-from ..evaluation import TRANSFER_SETS, build_evaluator, format_gzs3_table, format_transfer_table
+from ..evaluation import (
+    TRANSFER_SETS,
+    build_evaluator,
+    evaluation_vocabulary,
+    format_gzs3_table,
+    format_transfer_table,
+)
 from .checkpoint import Checkpointer
 from .solver import build_lr_scheduler, build_optimizer, with_epoch_schedule
 from .stage_weights import check_stage_weights
@@ -162,15 +164,13 @@ class Trainer(DefaultTrainer):
 
     @classmethod
     def test(cls, cfg: CfgNode, model: torch.nn.Module, evaluators=None) -> dict[str, dict]:
-        """Evaluate on every ``DATASETS.TEST`` set with that set's vocabulary (or
-        ``MODEL.VOCABULARY.TEST`` when given); log one table of all results."""
+        """Evaluate on every ``DATASETS.TEST`` set with that set's class names, or with
+        ``MODEL.VOCABULARY.TEST`` when given (matched to the set's classes by name, any order;
+        a missing or extra name is an error); log one table of all results."""
         results = OrderedDict()
         for index, dataset_name in enumerate(cfg.DATASETS.TEST):
-            metadata = MetadataCatalog.get(dataset_name)
-            if cfg.MODEL.VOCABULARY.TEST:
-                unwrap(model).set_vocabulary(cfg.MODEL.VOCABULARY.TEST)
-            else:
-                unwrap(model).set_vocabulary(metadata.stuff_classes)  # unseen: not seen in training
+            # unseen: the names that are not seen classes of the training data
+            unwrap(model).set_vocabulary(evaluation_vocabulary(cfg, dataset_name))
             evaluator = evaluators[index] if evaluators else cls.build_evaluator(cfg, dataset_name)
             results[dataset_name] = inference_on_dataset(
                 model, cls.build_test_loader(cfg, dataset_name), evaluator

@@ -6,6 +6,7 @@ import json
 import logging
 import os
 from collections import OrderedDict
+from collections.abc import Sequence
 
 import numpy as np
 import torch
@@ -19,6 +20,7 @@ from ..data.splits import unseen_class_ids
 from ..utils.file_io import atomic_write
 from .metrics import LABEL_SPACES, confusion_matrix, segmentation_metrics
 from .tables import format_gzs3_table, format_split_table
+from .vocabulary_match import dataset_ids_of, evaluation_vocabulary
 
 logger = logging.getLogger(__name__)
 
@@ -34,9 +36,11 @@ class GZS3Evaluator(DatasetEvaluator):
     ids) when present, else as the argmax of ``output["sem_seg"]`` (C x H x W scores).
     "unseen" (ZLSS): the argmax over the unseen classes' channels of ``output["sem_seg"]``, scored on
     the pixels whose ground truth is unseen (seen split and hIoU not reported).
-    Predictions are at the label's resolution; ids index the evaluated data set's
-    ``stuff_classes``. Only the matrix is kept between images. Across processes the matrices are
-    summed on the main process (which alone returns results).
+    Predictions are at the label's resolution. Their ids index ``vocabulary``, the names the model
+    predicted (default: the data set's ``stuff_classes``), which is matched to the data set's
+    classes by name in any order (:mod:`~zsseg_d2.evaluation.vocabulary_match`; a missing or
+    extra name is an error at construction). Only the matrix is kept between images. Across
+    processes the matrices are summed on the main process (which alone returns results).
     """
 
     def __init__(
@@ -45,6 +49,7 @@ class GZS3Evaluator(DatasetEvaluator):
         distributed: bool = True,
         output_dir: str | None = None,
         label_space: str = "all",
+        vocabulary: Sequence[str] | None = None,
     ):
         self.dataset_name = dataset_name
         self.metadata = MetadataCatalog.get(dataset_name)
@@ -53,6 +58,10 @@ class GZS3Evaluator(DatasetEvaluator):
         self.ignore_label = int(self.metadata.ignore_label)
         self.unseen_ids = unseen_class_ids(self.metadata)
         self.label_space = _checked_label_space(label_space, dataset_name, self.unseen_ids)
+        vocabulary = self.class_names if vocabulary is None else list(vocabulary)
+        # predicted id -> data-set class id, and data-set class id -> score channel
+        self._dataset_id = dataset_ids_of(vocabulary, dataset_name, "the evaluation vocabulary")
+        self._channel = np.argsort(self._dataset_id)
         self._distributed = distributed
         self._output_dir = output_dir
         self._gt_files = {
@@ -93,10 +102,11 @@ class GZS3Evaluator(DatasetEvaluator):
         if pred.size and (pred.min() < 0 or pred.max() >= self.num_classes):
             raise ValueError(
                 f"prediction for {gt_file} holds class id {int(pred.min())}..{int(pred.max())}, "
-                f"outside the {self.num_classes} classes of '{self.dataset_name}': evaluate with the "
-                "vocabulary of the evaluated data set (MODEL.VOCABULARY.TEST = [])"
+                f"outside the {self.num_classes} classes of the evaluation vocabulary of "
+                f"'{self.dataset_name}': the model must predict ids into the vocabulary set by "
+                "set_vocabulary"
             )
-        return pred
+        return self._dataset_id[pred]
 
     def _unseen_prediction(self, output: dict, gt_file: str) -> torch.Tensor:
         scores = output.get("sem_seg")
@@ -107,8 +117,8 @@ class GZS3Evaluator(DatasetEvaluator):
                 f"{'none' if scores is None else tuple(scores.shape)} (raise "
                 "the method's limit on dense scores, e.g. MODEL.CEL.TEST.MAX_DENSE_CLASSES)"
             )
-        unseen = torch.as_tensor(self.unseen_ids, device=scores.device)
-        return unseen[scores.index_select(0, unseen).argmax(dim=0)]
+        channels = torch.as_tensor(self._channel[self.unseen_ids], device=scores.device)
+        return channels[scores.index_select(0, channels).argmax(dim=0)]
 
     def evaluate(self) -> OrderedDict[str, dict] | None:
         confusion = self.confusion
@@ -136,7 +146,8 @@ def build_evaluator(
     cfg: CfgNode, dataset_name: str, output_folder: str | None = None
 ) -> DatasetEvaluator:
     """The evaluator of ``dataset_name`` by its metadata ``evaluator_type`` ("gzs3"); results go
-    to ``output_folder`` (default: <OUTPUT_DIR>/inference/<dataset_name>)."""
+    to ``output_folder`` (default: <OUTPUT_DIR>/inference/<dataset_name>). Predicted ids index
+    :func:`evaluation_vocabulary`, the names :meth:`Trainer.test` gives the model."""
     evaluator_type = MetadataCatalog.get(dataset_name).get("evaluator_type")
     if evaluator_type != "gzs3":
         raise ValueError(
@@ -145,7 +156,11 @@ def build_evaluator(
         )
     output_folder = output_folder or os.path.join(cfg.OUTPUT_DIR, "inference", dataset_name)
     return GZS3Evaluator(
-        dataset_name, distributed=True, output_dir=output_folder, label_space=cfg.TEST.LABEL_SPACE
+        dataset_name,
+        distributed=True,
+        output_dir=output_folder,
+        label_space=cfg.TEST.LABEL_SPACE,
+        vocabulary=evaluation_vocabulary(cfg, dataset_name),
     )
 
 
