@@ -198,8 +198,10 @@ def test_batched_matching_is_optimal_per_image_with_padding_and_an_empty_image()
     outputs = {"pred_logits": pred_logits, "pred_masks": pred_masks}
     torch.manual_seed(0)
     indices = make_matcher(num_points)(outputs, targets)
+    next_draw = torch.rand(1)
     torch.manual_seed(0)
     coords = [torch.rand(num_points, 2) if n else None for n in counts]  # drawn image by image
+    assert torch.equal(torch.rand(1), next_draw)  # and nothing more: the random stream goes on
     assert len(indices[1][0]) == 0 and len(indices[1][1]) == 0
     for image in (0, 2):
         target = targets[image]
