@@ -299,6 +299,7 @@ def summarise_profile(prof, device: str, wall_s: float) -> dict:
         "host_phase_s": phases,
         "top_level_operators": len(operators),
         "sync_ops": {key: averages[key].count for key in SYNC_OPS if key in averages},
+        "sync_ops_by_phase": _sync_ops_by_phase(events),
     }
     if device == "cuda":
         summary["cuda_sync_calls"] = {
@@ -321,6 +322,20 @@ def summarise_profile(prof, device: str, wall_s: float) -> dict:
         summary["device_busy_s"] = round(busy / 1e6, 4)
         summary["device_idle_s"] = round(wall_s - busy / 1e6, 4)
     return summary
+
+
+def _sync_ops_by_phase(events) -> dict[str, int]:
+    """Calls of SYNC_OPS by the innermost phase (record_function range) they ran in."""
+    counts = {}
+    for event in events:
+        if event.key not in SYNC_OPS:
+            continue
+        parent = event.cpu_parent
+        while parent is not None and not parent.key.startswith("phase::"):
+            parent = parent.cpu_parent
+        phase = parent.key.split("::", 1)[1] if parent is not None else "outside"
+        counts[phase] = counts.get(phase, 0) + 1
+    return counts
 
 
 # ---- the driver ----
