@@ -104,6 +104,13 @@ class MixedPrecisionTrainer(AMPTrainer):
             self.grad_scaler.load_state_dict(state_dict["grad_scaler"])
 
 
+def _group_count(optimizer_state: dict) -> int:
+    """Parameter groups in an optimizer's (or a JointOptimizer's two optimizers') state dict."""
+    if "param_groups" in optimizer_state:
+        return len(optimizer_state["param_groups"])
+    return sum(len(state["param_groups"]) for state in optimizer_state.values())
+
+
 class Trainer(DefaultTrainer):
     def __init__(self, cfg: CfgNode):
         TrainerBase.__init__(self)
@@ -150,6 +157,14 @@ class Trainer(DefaultTrainer):
         return state
 
     def load_state_dict(self, state: dict) -> None:
+        saved, built = _group_count(state["optimizer"]), len(self.optimizer.param_groups)
+        if saved != built:  # the LR scheduler's state would then set the wrong rates
+            raise ValueError(
+                f"the checkpoint's optimizer has {saved} parameter groups, this run's {built} "
+                "(checkpoints written before the groups were merged have one per parameter): it "
+                "cannot be resumed. Start a new run from its weights (MODEL.WEIGHTS <checkpoint>, "
+                "without --resume, in a new OUTPUT_DIR), or resume with the version that wrote it"
+            )
         super().load_state_dict(state)
         self.optimizer.load_state_dict(state["optimizer"])
 
