@@ -1,6 +1,7 @@
 """Training-step time of the CEL model (R-50, 100 queries, 512x512 crops, batch 8) on a GPU: fp32
-against mixed precision (fp16 autocast + GradScaler, as Detectron2's AMPTrainer runs it), each with
-the compiled deformable-attention kernel (when it is importable) and pure PyTorch.
+against mixed precision as the trainer runs it (``SOLVER.AMP.PRECISION``: float16 autocast with a
+GradScaler; bfloat16 autocast without one, where the GPU supports it), each with the compiled
+deformable-attention kernel (when it is importable) and pure PyTorch.
 
 Weights are random (no download: random CLIP text tower, one prompt template), which does not change
 the cost of a step. Prints one JSON object per setting: median seconds per step after warm-up, peak
@@ -12,7 +13,6 @@ GPU memory, and the loss of the last step (finite). Needs CUDA:
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import statistics
 import sys
@@ -56,17 +56,19 @@ def synthetic_batch(batch: int, size: int, num_classes: int, generator: torch.Ge
     return inputs
 
 
-def time_steps(cfg, amp: bool, steps: int, batch: list) -> dict:
+def time_steps(cfg, precision: torch.dtype | None, steps: int, batch: list) -> dict:
     torch.manual_seed(0)
     model = build_model(cfg).train()
     optimizer = build_optimizer(cfg, model)
-    scaler = torch.amp.GradScaler("cuda", enabled=amp)
+    scaler = torch.amp.GradScaler("cuda", enabled=precision == torch.float16)
     seconds, loss = [], float("nan")
     torch.cuda.reset_peak_memory_stats()
     for step in range(steps + 2):  # two warm-up steps
         torch.cuda.synchronize()
         start = time.perf_counter()
-        with torch.autocast("cuda", dtype=torch.float16) if amp else contextlib.nullcontext():
+        with torch.autocast(
+            "cuda", dtype=precision or torch.float32, enabled=precision is not None
+        ):
             losses = model(batch)
         total = sum(losses.values())
         optimizer.zero_grad(set_to_none=True)
@@ -93,8 +95,11 @@ def main() -> None:
     if not torch.cuda.is_available():
         sys.exit("bench_amp.py times GPU training steps: no CUDA device here")
     batch = None
+    precisions = [None, torch.float16] + (
+        [torch.bfloat16] if torch.cuda.is_bf16_supported() else []
+    )
     for impl in ("auto", "pytorch") if compiled_kernel_available() else ("pytorch",):
-        for amp in (False, True):
+        for precision in precisions:
             cfg = load_config(str(CONFIG), [
                 "MODEL.WEIGHTS", "", "MODEL.CLIP.PRETRAINED", "", "MODEL.CLIP.OFFLINE", "True",
                 "MODEL.CLIP.PROMPT_TEMPLATES", "single", "MODEL.CLIP.ENSEMBLE", "False",
@@ -105,9 +110,9 @@ def main() -> None:
                 batch = synthetic_batch(
                     args.batch, args.size, 171, torch.Generator().manual_seed(0)
                 )
-            result = time_steps(cfg, amp, args.steps, batch)
+            result = time_steps(cfg, precision, args.steps, batch)
             settings = {
-                "amp": amp,
+                "amp": str(precision).removeprefix("torch.") if precision else False,
                 "deform_attn": "compiled" if impl == "auto" else "pytorch",
                 "batch": args.batch,
                 "size": args.size,

@@ -17,6 +17,7 @@ from detectron2.config import get_cfg
 
 from zsseg_d2.config import add_zsseg_config
 from zsseg_d2.methods.cel import CELCriterion, LossDivisors
+from zsseg_d2.methods.cel.criterion import BatchTargets, MatchedPairs
 
 BATCH, QUERIES, CLASSES, TARGETS = 2, 100, 171, 8
 PRED_SIZE, IMAGE_SIZE, POINTS = 128, 512, 12544
@@ -95,13 +96,13 @@ def main() -> None:
 
     report("matcher", median_ms(lambda: criterion.matcher(outputs, targets)))
 
-    indices = criterion.matcher(outputs, targets)
-    num_masks = LossDivisors.of_batch(
-        targets, outputs["pred_logits"].shape[1], torch.device("cpu")
-    ).masks
+    cpu = torch.device("cpu")
+    batch = BatchTargets.of_batch(targets, None, cpu)
+    pairs = MatchedPairs.of_indices(criterion.matcher(outputs, targets), batch.first_row, cpu)
+    num_masks = LossDivisors.of_batch(targets, outputs["pred_logits"].shape[1], cpu).masks
 
     def mask_loss_step() -> None:
-        losses = criterion.mask_losses(outputs, targets, indices, num_masks)
+        losses = criterion.mask_losses(outputs, batch, pairs, num_masks)
         sum(losses.values()).backward()
 
     report("criterion_mask_loss_fwd_bwd", median_ms(mask_loss_step))

@@ -282,3 +282,25 @@ def test_focal_switch_replaces_sigmoid_ce() -> None:
         + 0.25 * (1 - sigmoid(1.0)) ** 2 * softplus(-1.0)
     )
     assert losses["loss_mask"].item() == pytest.approx(5 * focal / 3, rel=1e-5)
+
+
+def _sync_ops(function) -> dict[str, int]:
+    """Calls of the operators that make the host wait for a GPU (item/int()/bool() of a tensor,
+    nonzero and boolean indexing) while ``function`` runs, counted by the profiler on the CPU."""
+    from torch.profiler import ProfilerActivity, profile
+
+    with profile(activities=[ProfilerActivity.CPU]) as prof:
+        function()
+    names = ("aten::_local_scalar_dense", "aten::nonzero", "aten::masked_select")
+    return {e.key: e.count for e in prof.key_averages() if e.key in names}
+
+
+def test_criterion_waits_for_the_device_only_for_the_label_check() -> None:
+    # Three layers (deep supervision): the only sync is the one check that the image-level labels
+    # are class ids, once per batch (the matcher's one host copy per layer is not an operator).
+    outputs = make_outputs()
+    outputs["aux_outputs"] = [make_outputs(), make_outputs()]
+    criterion = make_criterion()
+    assert _sync_ops(lambda: criterion(outputs, make_targets())) == {"aten::_local_scalar_dense": 1}
+    without_rank = make_criterion(**{"MODEL.CEL.LOSS.USE_RANK": False})
+    assert _sync_ops(lambda: without_rank(outputs, make_targets())) == {}

@@ -178,3 +178,63 @@ def test_matcher_rejects_non_finite_predictions() -> None:
     ]
     with pytest.raises(FloatingPointError, match="not finite"):
         make_matcher(8)({"pred_logits": torch.randn(1, 3, 2), "pred_masks": pred_masks}, targets)
+
+
+def test_batched_matching_is_optimal_per_image_with_padding_and_an_empty_image() -> None:
+    # Three images with 3, 0 and 2 targets: one batched cost pass pads the targets to 3; every
+    # image must get its own optimum (brute force on its own points), unaffected by the padding.
+    generator = torch.Generator().manual_seed(5)
+    num_queries, num_classes, num_points, counts = 4, 5, 30, (3, 0, 2)
+    pred_logits = torch.randn(3, num_queries, num_classes, generator=generator) * 2
+    pred_masks = torch.randn(3, num_queries, 6, 6, generator=generator) * 2
+    targets = [
+        {
+            "labels": torch.randint(0, num_classes, (n,), generator=generator),
+            "masks": torch.rand(n, 12, 12, generator=generator) > 0.5,
+            "ignore_mask": torch.rand(12, 12, generator=generator) > 0.7,
+        }
+        for n in counts
+    ]
+    outputs = {"pred_logits": pred_logits, "pred_masks": pred_masks}
+    torch.manual_seed(0)
+    indices = make_matcher(num_points)(outputs, targets)
+    next_draw = torch.rand(1)
+    torch.manual_seed(0)
+    coords = [torch.rand(num_points, 2) if n else None for n in counts]  # drawn image by image
+    assert torch.equal(torch.rand(1), next_draw)  # and nothing more: the random stream goes on
+    assert len(indices[1][0]) == 0 and len(indices[1][1]) == 0
+    for image in (0, 2):
+        target = targets[image]
+        reference = loop_cost_matrix(
+            pred_logits[image], pred_masks[image], target["labels"], target["masks"],
+            target["ignore_mask"], coords[image],
+        )  # fmt: skip
+        best = min(
+            sum(reference[q, i].item() for i, q in enumerate(queries))
+            for queries in itertools.permutations(range(num_queries), counts[image])
+        )
+        query_idx, target_idx = indices[image]
+        assert sorted(target_idx.tolist()) == list(range(counts[image]))
+        assert reference[query_idx, target_idx].sum().item() == pytest.approx(best, abs=1e-6)
+
+
+def test_matcher_copies_costs_to_the_host_once_per_call() -> None:
+    from torch.overrides import TorchFunctionMode
+
+    class CountHostCopies(TorchFunctionMode):
+        copies = 0  # calls of Tensor.cpu (a device-to-host copy and sync on a GPU)
+
+        def __torch_function__(self, func, types, args=(), kwargs=None):
+            CountHostCopies.copies += func is torch.Tensor.cpu
+            return func(*args, **(kwargs or {}))
+
+    outputs = {"pred_logits": torch.randn(3, 4, 3), "pred_masks": torch.randn(3, 4, 5, 5)}
+    target = {
+        "labels": torch.tensor([2, 0]),
+        "masks": torch.rand(2, 10, 10) > 0.5,
+        "ignore_mask": torch.zeros(10, 10, dtype=torch.bool),
+    }
+    with CountHostCopies():
+        indices = make_matcher(16)(outputs, [target, dict(target), dict(target)])
+    assert [len(q) for q, _ in indices] == [2, 2, 2]
+    assert CountHostCopies.copies == 1

@@ -40,6 +40,7 @@ def add_zsseg_config(cfg: CN) -> None:
     _add_semantic_config(cfg)
     _add_input_config(cfg)
     _add_solver_config(cfg)
+    _add_dataloader_config(cfg)
     _add_dataset_config(cfg)
     _add_evaluation_config(cfg)
     _add_vgg_config(cfg)
@@ -151,6 +152,9 @@ def _add_solver_config(cfg: CN) -> None:
     # > 0: train this many epochs; SOLVER.MAX_ITER becomes ceil(EPOCHS x images / IMS_PER_BATCH),
     # the images of DATASETS.TRAIN counted after DATASETS.UNSEEN_IMAGES (0: SOLVER.MAX_ITER as set).
     cfg.SOLVER.EPOCHS = 0
+    # Autocast dtype with SOLVER.AMP.ENABLED: "float16" (any CUDA GPU; loss scaling; on the CPU
+    # training falls back to float32) or "bfloat16" (Ampere and later GPUs, the CPU; no scaling).
+    cfg.SOLVER.AMP.PRECISION = "float16"
     # A second optimizer for the parameters of the named top-level modules (e.g. SIGN's
     # ["generator", "discriminator"]): its own algorithm and a constant learning rate; the
     # schedule applies to the first one only. [] = one optimizer for everything.
@@ -158,6 +162,12 @@ def _add_solver_config(cfg: CN) -> None:
     second.MODULES = []
     second.OPTIMIZER = "ADAM"  # "ADAM" | "ADAMW" | "SGD"
     second.BASE_LR = 2e-4
+
+
+def _add_dataloader_config(cfg: CN) -> None:
+    # Training batches in page-locked memory when MODEL.DEVICE is a GPU: faster copies to it.
+    # (No persistent-workers option: the training loader is iterated once, without end.)
+    cfg.DATALOADER.PIN_MEMORY = True
 
 
 def _add_dataset_config(cfg: CN) -> None:

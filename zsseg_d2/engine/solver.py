@@ -32,9 +32,14 @@ def _in_modules(module_name: str, prefixes: Sequence[str]) -> bool:
 
 
 def optimizer_param_groups(cfg: CfgNode, model: nn.Module, exclude: Sequence[str] = ()) -> list:
-    """One group per parameter: backbone lr x BACKBONE_MULTIPLIER, no decay on norms/embeddings;
-    parameters of the top-level modules named in ``exclude`` are left out."""
-    groups, seen = [], set()
+    """Backbone lr x BACKBONE_MULTIPLIER, WEIGHT_DECAY_NORM on norms, WEIGHT_DECAY_EMBED on
+    embeddings; parameters of the top-level modules named in ``exclude`` are left out.
+
+    One group per (lr, weight decay), in order of first use, its parameters in module order: the
+    same update as Mask2Former's one group per parameter, but a GPU's multi-tensor (foreach)
+    AdamW then updates each group with a few kernel launches instead of some per parameter.
+    """
+    groups, seen = {}, set()
     for module_name, module in model.named_modules():
         if _in_modules(module_name, exclude):
             continue
@@ -49,8 +54,11 @@ def optimizer_param_groups(cfg: CfgNode, model: nn.Module, exclude: Sequence[str
                 weight_decay = cfg.SOLVER.WEIGHT_DECAY_NORM
             elif isinstance(module, nn.Embedding):
                 weight_decay = cfg.SOLVER.WEIGHT_DECAY_EMBED
-            groups.append({"params": [param], "lr": lr, "weight_decay": weight_decay})
-    return groups
+            groups.setdefault((lr, weight_decay), []).append(param)
+    return [
+        {"params": params, "lr": lr, "weight_decay": weight_decay}
+        for (lr, weight_decay), params in groups.items()
+    ]
 
 
 def _with_gradient_clipping(cfg: CfgNode, optimizer_cls: type) -> type:

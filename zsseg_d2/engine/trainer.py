@@ -2,6 +2,8 @@
 
 Differences from ``DefaultTrainer``: the zero-shot training mapper and an image-only test mapper,
 an epoch schedule (``SOLVER.EPOCHS``), a model's ``before_training`` pass over the training images,
+batches in pinned memory for a GPU (``DATALOADER.PIN_MEMORY``), mixed precision in float16 or
+bfloat16 (``SOLVER.AMP.PRECISION``),
 AdamW with a backbone multiplier and a poly schedule, DDP that also works on CPU processes (gloo),
 atomically written checkpoints that include the optimizer, a stop naming the iteration on a NaN
 loss, and evaluation that switches the model's vocabulary to each evaluated data set's class names
@@ -11,12 +13,14 @@ loss, and evaluation that switches the model's vocabulary to each evaluated data
 from __future__ import annotations
 
 import logging
+import time
 import weakref
 from collections import OrderedDict
 
 import torch
 from detectron2.config import CfgNode
 from detectron2.data import build_detection_test_loader, build_detection_train_loader
+from detectron2.data.common import AspectRatioGroupedDataset
 from detectron2.engine import AMPTrainer, DefaultTrainer, SimpleTrainer, create_ddp_model
 from detectron2.engine.train_loop import HookBase, TrainerBase
 from detectron2.evaluation import inference_on_dataset, print_csv_format
@@ -42,13 +46,72 @@ def unwrap(model: torch.nn.Module) -> torch.nn.Module:
     return model.module if isinstance(model, DistributedDataParallel) else model
 
 
-def use_amp(cfg: CfgNode) -> bool:
-    """SOLVER.AMP.ENABLED on a CUDA device (Detectron2's AMPTrainer is CUDA fp16 only); on the CPU
-    the same config trains in float32."""
-    if cfg.SOLVER.AMP.ENABLED and cfg.MODEL.DEVICE == "cpu":
-        logger.warning("SOLVER.AMP.ENABLED is ignored on the CPU: training in float32")
-        return False
-    return cfg.SOLVER.AMP.ENABLED
+AMP_PRECISIONS = {"float16": torch.float16, "bfloat16": torch.bfloat16}
+
+
+def amp_precision(cfg: CfgNode) -> torch.dtype | None:
+    """The autocast dtype of SOLVER.AMP (None: float32). float16 (the default, for any CUDA GPU)
+    runs on CUDA only: on the CPU the same config trains in float32; bfloat16 runs where the
+    device supports it (Ampere and later GPUs, the CPU)."""
+    if not cfg.SOLVER.AMP.ENABLED:
+        return None
+    name = cfg.SOLVER.AMP.PRECISION
+    if name not in AMP_PRECISIONS:
+        raise ValueError(
+            f"SOLVER.AMP.PRECISION must be one of {sorted(AMP_PRECISIONS)}, got {name!r}"
+        )
+    if cfg.MODEL.DEVICE == "cpu" and name == "float16":
+        logger.warning(
+            "SOLVER.AMP.ENABLED is ignored on the CPU with SOLVER.AMP.PRECISION float16: training "
+            "in float32"
+        )
+        return None
+    if name == "bfloat16" and cfg.MODEL.DEVICE != "cpu" and torch.cuda.is_available():
+        if not torch.cuda.is_bf16_supported():
+            raise ValueError(
+                f"SOLVER.AMP.PRECISION bfloat16: {torch.cuda.get_device_name()} does not support "
+                "bfloat16; use float16"
+            )
+    return AMP_PRECISIONS[name]
+
+
+class MixedPrecisionTrainer(AMPTrainer):
+    """Detectron2's AMPTrainer with the autocast dtype as an option, on any device: float16 with
+    loss scaling (a GradScaler), bfloat16 without (its exponent range is float32's)."""
+
+    def __init__(self, model, data_loader, optimizer, precision: torch.dtype, device_type: str):
+        scaler = torch.amp.GradScaler(device_type, enabled=precision == torch.float16)
+        super().__init__(model, data_loader, optimizer, grad_scaler=scaler)
+        self.precision, self.device_type = precision, device_type
+
+    def run_step(self) -> None:
+        assert self.model.training, "[MixedPrecisionTrainer] model was changed to eval mode!"
+        start = time.perf_counter()
+        data = next(self._data_loader_iter)
+        data_time = time.perf_counter() - start
+        with torch.autocast(self.device_type, dtype=self.precision):
+            loss_dict = self.model(data)
+            if isinstance(loss_dict, torch.Tensor):
+                loss_dict = {"total_loss": loss_dict}
+            losses = sum(loss_dict.values())
+        self.optimizer.zero_grad()
+        self.grad_scaler.scale(losses).backward()
+        self._write_metrics(loss_dict, data_time)
+        self.grad_scaler.step(self.optimizer)
+        self.grad_scaler.update()
+
+    def load_state_dict(self, state_dict: dict) -> None:
+        """Also a checkpoint of another precision: a scaler state only where both scale."""
+        SimpleTrainer.load_state_dict(self, state_dict)
+        if self.grad_scaler.is_enabled() and state_dict.get("grad_scaler"):
+            self.grad_scaler.load_state_dict(state_dict["grad_scaler"])
+
+
+def _group_count(optimizer_state: dict) -> int:
+    """Parameter groups in an optimizer's (or a JointOptimizer's two optimizers') state dict."""
+    if "param_groups" in optimizer_state:
+        return len(optimizer_state["param_groups"])
+    return sum(len(state["param_groups"]) for state in optimizer_state.values())
 
 
 class BeforeTraining(HookBase):
@@ -78,9 +141,14 @@ class Trainer(DefaultTrainer):
         model = create_ddp_model(
             model, broadcast_buffers=False, device_ids=None if on_cpu else [comm.get_local_rank()]
         )
-        self._trainer = (AMPTrainer if use_amp(cfg) else SimpleTrainer)(
-            model, data_loader, optimizer
-        )
+        precision = amp_precision(cfg)
+        if precision is None:
+            self._trainer = SimpleTrainer(model, data_loader, optimizer)
+        else:
+            device_type = torch.device(cfg.MODEL.DEVICE).type
+            self._trainer = MixedPrecisionTrainer(
+                model, data_loader, optimizer, precision, device_type
+            )
         self.scheduler = self.build_lr_scheduler(cfg, optimizer)
         self.checkpointer = Checkpointer(
             model,
@@ -108,6 +176,14 @@ class Trainer(DefaultTrainer):
         return state
 
     def load_state_dict(self, state: dict) -> None:
+        saved, built = _group_count(state["optimizer"]), len(self.optimizer.param_groups)
+        if saved != built:  # the LR scheduler's state would then set the wrong rates
+            raise ValueError(
+                f"the checkpoint's optimizer has {saved} parameter groups, this run's {built} "
+                "(checkpoints written before the groups were merged have one per parameter): it "
+                "cannot be resumed. Start a new run from its weights (MODEL.WEIGHTS <checkpoint>, "
+                "without --resume, in a new OUTPUT_DIR), or resume with the version that wrote it"
+            )
         super().load_state_dict(state)
         self.optimizer.load_state_dict(state["optimizer"])
 
@@ -131,9 +207,14 @@ class Trainer(DefaultTrainer):
     @classmethod
     def build_train_loader(cls, cfg: CfgNode):
         dataset = training_dataset_dicts(cfg)  # DATASETS.UNSEEN_IMAGES protocol
-        return build_detection_train_loader(
+        loader = build_detection_train_loader(
             cfg, mapper=build_dataset_mapper(cfg, is_train=True), dataset=dataset
         )
+        # Detectron2 0.6 has no pin_memory argument; its DataLoader reads the attribute when
+        # iterated (below the aspect-ratio grouping, when on).
+        torch_loader = loader.dataset if isinstance(loader, AspectRatioGroupedDataset) else loader
+        torch_loader.pin_memory = cfg.DATALOADER.PIN_MEMORY and cfg.MODEL.DEVICE != "cpu"
+        return loader
 
     @classmethod
     def build_data_pass_loader(cls, cfg: CfgNode):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -14,15 +15,78 @@ from .losses import (
     background_aware_class_loss,
     background_class_ce,
     dice_loss,
+    image_label_mask,
     multilabel_ranking_loss,
     sigmoid_ce_loss,
     sigmoid_focal_loss,
 )
-from .matcher import HungarianMatcher
+from .matcher import HungarianMatcher, check_one_target_size
 from .point_sampling import nearest_pixel_index, point_sample, sample_points_by_uncertainty
 
 Indices = list[tuple[torch.Tensor, torch.Tensor]]
 BACKGROUND_MODES = ("none", "learned")
+
+
+@dataclass(frozen=True)
+class BatchTargets:
+    """The targets of a batch in the layouts the losses read, built once for all decoder layers.
+
+    ``labels`` [N] and ``masks`` [N, H*W] (bool): every target of the batch, images concatenated;
+    ``first_row``: where each image's targets start (on the host); ``ignore`` [B, H*W] bool;
+    ``size``: (H, W); ``positives`` [B, C] bool: each image's image-level labels (None when not
+    asked for: without the ranking loss).
+    """
+
+    labels: torch.Tensor
+    masks: torch.Tensor
+    first_row: list[int]
+    ignore: torch.Tensor
+    size: tuple[int, int]
+    positives: torch.Tensor | None
+
+    @classmethod
+    def of_batch(
+        cls,
+        targets: Sequence[dict[str, torch.Tensor]],
+        num_classes: int | None,
+        device: torch.device,
+    ) -> BatchTargets:
+        """``num_classes``: the columns of ``positives``; None for no ``positives``."""
+        check_one_target_size(targets)
+        counts = [len(t["labels"]) for t in targets]
+        return cls(
+            labels=torch.cat([t["labels"] for t in targets]).to(device).long(),
+            masks=torch.cat([t["masks"] for t in targets]).to(device).flatten(1),
+            first_row=[0, *itertools.accumulate(counts)][:-1],
+            ignore=torch.stack([t["ignore_mask"] for t in targets]).to(device).flatten(1),
+            size=tuple(targets[0]["ignore_mask"].shape),
+            positives=None
+            if num_classes is None
+            else image_label_mask([t["image_labels"] for t in targets], num_classes, device),
+        )
+
+
+@dataclass(frozen=True)
+class MatchedPairs:
+    """The matched (query, target) pairs of one layer, as index tensors on the predictions'
+    device: ``image`` and ``query`` [M] index the predictions, ``target_row`` [M] the rows of
+    :class:`BatchTargets`; ``count`` = M, known on the host."""
+
+    image: torch.Tensor
+    query: torch.Tensor
+    target_row: torch.Tensor
+    count: int
+
+    @classmethod
+    def of_indices(
+        cls, indices: Indices, first_row: list[int], device: torch.device
+    ) -> MatchedPairs:
+        """From the matcher's host indices with one (non-blocking) copy to ``device``."""
+        image = torch.cat([torch.full_like(query, i) for i, (query, _) in enumerate(indices)])
+        query = torch.cat([query for query, _ in indices])
+        row = torch.cat([first_row[i] + target for i, (_, target) in enumerate(indices)])
+        packed = torch.stack([image, query, row]).to(device, non_blocking=True)
+        return cls(*packed.unbind(0), count=len(query))
 
 
 @dataclass(frozen=True)
@@ -50,11 +114,12 @@ class LossDivisors:
             len(targets) * num_queries - matched,
             sum(len(t["image_labels"]) > 0 for t in targets),
         ]
-        counts = torch.tensor(counts, dtype=torch.float64, device=device)
         world_size = comm.get_world_size()
-        if world_size > 1:
-            torch.distributed.all_reduce(counts)
-        return cls(*(max(count / world_size, 1.0) for count in counts.tolist()))
+        if world_size > 1:  # the only host-device sync of the criterion's counts
+            summed = torch.tensor(counts, dtype=torch.float64, device=device)
+            torch.distributed.all_reduce(summed)
+            counts = summed.tolist()
+        return cls(*(max(count / world_size, 1.0) for count in counts))
 
 
 class CELCriterion(nn.Module):
@@ -160,13 +225,14 @@ class CELCriterion(nn.Module):
             raise ValueError(
                 f"got {len(targets)} targets for a batch of {outputs['pred_logits'].shape[0]} images"
             )
-        divisors = LossDivisors.of_batch(
-            targets, outputs["pred_logits"].shape[1], outputs["pred_masks"].device
-        )
-        losses = self.layer_losses(outputs, targets, divisors)
+        device = outputs["pred_masks"].device
+        divisors = LossDivisors.of_batch(targets, outputs["pred_logits"].shape[1], device)
+        num_classes = outputs["pred_similarity"].shape[-1] if self.use_rank else None
+        batch = BatchTargets.of_batch(targets, num_classes, device)
+        losses = self.layer_losses(outputs, targets, batch, divisors)
         if self.deep_supervision:
             for layer, aux_outputs in enumerate(outputs.get("aux_outputs", [])):
-                aux_losses = self.layer_losses(aux_outputs, targets, divisors)
+                aux_losses = self.layer_losses(aux_outputs, targets, batch, divisors)
                 losses.update({f"{name}_{layer}": value for name, value in aux_losses.items()})
         return losses
 
@@ -174,18 +240,19 @@ class CELCriterion(nn.Module):
         self,
         outputs: dict[str, torch.Tensor],
         targets: Sequence[dict[str, torch.Tensor]],
+        batch: BatchTargets,
         divisors: LossDivisors,
     ) -> dict[str, torch.Tensor]:
         """Eq. 8 for the predictions of one decoder layer."""
         self._check_columns(outputs)
         indices = self.matcher(outputs, targets)
-        losses = self.class_losses(outputs, targets, indices, divisors)
-        losses.update(self.mask_losses(outputs, targets, indices, divisors.masks))
+        pairs = MatchedPairs.of_indices(indices, batch.first_row, outputs["pred_masks"].device)
+        losses = self.class_losses(outputs, batch, pairs, divisors)
+        losses.update(self.mask_losses(outputs, batch, pairs, divisors.masks))
         if self.use_rank:
-            image_labels = [t["image_labels"] for t in targets]
             losses["loss_rank"] = self.rank_weight * multilabel_ranking_loss(
                 outputs["pred_similarity"].float(),
-                image_labels,
+                batch.positives,
                 divisors.ranked_images,
                 self.rank_scale,
             )
@@ -194,17 +261,16 @@ class CELCriterion(nn.Module):
     def class_losses(
         self,
         outputs: dict[str, torch.Tensor],
-        targets: Sequence[dict[str, torch.Tensor]],
-        indices: Indices,
+        batch: BatchTargets,
+        pairs: MatchedPairs,
         divisors: LossDivisors,
     ) -> dict[str, torch.Tensor]:
         """alpha * L_class: eq. 5 (or plain CE / the learned-background CE, see the class docstring)."""
         logits = outputs["pred_logits"].float()
-        batch_idx, query_idx = _matched_queries(indices, logits.device)
         matched = torch.zeros(logits.shape[:2], dtype=torch.bool, device=logits.device)
-        matched[batch_idx, query_idx] = True
+        matched[pairs.image, pairs.query] = True
         labels = torch.zeros(logits.shape[:2], dtype=torch.long, device=logits.device)
-        labels[batch_idx, query_idx] = _matched_target_labels(targets, indices, logits.device)
+        labels[pairs.image, pairs.query] = batch.labels[pairs.target_row]
         if self.background == "learned":
             return {
                 "loss_ce": self.class_weight
@@ -222,22 +288,21 @@ class CELCriterion(nn.Module):
     def mask_losses(
         self,
         outputs: dict[str, torch.Tensor],
-        targets: Sequence[dict[str, torch.Tensor]],
-        indices: Indices,
+        batch: BatchTargets,
+        pairs: MatchedPairs,
         num_masks: float,
     ) -> dict[str, torch.Tensor]:
         """beta * L_mask: sigmoid-CE (or focal) and dice on points of the matched masks."""
         pred_masks = outputs["pred_masks"]
-        batch_idx, query_idx = _matched_queries(indices, pred_masks.device)
-        if len(batch_idx) == 0:
+        if pairs.count == 0:
             zero = pred_masks.sum() * 0.0  # keeps every mask logit in the graph
             return {"loss_mask": zero, "loss_dice": zero.clone()}
-        matched_logits = pred_masks[batch_idx, query_idx].float().unsqueeze(1)  # [M, 1, h, w]
+        matched_logits = pred_masks[pairs.image, pairs.query].float().unsqueeze(1)  # [M, 1, h, w]
         with torch.no_grad():
             coords = sample_points_by_uncertainty(
                 matched_logits, self.num_points, self.oversample_ratio, self.importance_sample_ratio
             )
-            target_points, weights = _sample_targets(targets, indices, batch_idx, coords)
+            target_points, weights = _sample_targets(batch, pairs, coords)
         point_logits = point_sample(matched_logits, coords)[:, 0]
         if self.focal:
             mask_term = sigmoid_focal_loss(
@@ -262,48 +327,11 @@ class CELCriterion(nn.Module):
             )
 
 
-def _matched_queries(indices: Indices, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
-    """(image index, query index) of every matched query of the batch, images concatenated."""
-    batch_idx = torch.cat(
-        [torch.full_like(query, image) for image, (query, _) in enumerate(indices)]
-    )
-    query_idx = torch.cat([query for query, _ in indices])
-    return batch_idx.to(device), query_idx.to(device)
-
-
-def _matched_target_labels(
-    targets: Sequence[dict[str, torch.Tensor]], indices: Indices, device: torch.device
-) -> torch.Tensor:
-    """Class ids of the targets matched by ``indices``, in the order of :func:`_matched_queries`."""
-    return torch.cat(
-        [t["labels"].to(device)[tgt.to(device)] for t, (_, tgt) in zip(targets, indices)]
-    ).long()
-
-
 def _sample_targets(
-    targets: Sequence[dict[str, torch.Tensor]],
-    indices: Indices,
-    batch_idx: torch.Tensor,
-    coords: torch.Tensor,
+    batch: BatchTargets, pairs: MatchedPairs, coords: torch.Tensor
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Matched target masks and point weights (0 where ignored) at ``coords`` [M, P, 2] -> 2 x [M, P]."""
-    sizes = {tuple(t["masks"].shape[-2:]) for t in targets} | {
-        tuple(t["ignore_mask"].shape) for t in targets
-    }
-    if len(sizes) > 1:
-        raise ValueError(
-            f"target masks and ignore masks must be padded to one batch size; got sizes {sorted(sizes)}"
-        )
-    device = coords.device
-    all_masks = torch.cat([t["masks"] for t in targets]).to(device).flatten(1)  # [sum n_b, H*W]
-    ignore = torch.stack([t["ignore_mask"] for t in targets]).to(device).flatten(1)  # [B, H*W]
-    first_mask = torch.tensor([0] + [len(t["labels"]) for t in targets[:-1]], device=device).cumsum(
-        0
-    )
-    mask_rows = torch.cat(
-        [first_mask[image] + tgt.to(device) for image, (_, tgt) in enumerate(indices)]
-    )
-    pixels = nearest_pixel_index(coords, *targets[0]["masks"].shape[-2:])  # [M, P]
-    target_points = all_masks[mask_rows.unsqueeze(1), pixels].float()
-    weights = (~ignore[batch_idx.unsqueeze(1), pixels]).float()
+    pixels = nearest_pixel_index(coords, *batch.size)  # [M, P]
+    target_points = batch.masks[pairs.target_row.unsqueeze(1), pixels].float()
+    weights = (~batch.ignore[pairs.image.unsqueeze(1), pixels]).float()
     return target_points, weights

@@ -122,12 +122,15 @@ def background_aware_class_loss(
         :func:`uniform_kl` over its unmatched queries. An empty set gives a term of 0 (still
         attached to the graph of ``logits``).
     """
-    matched_logits = logits[matched_mask]
-    unmatched_logits = logits[~matched_mask]
-    num_matched = num_matched if num_matched is not None else max(len(matched_logits), 1)
-    num_unmatched = num_unmatched if num_unmatched is not None else max(len(unmatched_logits), 1)
-    ce = matched_class_ce(matched_logits, labels[matched_mask]).sum() / num_matched
-    kl = uniform_kl(unmatched_logits).sum() / num_unmatched
+    # Every query's terms, summed where they apply: no boolean indexing (a host-device sync).
+    flat_logits, flat_matched = logits.flatten(0, 1), matched_mask.flatten()
+    if num_matched is None:
+        num_matched = flat_matched.sum().clamp(min=1)
+    if num_unmatched is None:
+        num_unmatched = (~flat_matched).sum().clamp(min=1)
+    ce = matched_class_ce(flat_logits, torch.where(flat_matched, labels.flatten(), 0))
+    ce = torch.where(flat_matched, ce, 0.0).sum() / num_matched
+    kl = torch.where(flat_matched, 0.0, uniform_kl(flat_logits)).sum() / num_unmatched
     return lam * ce, (1 - lam) * kl
 
 
@@ -152,27 +155,28 @@ def background_class_ce(
 def image_label_mask(
     image_labels: Sequence[torch.Tensor], num_classes: int, device: torch.device
 ) -> torch.Tensor:
-    """[B, C] bool mask of each image's positive classes from a list of class-id tensors."""
+    """[B, C] bool mask of each image's positive classes from a list of class-id tensors.
+
+    Its one host-device sync is the check that the ids are in range.
+    """
     positives = torch.zeros(len(image_labels), num_classes, dtype=torch.bool, device=device)
-    lengths = torch.tensor(
-        [len(labels) for labels in image_labels], device=device, dtype=torch.long
-    )
-    if int(lengths.sum()) == 0:
+    lengths = [len(labels) for labels in image_labels]
+    if sum(lengths) == 0:
         return positives
     class_index = torch.cat([labels.to(device=device, dtype=torch.long) for labels in image_labels])
-    if class_index.min() < 0 or class_index.max() >= num_classes:
+    if ((class_index < 0) | (class_index >= num_classes)).any():
         raise ValueError(
             f"image_labels must be class ids in [0, {num_classes}); got min {int(class_index.min())}, "
             f"max {int(class_index.max())} (check the image-level labels against the training vocabulary)"
         )
-    image_index = torch.arange(len(image_labels), device=device).repeat_interleave(lengths)
-    positives[image_index, class_index] = True
+    image_index = torch.tensor([image for image, n in enumerate(lengths) for _ in range(n)])
+    positives[image_index.to(device, non_blocking=True), class_index] = True
     return positives
 
 
 def multilabel_ranking_loss(
     similarity: torch.Tensor,
-    image_labels: Sequence[torch.Tensor],
+    image_labels: Sequence[torch.Tensor] | torch.Tensor,
     num_ranked_images: float | None = None,
     scale: float = 1.0,
 ) -> torch.Tensor:
@@ -187,7 +191,8 @@ def multilabel_ranking_loss(
 
     Args:
         similarity: [B, Q, C] raw cosine similarities r_qk (no background column).
-        image_labels: B tensors of positive class ids (may be empty; duplicates count once).
+        image_labels: B tensors of positive class ids (may be empty; duplicates count once), or
+            their [B, C] bool mask (:func:`image_label_mask`).
         num_ranked_images: the divisor of the sum over images; by default this batch's number
             of images with a positive.
         scale: factor on the similarities (``MODEL.CEL.LOSS.RANK_SCALE``), > 0.
@@ -199,7 +204,10 @@ def multilabel_ranking_loss(
             f"got {len(image_labels)} image_labels for a batch of {similarity.shape[0]} images"
         )
     best = scale * similarity.max(dim=1).values  # [B, C], eq. 6
-    positives = image_label_mask(image_labels, best.shape[1], best.device)
+    if isinstance(image_labels, torch.Tensor):
+        positives = image_labels
+    else:
+        positives = image_label_mask(image_labels, best.shape[1], best.device)
     pair_mask = positives.unsqueeze(1) & ~positives.unsqueeze(2)  # [B, k (negative), j (positive)]
     margins = F.softplus(best.unsqueeze(2) - best.unsqueeze(1))  # [B, k, j] = softplus(r*_k - r*_j)
     num_positives = positives.sum(dim=1)

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from detectron2.config import configurable
 from scipy.optimize import linear_sum_assignment
 from torch import nn
+from torch.nn.utils.rnn import pad_sequence
 
 from .point_sampling import nearest_pixel_index, point_sample
 
@@ -16,27 +18,29 @@ from .point_sampling import nearest_pixel_index, point_sample
 def pairwise_sigmoid_ce(
     logits: torch.Tensor, targets: torch.Tensor, weights: torch.Tensor
 ) -> torch.Tensor:
-    """Weighted mean over points of BCE for every (prediction, target) pair -> [Q, n].
+    """Weighted mean over points of BCE for every (prediction, target) pair -> [..., Q, n].
 
-    ``logits`` [Q, K], ``targets`` [n, K] in [0, 1], ``weights`` [K] (0 for ignored points).
+    ``logits`` [..., Q, K], ``targets`` [..., n, K] in [0, 1], ``weights`` [..., K] (0 for ignored
+    points); leading dimensions are batch dimensions (one per image).
     Uses ``BCE(x, t) = softplus(x) - x * t`` so the pair term is one matmul.
     """
-    positive_part = F.softplus(logits) @ weights  # [Q]
-    cost = positive_part.unsqueeze(1) - logits @ (targets * weights).T
-    return cost / weights.sum().clamp(min=1)
+    positive_part = F.softplus(logits) @ weights.unsqueeze(-1)  # [..., Q, 1]
+    cost = positive_part - logits @ (targets * weights.unsqueeze(-2)).transpose(-1, -2)
+    return cost / weights.sum(dim=-1).clamp(min=1)[..., None, None]
 
 
 def pairwise_dice(
     logits: torch.Tensor, targets: torch.Tensor, weights: torch.Tensor
 ) -> torch.Tensor:
-    """Dice loss (smoothed by 1, weighted sums over points) for every (prediction, target) pair -> [Q, n].
+    """Dice loss (smoothed by 1, weighted sums over points) for every (prediction, target) pair
+    -> [..., Q, n]; shapes as in :func:`pairwise_sigmoid_ce`.
 
     Per pair: ``1 - (2 * sum(w*s*t) + 1) / (sum(w*s) + sum(w*t) + 1)`` with ``s = sigmoid(logits)``.
     """
     prob = logits.sigmoid()
-    weighted_targets = targets * weights
-    numerator = 2 * prob @ weighted_targets.T + 1
-    denominator = (prob @ weights).unsqueeze(1) + weighted_targets.sum(dim=1).unsqueeze(0) + 1
+    weighted_targets = targets * weights.unsqueeze(-2)  # [..., n, K]
+    numerator = 2 * prob @ weighted_targets.transpose(-1, -2) + 1
+    denominator = (prob @ weights.unsqueeze(-1)) + weighted_targets.sum(dim=-1).unsqueeze(-2) + 1
     return 1 - numerator / denominator
 
 
@@ -89,13 +93,38 @@ class HungarianMatcher(nn.Module):
             labels: [n] class ids; target_masks: [n, H, W] bool; ignore_mask: [H, W] bool.
             coords: [K, 2] points in [0, 1] (x, y) where all masks are compared.
         """
-        class_cost = -pred_logits.float().softmax(dim=-1)[:, labels]
-        pred_points = point_sample(pred_masks.unsqueeze(0).float(), coords.unsqueeze(0))[
-            0
-        ]  # [Q, K]
-        pixels = nearest_pixel_index(coords, *target_masks.shape[-2:])  # [K]
-        target_points = target_masks.flatten(1)[:, pixels].float()  # [n, K]
-        weights = (~ignore_mask.flatten()[pixels]).float()  # [K]
+        return self.batch_cost_matrices(
+            pred_logits[None], pred_masks[None], [labels], [target_masks], ignore_mask[None],
+            coords[None],
+        )[0]  # fmt: skip
+
+    def batch_cost_matrices(
+        self,
+        pred_logits: torch.Tensor,
+        pred_masks: torch.Tensor,
+        labels: Sequence[torch.Tensor],
+        target_masks: Sequence[torch.Tensor],
+        ignore_masks: torch.Tensor,
+        coords: torch.Tensor,
+    ) -> torch.Tensor:
+        """Matching costs [B, Q, n_max] of B images at once, targets padded to the most of any
+        image (image b's cost is ``[b, :, :len(labels[b])]``; the padding columns are meaningless).
+
+        Args:
+            pred_logits: [B, Q, C'] class logits; pred_masks: [B, Q, h, w] mask logits.
+            labels: B tensors [n_b] of class ids; target_masks: B tensors [n_b, H, W] bool.
+            ignore_masks: [B, H, W] bool.
+            coords: [B, K, 2] points in [0, 1] (x, y), per image, where its masks are compared.
+        """
+        padded_labels = pad_sequence(list(labels), batch_first=True).long()  # [B, n_max]
+        probs = pred_logits.float().softmax(dim=-1)
+        class_cost = -probs.gather(2, padded_labels.unsqueeze(1).expand(-1, probs.shape[1], -1))
+        pred_points = point_sample(pred_masks.float(), coords)  # [B, Q, K]
+        pixels = nearest_pixel_index(coords, *ignore_masks.shape[-2:])  # [B, K]
+        masks = pad_sequence([m.flatten(1) for m in target_masks], batch_first=True)
+        index = pixels.unsqueeze(1).expand(-1, masks.shape[1], -1)
+        target_points = masks.gather(2, index).float()  # [B, n_max, K]
+        weights = (~ignore_masks.flatten(1).gather(1, pixels)).float()  # [B, K]
         return (
             self.cost_class * class_cost
             + self.cost_mask * pairwise_sigmoid_ce(pred_points, target_points, weights)
@@ -108,9 +137,13 @@ class HungarianMatcher(nn.Module):
     ) -> list[tuple[torch.Tensor, torch.Tensor]]:
         """Match each image's queries to its targets.
 
+        The costs of all images are computed in one batched pass on the predictions' device and
+        copied to the host once, for the assignment solver.
+
         Args:
             outputs: {"pred_logits": [B, Q, C'], "pred_masks": [B, Q, h, w], ...}.
-            targets: B dicts with "labels" [n_b], "masks" [n_b, H, W], "ignore_mask" [H, W].
+            targets: B dicts with "labels" [n_b], "masks" [n_b, H, W], "ignore_mask" [H, W],
+                all padded to one size H x W.
 
         Returns:
             B pairs ``(query_idx, target_idx)`` of int64 tensors (on CPU) of length min(Q, n_b).
@@ -120,36 +153,56 @@ class HungarianMatcher(nn.Module):
             raise ValueError(
                 f"got {len(targets)} targets for a batch of {pred_logits.shape[0]} images"
             )
+        check_one_target_size(targets)
+        counts = [len(target["labels"]) for target in targets]
+        empty = torch.zeros(0, dtype=torch.long)
+        indices = [(empty, empty.clone()) for _ in targets]
+        if not any(counts):
+            return indices
         device = pred_masks.device
-        indices = []
         with torch.autocast(device_type=device.type, enabled=False):
-            for image, target in enumerate(targets):
-                if len(target["labels"]) == 0:
-                    empty = torch.zeros(0, dtype=torch.long)
-                    indices.append((empty, empty.clone()))
-                    continue
-                coords = torch.rand(self.num_points, 2, device=device)
-                cost = self.cost_matrix(
-                    pred_logits[image],
-                    pred_masks[image],
-                    target["labels"],
-                    target["masks"],
-                    target["ignore_mask"],
-                    coords,
-                )
-                indices.append(_assign(cost, image))
+            # The images with targets draw their points in turn (one draw of the same numbers).
+            drawn = iter(torch.rand(sum(n > 0 for n in counts), self.num_points, 2, device=device))
+            coords = torch.stack(
+                [
+                    next(drawn) if n else torch.zeros(self.num_points, 2, device=device)
+                    for n in counts
+                ]
+            )
+            costs = self.batch_cost_matrices(
+                pred_logits,
+                pred_masks,
+                [t["labels"] for t in targets],
+                [t["masks"] for t in targets],
+                torch.stack([t["ignore_mask"] for t in targets]),
+                coords,
+            ).cpu()
+        for image, count in enumerate(counts):
+            if count:
+                indices[image] = _assign(costs[image, :, :count], image)
         return indices
 
 
+def check_one_target_size(targets: Sequence[dict[str, torch.Tensor]]) -> None:
+    """Target masks and ignore masks of a batch must share one (padded) size."""
+    sizes = {tuple(t["masks"].shape[-2:]) for t in targets} | {
+        tuple(t["ignore_mask"].shape) for t in targets
+    }
+    if len(sizes) > 1:
+        raise ValueError(
+            f"target masks and ignore masks must be padded to one batch size; got sizes {sorted(sizes)}"
+        )
+
+
 def _assign(cost: torch.Tensor, image: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Minimum-cost one-to-one assignment of a [Q, n] cost matrix, as int64 index tensors."""
-    cost = cost.cpu()
-    if not torch.isfinite(cost).all():
+    """Minimum-cost one-to-one assignment of a [Q, n] cost matrix (on CPU), as int64 tensors."""
+    cost = cost.numpy()
+    if not np.isfinite(cost).all():
         raise FloatingPointError(
             f"matching cost of image {image} in the batch is not finite: the predictions contain "
             "nan/inf (lower the learning rate or check the inputs)"
         )
-    query_idx, target_idx = linear_sum_assignment(cost.numpy())
+    query_idx, target_idx = linear_sum_assignment(cost)
     return torch.as_tensor(query_idx, dtype=torch.long), torch.as_tensor(
         target_idx, dtype=torch.long
     )

@@ -213,7 +213,9 @@ class MSDeformAttn(nn.Module):
             query: [B, Q, C] (with positional encoding added).
             reference_points: [B, Q, L, 2], (x, y) in [0, 1] on each level.
             value_input: [B, S, C], all levels flattened and concatenated.
-            spatial_shapes: [L, 2] long (H_l, W_l); level_start_index: [L] long.
+            spatial_shapes: [L, 2] long (H_l, W_l); level_start_index: [L] long. Best on the CPU
+                (the pixel decoder keeps them there): the pure-PyTorch path reads the shapes on
+                the host, which costs a host-device sync per call when they live on a GPU.
             padding_mask: optional [B, S] bool, True where the value is padding (zeroed).
 
         Returns:
@@ -238,16 +240,21 @@ class MSDeformAttn(nn.Module):
         weights = weights.softmax(-1).view(
             batch, n_queries, self.n_heads, self.n_levels, self.n_points
         )
+        # offsets are in pixels of each level
         level_sizes_xy = spatial_shapes.flip(-1).to(
-            offsets.dtype
-        )  # offsets are in pixels of each level
+            offsets.device, offsets.dtype, non_blocking=True
+        )
         locations = (
             reference_points[:, :, None, :, None, :]
             + offsets / level_sizes_xy[None, None, None, :, None, :]
         )
         if self._use_compiled_kernel(value):
             output = _CompiledMSDeformAttnFunction.apply(
-                value, spatial_shapes, level_start_index, locations, weights
+                value,
+                spatial_shapes.to(value.device, non_blocking=True),
+                level_start_index.to(value.device, non_blocking=True),
+                locations,
+                weights,
             )
         else:
             output = ms_deform_attn_core_pytorch(

@@ -89,9 +89,8 @@ class DeformableEncoder(nn.Module):
         self, features: list[torch.Tensor], positions: list[torch.Tensor]
     ) -> list[torch.Tensor]:
         """``features``, ``positions``: one [B, C, H_l, W_l] map per level -> the encoded maps."""
-        spatial_shapes = torch.as_tensor(
-            [f.shape[-2:] for f in features], dtype=torch.long, device=features[0].device
-        )
+        # Level shapes stay on the host: the attention reads them there, without a device sync.
+        spatial_shapes = torch.tensor([f.shape[-2:] for f in features], dtype=torch.long)
         sizes = spatial_shapes.prod(1)
         level_start_index = torch.cat([sizes.new_zeros(1), sizes.cumsum(0)[:-1]])
         src = torch.cat([f.flatten(2).transpose(1, 2) for f in features], dim=1)
