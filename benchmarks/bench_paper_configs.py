@@ -17,7 +17,9 @@ backward: a check that every config builds and runs, not a speed figure.
 Nothing is downloaded: ImageNet weights are not loaded (``MODEL.WEIGHTS`` "", ``MODEL.VGG.PRETRAINED``
 ""), CLIP has random weights, and class-vector files that are not shipped (built with
 ``datasets/prepare_*.py``) are replaced by random vectors of their width (300 for word vectors,
-312 for CUB's attributes) for the names of the row's classes.
+312 for CUB's attributes) for the names of the row's classes; data sets that ship no class list
+(CUB, ADE20K-847) get placeholder names, and a missing caption-noun file (Table 3) placeholder
+nouns after the seen names.
 
     python benchmarks/bench_paper_configs.py --device cuda [--only szn zs3net] [--pseudo]
     python benchmarks/bench_paper_configs.py --device cpu --only sign
@@ -41,6 +43,7 @@ from detectron2.data import MetadataCatalog
 from detectron2.structures import Instances
 
 import zsseg_d2  # noqa: F401  (registers data sets and model parts)
+from zsseg_d2.data.image_labels import CAPTION_NOUN_FORMAT
 from zsseg_d2.engine import Trainer, load_config
 from zsseg_d2.engine.solver import build_optimizer
 from zsseg_d2.modeling.semantic.embedding_file import resolve_embedding_path
@@ -100,24 +103,45 @@ def _stand_in_files(cfg, folder: Path) -> list[str]:
     return files
 
 
-def stand_in_cub(folder: Path) -> None:
-    """CUB's class lists (background, 200 species, 50 unseen) under ``folder``/cub, the root the
-    cub_* data sets read when ``$DETECTRON2_DATASETS`` points at ``folder``."""
+def stand_in_class_lists(folder: Path) -> None:
+    """Class lists of data sets that ship none, under ``folder`` (the root their registrations read
+    when ``$DETECTRON2_DATASETS`` points at it): CUB (background, 200 species, 50 unseen) and
+    ADE20K-847 (847 names)."""
     cub = folder / "cub"
     cub.mkdir(parents=True, exist_ok=True)
     species = [f"species {i}" for i in range(1, CUB_SPECIES + 1)]
     (cub / "class_names.txt").write_text("\n".join(["background", *species]) + "\n")
     (cub / "unseen_classes.txt").write_text("\n".join(species[-50:]) + "\n")
+    ade = folder / "ade20k_full"
+    ade.mkdir(parents=True, exist_ok=True)
+    (ade / "class_names_847.txt").write_text("".join(f"ade class {i}\n" for i in range(847)))
 
 
-def load_row(row: PaperRow, folder: Path, device: str, extra_opts=()) -> object:
-    """The row's config with nothing to download or read (see the module docstring)."""
+def _stand_in_nouns(cfg, folder: Path, size: int) -> str:
+    """A caption-noun file: the training set's seen names, then placeholder nouns, ``size`` in
+    all (Table 3's 1047), no image labels."""
+    seen = MetadataCatalog.get(cfg.DATASETS.TRAIN[0])
+    names = [n for n in seen.stuff_classes if n not in seen.unseen_classes]
+    vocabulary = names + [f"noun {i}" for i in range(size - len(names))]
+    path = folder / f"stand_in_nouns_{size}.json"
+    path.write_text(
+        json.dumps({"format": CAPTION_NOUN_FORMAT, "vocabulary": vocabulary, "labels": {}})
+    )
+    return str(path)
+
+
+def load_row(row: PaperRow, folder: Path, device: str, extra_opts=(), nouns: int = 1047) -> object:
+    """The row's config with nothing to download or read (see the module docstring); a missing
+    caption-noun file is replaced by ``nouns`` stand-in nouns."""
     opts = ["MODEL.WEIGHTS", "", "MODEL.VGG.PRETRAINED", "", "MODEL.DEVICE", device,
             "MODEL.CLIP.PRETRAINED", "", "MODEL.CLIP.OFFLINE", True,
             "MODEL.CLIP.CACHE_DIR", str(folder / "clip_cache"), *extra_opts]  # fmt: skip
     cfg = load_config(str(REPO_ROOT / row.config), opts)
     cfg.defrost()
     cfg.MODEL.SEMANTIC.FILES = _stand_in_files(cfg, folder)
+    noun_file = cfg.INPUT.IMAGE_LABELS.NOUN_FILE
+    if noun_file and not Path(noun_file).is_file():
+        cfg.INPUT.IMAGE_LABELS.NOUN_FILE = _stand_in_nouns(cfg, folder, nouns)
     if cfg.MODEL.META_ARCHITECTURE == "SIGN" and cfg.MODEL.SIGN.SELF_TRAINING == "st":
         unseen = MetadataCatalog.get(cfg.DATASETS.TRAIN[0]).unseen_classes
         cfg.MODEL.SIGN.ST_THRESHOLDS = [0.5] * len(unseen)  # the pass over the data is not run
@@ -171,15 +195,36 @@ def synthetic_batch(cfg, model, batch: int, size: tuple[int, int], seed: int = 0
     return inputs
 
 
+def _backbone_statistics_from(model: torch.nn.Module, inputs: list[dict]) -> None:
+    """Set the running statistics of the backbone's BN layers to those of ``inputs``."""
+    norms = [m for m in model.backbone.modules() if isinstance(m, torch.nn.BatchNorm2d)]
+    saved = [(m.training, m.momentum) for m in norms]
+    for norm in norms:
+        norm.reset_running_stats()
+        norm.momentum = None  # cumulative average: one batch gives exactly its statistics
+        norm.train()
+    model.backbone(model.preprocess(inputs).tensor)
+    for norm, (training, momentum) in zip(norms, saved):
+        norm.train(training)
+        norm.momentum = momentum
+
+
 def cpu_forward(row: PaperRow, folder: Path, size: int = 64) -> dict:
     """Build the row's real model on the CPU and compute its training losses once (no backward)
     on a per-GPU batch at ``size`` x ``size``: the losses' names and values. CLIP's text tower
-    reads one prompt template per class instead of 80 (the same network, 80 times less text)."""
-    cfg = load_row(row, folder, "cpu", ["MODEL.CLIP.PROMPT_TEMPLATES", "single"])
+    reads one prompt template per class instead of 80 (the same network, 80 times less text).
+    FrozenBN becomes BN (same parameters) and the backbone's BN statistics are those of the batch:
+    they stand for the ImageNet weights' statistics, which are not loaded; at identity statistics a
+    random ResNet-101 overflows to inf / NaN."""
+    opts = ["MODEL.CLIP.PROMPT_TEMPLATES", "single"]
+    if load_row(row, folder, "cpu").MODEL.RESNETS.NORM == "FrozenBN":
+        opts += ["MODEL.RESNETS.NORM", "BN"]
+    cfg = load_row(row, folder, "cpu", opts, nouns=200)
     torch.manual_seed(0)
     model = Trainer.build_model(cfg).train()
     inputs = synthetic_batch(cfg, model, per_gpu_batch(row, cfg), (size, size))
     with torch.no_grad():
+        _backbone_statistics_from(model, inputs)
         losses = model(inputs)
     return {k: float(v) for k, v in losses.items()}
 
@@ -275,7 +320,7 @@ def main() -> None:
     logging.getLogger("detectron2").setLevel(logging.WARNING)
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
-        stand_in_cub(folder)
+        stand_in_class_lists(folder)
         os.environ.setdefault("DETECTRON2_DATASETS", str(folder))
         for row in paper_rows(args.only):
             result = {"method": row.method, "row": row.name}

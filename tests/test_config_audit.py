@@ -418,7 +418,7 @@ def test_every_paper_config_is_audited():
 @pytest.fixture(scope="module")
 def stand_in_root(tmp_path_factory):
     folder = tmp_path_factory.mktemp("paper_configs")
-    bench.stand_in_cub(folder)
+    bench.stand_in_class_lists(folder)
     previous = os.environ.get("DETECTRON2_DATASETS")
     os.environ["DETECTRON2_DATASETS"] = str(folder)
     yield folder
