@@ -255,9 +255,12 @@ THING_DRAWERS = {
 }
 
 
-def _background(rng: np.random.Generator, h: int, w: int) -> tuple[np.ndarray, np.ndarray]:
-    """1-3 distinct stuff bands split by wavy near-horizontal lines, ordered top to bottom."""
-    names = sorted(rng.choice(STUFF, int(rng.integers(1, 4)), replace=False), key=_BAND_ORDER.get)
+def _background(
+    rng: np.random.Generator, h: int, w: int, stuff: Sequence[str]
+) -> tuple[np.ndarray, np.ndarray]:
+    """1-3 distinct bands of ``stuff`` split by wavy near-horizontal lines, ordered top to bottom."""
+    count = int(rng.integers(1, min(3, len(stuff)) + 1))
+    names = sorted(rng.choice(stuff, count, replace=False), key=_BAND_ORDER.get)
     x = np.arange(w, dtype=np.float32)
     region = np.zeros((h, w), np.int64)
     for y0 in np.sort(rng.uniform(0.25, 0.75, len(names) - 1)) * h:
@@ -276,11 +279,17 @@ def _background(rng: np.random.Generator, h: int, w: int) -> tuple[np.ndarray, n
     return image, label
 
 
-def draw_scene(rng: np.random.Generator, size: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
-    """Draw one scene: (RGB uint8 HxWx3 image, uint8 HxW label map of CLASS_NAMES ids)."""
+def draw_scene(
+    rng: np.random.Generator,
+    size: tuple[int, int],
+    stuff: Sequence[str] = STUFF,
+    things: Sequence[str] = THINGS,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Draw one scene: (RGB uint8 HxWx3 image, uint8 HxW label map of CLASS_NAMES ids); its stuff
+    bands are drawn from ``stuff``, its 1-3 things (none when ``things`` is empty) from ``things``."""
     h, w = size
-    image, label = _background(rng, h, w)
-    for name in rng.choice(THINGS, int(rng.integers(1, 4))):
+    image, label = _background(rng, h, w, stuff)
+    for name in rng.choice(things, int(rng.integers(1, 4))) if len(things) else ():
         s = rng.uniform(0.3, 0.55) * min(h, w)
         cx, cy = rng.uniform(s / 2, w - s / 2), rng.uniform(s / 2, h - s / 2)
         layer, mask = np.zeros((h, w, 3), np.uint8), np.zeros((h, w), np.uint8)
