@@ -14,6 +14,7 @@ import open_clip
 import torch
 from detectron2.config import CfgNode
 
+from ..data.vocabulary import class_name_aliases
 from ..modeling.clip.loader import create_clip_model
 from ..modeling.semantic import PROMPT_TEMPLATES, EmbeddingFileSource, build_semantic_source
 from ..utils.file_io import atomic_write
@@ -79,7 +80,9 @@ def train_and_save(
         f"{len(train_regions)} training regions of {train_split}; per class {train_regions.class_counts()}"
     )
     text_features = (
-        _locked_text(text_files, train_regions.class_names, model) if text_files else None
+        _locked_text(text_files, train_regions.class_names, model, (train_split, val_split))
+        if text_files
+        else None
     )
     templates = PROMPT_TEMPLATES[cfg.MODEL.CLIP.PROMPT_TEMPLATES]
     history = train_clip(
@@ -116,9 +119,14 @@ def train_and_save(
 
 
 def _locked_text(
-    text_files: Sequence[str], class_names: Sequence[str], model: torch.nn.Module
+    text_files: Sequence[str],
+    class_names: Sequence[str],
+    model: torch.nn.Module,
+    datasets: Sequence[str],
 ) -> torch.Tensor:
-    vectors = EmbeddingFileSource(text_files)(class_names)
+    """The fixed class vectors of ``class_names``, looked up as ``MODEL.SEMANTIC.SOURCE "file"``
+    does (a data set's prompt names through its raw names, e.g. "sky" -> "sky-other")."""
+    vectors = EmbeddingFileSource(text_files, aliases=class_name_aliases(datasets))(class_names)
     width = model.visual.output_dim
     if vectors.shape[1] != width:
         raise ValueError(

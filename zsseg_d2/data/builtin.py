@@ -106,6 +106,19 @@ def _synthetic_fields() -> dict:
     }
 
 
+def _scenes_fields() -> dict:
+    """The drawn COCO-Stuff scenes: COCO-Stuff names, prompted as in the COCO-Stuff class list."""
+    from .scenes import CLASS_NAMES, UNSEEN_CLASSES
+
+    coco = load_class_list("coco_stuff_171")
+    prompts = {name: prompt for name, prompt in zip(coco.names, coco.prompts)}
+    return {
+        "stuff_classes": [prompts[name] for name in CLASS_NAMES],
+        "raw_class_names": list(CLASS_NAMES),
+        "unseen_classes": [prompts[name] for name in UNSEEN_CLASSES],
+    }
+
+
 def _register_prepared() -> None:
     """Data sets under $DETECTRON2_DATASETS, in the layout of datasets/README.md."""
     coco = class_fields(load_class_list("coco_stuff_171"), COCO_STUFF_UNSEEN)
@@ -177,6 +190,13 @@ def _register_prepared() -> None:
                 DATASETS_ENV, f"zsseg_shapes/{split}/images", f"zsseg_shapes/{split}/labels"
             ),
             _synthetic_fields,
+        )
+        register_sem_seg(
+            f"zsseg_scenes_{split}",
+            SplitFiles(
+                DATASETS_ENV, f"zsseg_scenes/{split}/images", f"zsseg_scenes/{split}/labels"
+            ),
+            _scenes_fields,
         )
 
 

@@ -1,4 +1,6 @@
-"""Procedurally drawn scenes: the embedded default data set of `make demo` (no downloaded assets).
+"""Procedurally drawn scenes (no downloaded assets): the "shapes" set of the random-text demo
+(``tools/run_demo.py --scenes shapes``), and the writer every drawn set shares (:class:`SceneSet`;
+the COCO-Stuff-named scenes of :mod:`zsseg_d2.data.scenes` are the other set).
 
 Every scene is drawn once from one geometry into both the RGB image and its exact label map: a
 background of 1-3 "stuff" regions split by random wavy horizons, then 1-4 "things" painted in order,
@@ -11,6 +13,7 @@ from __future__ import annotations
 import json
 import shutil
 import zlib
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
@@ -26,6 +29,7 @@ _MARKER = ".synthetic.json"
 
 Rgb = tuple[int, int, int]
 Texture = Callable[[np.random.Generator, int, int], np.ndarray]
+DrawScene = Callable[[np.random.Generator, tuple[int, int]], tuple[np.ndarray, np.ndarray]]
 
 
 def _sky(rng: np.random.Generator, h: int, w: int) -> np.ndarray:
@@ -158,6 +162,16 @@ def _background(rng: np.random.Generator, h: int, w: int) -> tuple[np.ndarray, n
     return image, label
 
 
+def paint_thing(
+    image: np.ndarray, label: np.ndarray, class_id: int, layer: np.ndarray, mask: np.ndarray, rng
+) -> None:
+    """Paint a drawn thing (``layer`` where ``mask`` is 1) over ``image`` and ``label``, shaded by a
+    random factor and pixel noise."""
+    shaded = layer * rng.uniform(0.9, 1.1) + rng.normal(0, 6, (*mask.shape, 1))
+    image[mask == 1] = shaded[mask == 1]
+    label[mask == 1] = class_id
+
+
 def draw_scene(rng: np.random.Generator, size: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
     """Draw one scene: (RGB uint8 HxWx3 image, uint8 HxW label map of CLASS_NAMES ids)."""
     h, w = size
@@ -168,10 +182,31 @@ def draw_scene(rng: np.random.Generator, size: tuple[int, int]) -> tuple[np.ndar
         cy = rng.uniform(s / 2, h / 2) if name == "sun" else rng.uniform(s / 2, h - s / 2)
         layer, mask = np.zeros((h, w, 3), np.uint8), np.zeros((h, w), np.uint8)
         _draw_thing(str(name), layer, mask, cx, cy, s)
-        shaded = layer * rng.uniform(0.9, 1.1) + rng.normal(0, 6, (h, w, 1))
-        image[mask == 1] = shaded[mask == 1]
-        label[mask == 1] = CLASS_NAMES.index(name)
+        paint_thing(image, label, CLASS_NAMES.index(name), layer, mask, rng)
     return np.clip(np.round(image), 0, 255).astype(np.uint8), label
+
+
+@dataclass(frozen=True)
+class SceneSet:
+    """A family of drawn scenes: its class names (label ids, in order), unseen names, drawing
+    function and version (bumped whenever the drawing changes, so that stale files are redrawn)."""
+
+    name: str
+    version: int
+    class_names: tuple[str, ...]
+    unseen_classes: tuple[str, ...]
+    draw: DrawScene
+    description: str
+
+
+SHAPES = SceneSet(
+    "zsseg_shapes",
+    GENERATOR_VERSION,
+    tuple(CLASS_NAMES),
+    tuple(UNSEEN_CLASSES),
+    draw_scene,
+    "Synthetic scenes drawn by zsseg_d2/data/synthetic.py (no third-party assets).",
+)
 
 
 def _split_dict(root: Path, split: str, image_id: str, h: int, w: int) -> dict:
@@ -186,11 +221,17 @@ def _split_dict(root: Path, split: str, image_id: str, h: int, w: int) -> dict:
 
 
 def generate_split(
-    root: str | Path, split: str, num_images: int, seed: int, size: tuple[int, int] = (128, 128)
+    root: str | Path,
+    split: str,
+    num_images: int,
+    seed: int,
+    size: tuple[int, int] = (128, 128),
+    scenes: SceneSet = SHAPES,
 ) -> list[dict]:
     """Write `<root>/<split>/images/<id>.jpg` (quality 95) and `labels/<id>.png`; return the records.
 
-    Image i is drawn from a generator seeded by (seed, crc32(split), i): same arguments, same bytes.
+    Image i is drawn by ``scenes.draw`` from a generator seeded by (seed, crc32(split), i): same
+    arguments, same bytes.
     """
     h, w = size
     if num_images < 1 or min(h, w) < 32:
@@ -203,7 +244,7 @@ def generate_split(
         (root / split / sub).mkdir(parents=True, exist_ok=True)
     records = []
     for i in range(num_images):
-        image, label = draw_scene(
+        image, label = scenes.draw(
             np.random.default_rng([seed, zlib.crc32(split.encode()), i]), (h, w)
         )
         record = _split_dict(root, split, f"{i:05d}", h, w)
@@ -231,15 +272,17 @@ def generate(
     num_val: int = 60,
     seed: int = 0,
     size: tuple[int, int] = (128, 128),
+    scenes: SceneSet = SHAPES,
 ) -> None:
-    """Write the train and val splits plus meta.json and README.txt under `root`.
+    """Write the train and val splits of ``scenes`` plus meta.json and README.txt under `root`.
 
     Does nothing when the marker file records the same generator version and parameters and all
     files exist; otherwise regenerates from scratch.
     """
     root = Path(root)
     params = {
-        "version": GENERATOR_VERSION,
+        "scenes": scenes.name,
+        "version": scenes.version,
         "num_train": num_train,
         "num_val": num_val,
         "seed": seed,
@@ -261,22 +304,22 @@ def generate(
     marker.unlink(missing_ok=True)
     for split, count in counts.items():
         shutil.rmtree(root / split, ignore_errors=True)
-        generate_split(root, split, count, seed, size)
+        generate_split(root, split, count, seed, size, scenes)
     meta = {
-        "classes": CLASS_NAMES,
-        "stuff_classes": STUFF_CLASSES,
-        "thing_classes": THING_CLASSES,
-        "unseen_classes": UNSEEN_CLASSES,
+        "scenes": scenes.name,
+        "classes": list(scenes.class_names),
+        "unseen_classes": list(scenes.unseen_classes),
         "splits": counts,
         "size": list(size),
         "seed": seed,
-        "generator_version": GENERATOR_VERSION,
+        "generator_version": scenes.version,
     }
     (root / "meta.json").write_text(json.dumps(meta, indent=1))
     (root / "README.txt").write_text(
-        "Synthetic scenes drawn by zsseg_d2/data/synthetic.py (no third-party assets).\n"
+        f"{scenes.description}\n"
         f"{num_train} train / {num_val} val images of {size[0]}x{size[1]}, seed {seed}.\n"
         "images/<id>.jpg: RGB (JPEG quality 95); labels/<id>.png: uint8 class ids, no ignore pixels.\n"
-        f"Classes (id order): {', '.join(CLASS_NAMES)}. Unseen for GZS3: {', '.join(UNSEEN_CLASSES)}.\n"
+        f"Classes (id order): {', '.join(scenes.class_names)}. "
+        f"Unseen for GZS3: {', '.join(scenes.unseen_classes)}.\n"
     )
     marker.write_text(json.dumps(params))
