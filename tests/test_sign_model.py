@@ -127,7 +127,7 @@ def test_discriminator_sees_real_features_against_the_generators_and_each_player
     expected_real, labels = _real_features(model, inputs)
     assert discriminator is model.discriminator
     torch.testing.assert_close(real, expected_real)
-    torch.testing.assert_close(embeddings, model.class_embeddings[labels])  # e = M(y) per pixel
+    torch.testing.assert_close(embeddings, model.train_class_vectors[labels])  # e = M(y) per pixel
     losses["loss_adv"].backward()
     # the reference objective, -L_adv of eq. 7 written out, on the same samples
     fake_again = model.generator.__class__.forward(model.generator, embeddings, latent)
@@ -160,7 +160,7 @@ def test_transfer_pseudo_ground_truth_holds_unseen_classes_and_feeds_g_and_c(mon
         logits, synthetic_labels, _, _ = ce.calls[-1]  # eq. 9: C on the synthetic features
         embeddings, _ = generated[-1]
         labels = synthetic_labels.flatten()
-        torch.testing.assert_close(embeddings, model.class_embeddings[labels])
+        torch.testing.assert_close(embeddings, model.train_class_vectors[labels])
         assert logits.shape[1] == 11  # over all classes, seen and unseen
         drawn |= set(labels.tolist())
     assert drawn & UNSEEN, drawn  # 6 x 2 images x ~8 regions, each unseen with probability 3/11

@@ -219,7 +219,7 @@ def test_zs_mmd_is_the_mean_over_unseen_classes_of_eq2(equal_weight):
     terms, selected = [], []
     with torch.no_grad():
         for c in (2, 3):
-            emb = model.class_embeddings[c].expand(16, -1)
+            emb = model.train_class_vectors[c].expand(16, -1)
             b = model.generator(emb)
             if equal_weight:
                 a, conf = model.generator(emb), torch.ones(16)

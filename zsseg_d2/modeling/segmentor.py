@@ -207,7 +207,11 @@ class ZeroShotSegmentor(nn.Module):
         self.vocabulary_changed()
 
     def vocabulary_changed(self) -> None:
-        """Hook run after :meth:`set_vocabulary` (e.g. to select classifier outputs)."""
+        """Hook run after :meth:`set_vocabulary`. Without an open vocabulary: ``test_class_ids``,
+        the classifier outputs of the evaluation vocabulary's names, in its order."""
+        if not self.OPEN_VOCABULARY:
+            ids = [self.train_vocabulary.index(name) for name in self.test_vocabulary]
+            self.test_class_ids = torch.tensor(ids, dtype=torch.long, device=self.device)
 
     def names_not_seen(self, class_names: Sequence[str]) -> list[str]:
         """The names that are not seen classes of the split's data set."""

@@ -156,15 +156,6 @@ class SIGN(ZeroShotSegmentor):
             "ast_temperature": sign.AST_TEMPERATURE,
         }
 
-    @property
-    def class_embeddings(self) -> torch.Tensor:
-        return self.train_class_vectors
-
-    def vocabulary_changed(self) -> None:
-        """The classifier's outputs for the evaluation vocabulary, in its order."""
-        ids = [self.train_vocabulary.index(name) for name in self.test_vocabulary]
-        self.test_class_ids = torch.tensor(ids, dtype=torch.long, device=self.device)
-
     def _features_and_labels(self, batched_inputs: list[dict]) -> tuple[torch.Tensor, torch.Tensor]:
         """E(x) and the labels nearest-resized to its resolution (where the losses are taken)."""
         images = self.preprocess(batched_inputs)
@@ -254,7 +245,7 @@ class SIGN(ZeroShotSegmentor):
         valid = labels != self.ignore_value
         real = pixels_last(out.features)[valid].detach()
         fake = self.generator(
-            self.class_embeddings[labels[valid]], pixels_last(out.latent)[valid].detach()
+            self.train_class_vectors[labels[valid]], pixels_last(out.latent)[valid].detach()
         )
         if real.shape[0] == 0:  # no labelled pixel: G and D get a zero loss
             zero = self.zero_loss(self.generator, self.discriminator)
@@ -273,7 +264,7 @@ class SIGN(ZeroShotSegmentor):
             pseudo_gt = random_relabel(labels, len(self.train_vocabulary), self.ignore_value)
             valid = pseudo_gt != self.ignore_value
             synthetic = self.generator(
-                self.class_embeddings[pseudo_gt[valid]], pixels_last(out.latent)[valid]
+                self.train_class_vectors[pseudo_gt[valid]], pixels_last(out.latent)[valid]
             )
         logits = self._classify(out.features)
         losses = {

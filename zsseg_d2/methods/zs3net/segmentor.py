@@ -121,15 +121,6 @@ class ZS3Net(ZeroShotSegmentor):
             "generator_images": zs3.GENERATOR_IMAGES,
         }
 
-    @property
-    def class_embeddings(self) -> torch.Tensor:
-        return self.train_class_vectors
-
-    def vocabulary_changed(self) -> None:
-        """The classifier's outputs for the evaluation vocabulary, in its order."""
-        ids = [self.train_vocabulary.index(name) for name in self.test_vocabulary]
-        self.test_class_ids = torch.tensor(ids, dtype=torch.long, device=self.device)
-
     def losses(self, batched_inputs: list[dict]) -> dict[str, torch.Tensor]:
         """The stage's losses."""
         images = self.preprocess(batched_inputs)
@@ -204,7 +195,7 @@ class ZS3Net(ZeroShotSegmentor):
         real = class_pixels[
             torch.randint(len(class_pixels), (self.generator_batch,), device=self.device)
         ]
-        fake = self.generator(self.class_embeddings[c].expand(self.generator_batch, -1))
+        fake = self.generator(self.train_class_vectors[c].expand(self.generator_batch, -1))
         return mmd_squared(fake, real, self.bandwidths)
 
     def _generated_map(
@@ -216,7 +207,7 @@ class ZS3Net(ZeroShotSegmentor):
         for c in classes:
             at_class = flat_labels == c
             generated[at_class] = self.generator(
-                self.class_embeddings[c].expand(int(at_class.sum()), -1)
+                self.train_class_vectors[c].expand(int(at_class.sum()), -1)
             )
         return generated
 
@@ -227,7 +218,7 @@ class ZS3Net(ZeroShotSegmentor):
         batch, all selected, weights 1."""
         terms = []
         for c in self.unseen.nonzero().flatten():
-            embeddings = self.class_embeddings[c].expand(self.generator_batch, -1)
+            embeddings = self.train_class_vectors[c].expand(self.generator_batch, -1)
             generated = self.generator(embeddings)
             if self.equal_weight:
                 pseudo = self.generator(embeddings)
