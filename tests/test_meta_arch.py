@@ -122,3 +122,21 @@ def test_unseen_means_not_a_seen_class_of_the_training_data(tmp_path, monkeypatc
         ValueError, match="set DATASETS.TRAIN to the data set the model was trained on"
     ):
         build_model(transfer)
+
+
+@pytest.mark.parametrize("pixels", ["labelled", "all"])
+def test_mask_loss_pixels(pixels, tmp_path, monkeypatch):
+    """MODEL.CEL.LOSS.MASK_PIXELS: "labelled" leaves the ignored rows (unseen / void) and the
+    padding out of L_mask; "all" (Mask2Former's) only the padding."""
+    monkeypatch.setenv("ZSSEG_CACHE", str(tmp_path))
+    model = build_model(load_config(TINY, ["MODEL.CEL.LOSS.MASK_PIXELS", pixels])).train()
+    batch = _batch()
+    images = model.preprocess(batch)
+    (target,) = model._targets(batch, images)
+    ignore = target["ignore_mask"]
+    assert bool(ignore[8:64, :96].any()) is False
+    assert bool(ignore[:8, :96].all()) is (pixels == "labelled")
+    assert bool(ignore[:8, :96].any()) is (pixels == "labelled")
+    assert bool(ignore[64:].all()) and bool(ignore[:, 96:].all())  # padding, if any
+    with pytest.raises(ValueError, match="MASK_PIXELS must be one of"):
+        build_model(load_config(TINY, ["MODEL.CEL.LOSS.MASK_PIXELS", "none"]))

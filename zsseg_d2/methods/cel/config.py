@@ -78,6 +78,11 @@ def _add_loss_config(cfg: CN) -> None:
     loss.FOCAL_ALPHA = 0.25
     loss.FOCAL_GAMMA = 2.0
     loss.DEEP_SUPERVISION = True  # apply eq. 8 to every decoder layer's predictions
+    # Pixels of L_mask (and of the matching cost): "labelled", the paper's "only the pixels
+    # belonging to seen classes S are used for the mask loss" (Sec. 3.2: unseen and void pixels
+    # weigh 0); "all", Mask2Former's (and zsseg.baseline's), where those pixels are negatives of
+    # every matched mask.
+    loss.MASK_PIXELS = "labelled"
     loss.TRAIN_NUM_POINTS = 12544  # points sampled per mask for L_mask
     loss.OVERSAMPLE_RATIO = 3.0
     loss.IMPORTANCE_SAMPLE_RATIO = 0.75

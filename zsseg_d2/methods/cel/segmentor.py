@@ -33,6 +33,7 @@ from .text_classifier import TextClassifier
 
 logger = logging.getLogger(__name__)
 BACKGROUNDS = ("none", "learned")
+MASK_PIXELS = ("labelled", "all")  # MODEL.CEL.LOSS.MASK_PIXELS
 
 
 @META_ARCH_REGISTRY.register()
@@ -50,9 +51,11 @@ class CEL(ZeroShotSegmentor):
         query_chunk: int = 16,
         max_dense_classes: int = 200,
         clip_ensemble: ClipEnsemble | None = None,
+        mask_pixels: str = "labelled",
         **base,
     ):
         super().__init__(**base)
+        self.mask_pixels = mask_pixels
         self.sem_seg_head = sem_seg_head
         self.classifier = classifier
         self.criterion = criterion
@@ -71,6 +74,11 @@ class CEL(ZeroShotSegmentor):
                 f"MODEL.CEL.BACKGROUND must be one of {BACKGROUNDS}, got {cfg.MODEL.CEL.BACKGROUND!r}"
             )
         learned_background = cfg.MODEL.CEL.BACKGROUND == "learned"
+        if cfg.MODEL.CEL.LOSS.MASK_PIXELS not in MASK_PIXELS:
+            raise ValueError(
+                f"MODEL.CEL.LOSS.MASK_PIXELS must be one of {MASK_PIXELS}, got "
+                f"{cfg.MODEL.CEL.LOSS.MASK_PIXELS!r}"
+            )
         return {
             **args,
             "sem_seg_head": build_cel_head(cfg, args["backbone"].output_shape(), embed_dim),
@@ -80,6 +88,7 @@ class CEL(ZeroShotSegmentor):
             "query_chunk": cfg.MODEL.CEL.TEST.QUERY_CHUNK,
             "max_dense_classes": cfg.MODEL.CEL.TEST.MAX_DENSE_CLASSES,
             "clip_ensemble": ClipEnsemble.from_config(cfg) if cfg.MODEL.CLIP.ENSEMBLE else None,
+            "mask_pixels": cfg.MODEL.CEL.LOSS.MASK_PIXELS,
         }
 
     @property
@@ -179,7 +188,10 @@ class CEL(ZeroShotSegmentor):
             padded_masks = masks.new_zeros((masks.shape[0], padded_h, padded_w), dtype=torch.bool)
             padded_masks[:, :h, :w] = masks
             ignore = torch.ones((padded_h, padded_w), dtype=torch.bool, device=self.device)
-            ignore[:h, :w] = x["sem_seg"].to(self.device) == self.ignore_value
+            if self.mask_pixels == "labelled":
+                ignore[:h, :w] = x["sem_seg"].to(self.device) == self.ignore_value
+            else:  # "all": the padding only
+                ignore[:h, :w] = False
             targets.append(
                 {
                     "labels": instances.gt_classes,
