@@ -37,7 +37,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from .synthetic import SceneSet, Texture, _box, _disc, _fill, paint_thing
+from .synthetic import SceneSet, Texture, _box, _disc, _fill, brick_wall, paint_thing
 
 SCENES_VERSION = 1
 STUFF = ("sky-other", "clouds", "sea", "river", "sand", "grass", "wall-brick")
@@ -106,13 +106,8 @@ def _grass(rng: np.random.Generator, h: int, w: int) -> np.ndarray:
 
 
 def _wall_brick(rng: np.random.Generator, h: int, w: int) -> np.ndarray:
-    """Red-brown bricks with pale mortar joints, alternate rows offset by half a brick."""
-    brick_h, brick_w = int(rng.integers(7, 11)), int(rng.integers(14, 22))
-    y, x = np.mgrid[0:h, 0:w]
-    row = y // brick_h
-    joint = (y % brick_h == 0) | ((x + (row % 2) * (brick_w // 2)) % brick_w == 0)
-    wall = np.where(joint[..., None], [220, 215, 200], [160, 70, 50]).astype(np.float32)
-    return wall + rng.normal(0, 6, (h, w, 1))
+    """Red-brown bricks with pale mortar joints."""
+    return brick_wall(rng, h, w, (220, 215, 200), (160, 70, 50), 6)
 
 
 STUFF_TEXTURES: dict[str, Texture] = {

@@ -58,14 +58,21 @@ def _sand(rng: np.random.Generator, h: int, w: int) -> np.ndarray:
     return np.array([225, 195, 135], np.float32) + rng.normal(0, 16, (h, w, 1))
 
 
-def _wall(rng: np.random.Generator, h: int, w: int) -> np.ndarray:
-    """Grey bricks with pale mortar joints, alternate rows offset by half a brick."""
+def brick_wall(
+    rng: np.random.Generator, h: int, w: int, mortar: Rgb, brick: Rgb, noise: float
+) -> np.ndarray:
+    """Bricks with mortar joints, alternate rows offset by half a brick, grey noise on top."""
     brick_h, brick_w = int(rng.integers(7, 11)), int(rng.integers(14, 22))
     y, x = np.mgrid[0:h, 0:w]
     row = y // brick_h
     joint = (y % brick_h == 0) | ((x + (row % 2) * (brick_w // 2)) % brick_w == 0)
-    wall = np.where(joint[..., None], [215, 215, 205], [125, 120, 130]).astype(np.float32)
-    return wall + rng.normal(0, 5, (h, w, 1))
+    wall = np.where(joint[..., None], mortar, brick).astype(np.float32)
+    return wall + rng.normal(0, noise, (h, w, 1))
+
+
+def _wall(rng: np.random.Generator, h: int, w: int) -> np.ndarray:
+    """Grey bricks with pale mortar joints."""
+    return brick_wall(rng, h, w, (215, 215, 205), (125, 120, 130), 5)
 
 
 STUFF_TEXTURES: dict[str, Texture] = {
