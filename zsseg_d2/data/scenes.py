@@ -37,7 +37,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from .synthetic import SceneSet, Texture, _box, _disc, _fill, brick_wall, paint_thing
+from .synthetic import SceneSet, Texture, _box, _disc, _fill, brick_wall, draw_bands, paint_thing
 
 SCENES_VERSION = 1
 STUFF = ("sky-other", "clouds", "sea", "river", "sand", "grass", "wall-brick")
@@ -256,22 +256,7 @@ def _background(
     """1-3 distinct bands of ``stuff`` split by wavy near-horizontal lines, ordered top to bottom."""
     count = int(rng.integers(1, min(3, len(stuff)) + 1))
     names = sorted(rng.choice(stuff, count, replace=False), key=_BAND_ORDER.get)
-    x = np.arange(w, dtype=np.float32)
-    region = np.zeros((h, w), np.int64)
-    for y0 in np.sort(rng.uniform(0.25, 0.75, len(names) - 1)) * h:
-        line = (
-            y0
-            + rng.uniform(-0.3, 0.3) * (x - w / 2)
-            + rng.uniform(0, 0.06 * h)
-            * np.sin(x * rng.uniform(0.03, 0.12) + rng.uniform(0, 2 * np.pi))
-        )
-        region += np.arange(h)[:, None] > line[None, :]
-    image, label = np.zeros((h, w, 3), np.float32), np.zeros((h, w), np.uint8)
-    for i, name in enumerate(names):
-        inside = region == i
-        image[inside] = (STUFF_TEXTURES[str(name)](rng, h, w) * rng.uniform(0.9, 1.1))[inside]
-        label[inside] = CLASS_NAMES.index(str(name))
-    return image, label
+    return draw_bands(rng, h, w, [str(n) for n in names], STUFF_TEXTURES, CLASS_NAMES)
 
 
 def draw_scene(

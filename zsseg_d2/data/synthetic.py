@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import shutil
 import zlib
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -151,6 +152,19 @@ def _background(rng: np.random.Generator, h: int, w: int) -> tuple[np.ndarray, n
     """1-3 distinct stuff regions split by wavy near-horizontal lines; sky, if drawn, is on top."""
     names = list(rng.choice(STUFF_CLASSES, int(rng.integers(1, 4)), replace=False))
     names.sort(key=lambda n: n != "sky")
+    return draw_bands(rng, h, w, names, STUFF_TEXTURES, CLASS_NAMES)
+
+
+def draw_bands(
+    rng: np.random.Generator,
+    h: int,
+    w: int,
+    names: Sequence[str],
+    textures: dict[str, Texture],
+    class_names: Sequence[str],
+) -> tuple[np.ndarray, np.ndarray]:
+    """``names`` as bands from top to bottom, split by wavy near-horizontal lines, each filled
+    with its texture: (float image HxWx3, uint8 label map of ``class_names`` ids)."""
     x = np.arange(w, dtype=np.float32)
     region = np.zeros((h, w), np.int64)
     for y0 in np.sort(rng.uniform(0.25, 0.75, len(names) - 1)) * h:
@@ -164,8 +178,8 @@ def _background(rng: np.random.Generator, h: int, w: int) -> tuple[np.ndarray, n
     image, label = np.zeros((h, w, 3), np.float32), np.zeros((h, w), np.uint8)
     for i, name in enumerate(names):
         inside = region == i
-        image[inside] = (STUFF_TEXTURES[name](rng, h, w) * rng.uniform(0.9, 1.1))[inside]
-        label[inside] = CLASS_NAMES.index(name)
+        image[inside] = (textures[name](rng, h, w) * rng.uniform(0.9, 1.1))[inside]
+        label[inside] = class_names.index(name)
     return image, label
 
 
