@@ -216,10 +216,11 @@ def cpu_forward(row: PaperRow, folder: Path, size: int = 64) -> dict:
     FrozenBN becomes BN (same parameters) and the backbone's BN statistics are those of the batch:
     they stand for the ImageNet weights' statistics, which are not loaded; at identity statistics a
     random ResNet-101 overflows to inf / NaN."""
-    opts = ["MODEL.CLIP.PROMPT_TEMPLATES", "single"]
-    if load_row(row, folder, "cpu").MODEL.RESNETS.NORM == "FrozenBN":
-        opts += ["MODEL.RESNETS.NORM", "BN"]
-    cfg = load_row(row, folder, "cpu", opts, nouns=200)
+    cfg = load_row(row, folder, "cpu", ["MODEL.CLIP.PROMPT_TEMPLATES", "single"], nouns=200)
+    if cfg.MODEL.RESNETS.NORM == "FrozenBN":
+        cfg.defrost()
+        cfg.MODEL.RESNETS.NORM = "BN"
+        cfg.freeze()
     torch.manual_seed(0)
     model = Trainer.build_model(cfg).train()
     inputs = synthetic_batch(cfg, model, per_gpu_batch(row, cfg), (size, size))
